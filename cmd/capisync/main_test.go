@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidate(t *testing.T) {
+	t.Setenv("CRM_PG_DSN", "postgres://capisync:pw@127.0.0.1:5432/crm")
+	t.Setenv("SHOP_MYSQL_DSN", "capisync:pw@tcp(127.0.0.1:3306)/shop")
+	t.Setenv("META_PIXEL_ID", "1234567890")
+	t.Setenv("META_ACCESS_TOKEN", "EAAsecrettoken")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"example", []string{"validate", "--config", "../../config.example.yaml"}, 0, []string{"ok (2 sources, 1 destinations, 2 rules)"}},
+		{"three mistakes", []string{"validate", "--config", "../../internal/config/testdata/bad/three_mistakes.yaml"}, 2, []string{
+			"three_mistakes.yaml:6:5: sources.shop.pagesize:",
+			"three_mistakes.yaml:14:17: destinations.meta.batch_size:",
+			"three_mistakes.yaml:17:12: rules[0].table:",
+			"3 problem(s)",
+		}},
+		{"missing file", []string{"validate", "--config", "nope.yaml"}, 2, []string{"nope.yaml"}},
+		{"no config flag", []string{"validate"}, 2, []string{"--config FILE is required"}},
+		{"bad flag", []string{"validate", "--nope"}, 2, []string{"flag provided but not defined"}},
+		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
+		{"version", []string{"version"}, 0, []string{"capisync "}},
+		{"status waits", []string{"status", "--config", "x"}, 1, []string{"issue #5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(out+errOut, c) {
+					t.Errorf("output lacks %q\nstdout: %s\nstderr: %s", c, out, errOut)
+				}
+			}
+			if strings.Contains(out+errOut, "EAAsecrettoken") {
+				t.Error("token leaked")
+			}
+		})
+	}
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/capisync/capisync/internal/config"
+)
+
+func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", stderr)
+	file := fs.String("config", "", "config file")
+	connect := fs.Bool("connect", false, "also reach every source and destination")
+	if err := parse(fs, args, file); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	if *connect {
+		return usagef("validate --connect waits for the sources and delivery issues (#4, #6, #7); run without --connect to check the config")
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d sources, %d destinations, %d rules)\n", cfg.File, len(cfg.Sources), len(cfg.Destinations), len(cfg.Rules))
+	return nil
+}
+
+// loadConfig loads and validates the config, with every rule compiled.
+func loadConfig(file string) (*config.Config, error) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		if _, ok := err.(config.Problems); ok {
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,195 @@
+// Package config loads, expands, decodes and validates capisync's YAML
+// configuration.
+//
+// Loading is strict: an unknown key is an error (with a "did you mean" when a
+// known key is close), a value of the wrong type is an error, and an unset
+// ${VAR} without a default is an error. Every problem is reported at once, as
+// FILE:LINE:COL: path.to.field: message, so an analyst fixes a config in one
+// pass. Defaults are filled in one place (defaults.go) before validation.
+//
+// Secrets (access tokens, DSNs) are held in the Secret type, which never
+// prints its value; error messages about a DSN name its host, user and
+// database, never its password.
+//
+// Rule expressions are kept as Expr values carrying their source position;
+// compiling them is the job of the rules package, which is the only package
+// that knows the expression language.
+package config
+
+import "time"
+
+// Source types.
+const (
+	TypePostgres     = "postgres"      // logical replication (pgoutput)
+	TypeMySQL        = "mysql"         // cron polling of MySQL / MariaDB
+	TypeSQLite       = "sqlite"        // cron polling of a SQLite file
+	TypePostgresPoll = "postgres_poll" // cron polling of PostgreSQL (replicas)
+)
+
+// Destination types.
+const (
+	TypeMetaCAPI = "meta_capi"
+)
+
+// Config is the whole configuration file after expansion, defaults and
+// validation. File is the path it was read from.
+type Config struct {
+	File string `yaml:"-"`
+
+	State           State                   `yaml:"state"`
+	HTTP            HTTP                    `yaml:"http"`
+	Log             Log                     `yaml:"log"`
+	ShutdownTimeout Duration                `yaml:"shutdown_timeout"`
+	Sources         map[string]*Source      `yaml:"sources"`
+	Destinations    map[string]*Destination `yaml:"destinations"`
+	Rules           []*Rule                 `yaml:"rules"`
+
+	pos positions
+}
+
+// State configures the embedded store.
+type State struct {
+	Path string `yaml:"path"`
+}
+
+// HTTP configures the operations listener (/metrics, /healthz, /readyz).
+type HTTP struct {
+	Listen string `yaml:"listen"` // empty: off
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// Source is one database capisync reads changes from. Which fields apply
+// depends on Type: logical replication (postgres) or polling (mysql, sqlite,
+// postgres_poll).
+type Source struct {
+	Type     string `yaml:"type"`
+	DSN      Secret `yaml:"dsn"`
+	Timezone string `yaml:"timezone"` // zone of timestamps without one; default UTC
+	// DefaultCountry is the ISO 3166-1 alpha-2 country assumed for phone
+	// numbers without a country code, for every rule on this source.
+	DefaultCountry string `yaml:"default_country"`
+
+	// Logical replication.
+	Slot        string   `yaml:"slot"`
+	Publication string   `yaml:"publication"`
+	Create      *bool    `yaml:"create"`
+	OldValues   string   `yaml:"old_values"` // replica_identity (default) or shadow
+	Heartbeat   Duration `yaml:"heartbeat"`
+
+	// Polling.
+	Schedule        string   `yaml:"schedule"`
+	PageSize        int      `yaml:"page_size"`
+	Initial         string   `yaml:"initial"` // baseline (default) or emit
+	Deletes         string   `yaml:"deletes"` // none (default) or full_scan
+	DeletesSchedule string   `yaml:"deletes_schedule"`
+	Tables          TableSet `yaml:"tables"`
+}
+
+// IsPolling reports whether the source is read by cron polling.
+func (s *Source) IsPolling() bool {
+	return s.Type == TypeMySQL || s.Type == TypeSQLite || s.Type == TypePostgresPoll
+}
+
+// TableSet holds a source's tables: a list of names for logical replication
+// (`tables: [public.leads]`) or a map of name -> polling options.
+type TableSet struct {
+	Names  []string              // in config order
+	Tables map[string]*PollTable // polling options by name; nil entries never occur after Load
+}
+
+// Has reports whether the set holds the table name.
+func (t TableSet) Has(name string) bool {
+	for _, n := range t.Names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// PollTable is how one table is polled.
+type PollTable struct {
+	Key      []string `yaml:"key"`
+	Cursor   string   `yaml:"cursor"`
+	Lookback Duration `yaml:"lookback"`
+	Track    []string `yaml:"track"` // empty: every column the table's rules reference
+}
+
+// Destination is where events are delivered.
+type Destination struct {
+	Type          string   `yaml:"type"`
+	PixelID       string   `yaml:"pixel_id"`
+	AccessToken   Secret   `yaml:"access_token"`
+	APIVersion    string   `yaml:"api_version"`
+	BaseURL       string   `yaml:"base_url"`
+	TestEventCode string   `yaml:"test_event_code"`
+	PartnerAgent  string   `yaml:"partner_agent"`
+	BatchSize     int      `yaml:"batch_size"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	InFlight      int      `yaml:"in_flight"`
+	Timeout       Duration `yaml:"timeout"`
+	MaxOutbox     int      `yaml:"max_outbox"`
+	DryRun        bool     `yaml:"dry_run"`
+	DryRunFile    string   `yaml:"dry_run_file"` // empty: stdout
+}
+
+// Rule turns matching changes into one server event each.
+type Rule struct {
+	Name        string `yaml:"name"`
+	Source      string `yaml:"source"`
+	Table       string `yaml:"table"`
+	Destination string `yaml:"destination"` // empty: every destination
+	Event       string `yaml:"event"`
+	// ActionSource is a literal; default system_generated.
+	ActionSource   string `yaml:"action_source"`
+	DefaultCountry string `yaml:"default_country"`
+
+	When                          Expr            `yaml:"when"`
+	EventTime                     Expr            `yaml:"event_time"`
+	EventID                       Expr            `yaml:"event_id"`
+	EventSourceURL                Expr            `yaml:"event_source_url"`
+	ReferrerURL                   Expr            `yaml:"referrer_url"`
+	OptOut                        Expr            `yaml:"opt_out"`
+	MessagingChannel              Expr            `yaml:"messaging_channel"`
+	DataProcessingOptions         Expr            `yaml:"data_processing_options"`
+	DataProcessingOptionsCountry  Expr            `yaml:"data_processing_options_country"`
+	DataProcessingOptionsState    Expr            `yaml:"data_processing_options_state"`
+	OriginalEventData             map[string]Expr `yaml:"original_event_data"`
+	UserData                      map[string]Expr `yaml:"user_data"`
+	CustomData                    map[string]Expr `yaml:"custom_data"`
+
+	// Index is the rule's position in the rules list.
+	Index int `yaml:"-"`
+}
+
+// Path is the rule's config path, e.g. "rules[2]".
+func (r *Rule) Path() string { return indexPath("rules", r.Index) }
+
+// Expr is an expression as written in the config, with where it was written.
+type Expr struct {
+	Src string
+	Pos Pos
+	// Offset is where the expression text starts relative to Pos.Col:
+	// 1 for a quoted scalar, 0 for a plain one, -1 when the text does not
+	// sit on one line of the file (block scalars).
+	Offset int
+}
+
+// IsSet reports whether the expression was given.
+func (e Expr) IsSet() bool { return e.Src != "" }
+
+// Duration is a Go duration written as in Go ("90s", "2m", "1h30m").
+type Duration struct{ time.Duration }
+
+// Bool returns the pointer's value, or def when it is nil.
+func Bool(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
+}

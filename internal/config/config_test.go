@@ -1,0 +1,240 @@
+package config
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func exampleEnv(name string) (string, bool) {
+	v, ok := map[string]string{
+		"CRM_PG_DSN":        "postgres://capisync:pw@127.0.0.1:5432/crm",
+		"SHOP_MYSQL_DSN":    "capisync:pw@tcp(127.0.0.1:3306)/shop",
+		"META_PIXEL_ID":     "1234567890",
+		"META_ACCESS_TOKEN": "EAAexample",
+	}[name]
+	return v, ok
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	data, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("config.example.yaml", data, exampleEnv)
+	if err != nil {
+		t.Fatalf("config.example.yaml does not validate:\n%v", err)
+	}
+	if got := cfg.Sources["shop"].Tables.Tables["orders"].Lookback.String(); got != "2m0s" {
+		t.Errorf("lookback = %s, want 2m0s", got)
+	}
+	if cfg.Destinations["meta"].AccessToken.Reveal() != "EAAexample" {
+		t.Error("access token not expanded")
+	}
+}
+
+func TestBaseDefaults(t *testing.T) {
+	cfg := mustParse(t, "testdata/base.yaml")
+	src := cfg.Sources["crm"]
+	if src.Slot != "capisync_crm" || src.Publication != "capisync_crm" || !Bool(src.Create, false) || src.Heartbeat.Duration != DefaultHeartbeat {
+		t.Errorf("postgres defaults not applied: %+v", src)
+	}
+	d := cfg.Destinations["meta"]
+	if d.BatchSize != 1000 || d.InFlight != 2 || d.APIVersion != DefaultAPIVersion || d.BaseURL != DefaultBaseURL || d.MaxOutbox != DefaultMaxOutbox {
+		t.Errorf("destination defaults not applied: %+v", d)
+	}
+	if r := cfg.Rules[0]; r.ActionSource != "system_generated" || r.When.Src != `new.status == "qualified"` || r.When.Pos != (Pos{16, 11}) {
+		t.Errorf("rule = %+v", r)
+	}
+}
+
+func mustParse(t *testing.T, file string) *Config {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(file, data, noEnv)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return cfg
+}
+
+// TestBadConfigs loads each testdata/bad/*.yaml and checks that every
+// "# want: LINE:COL: path: message" line of the file is reported, at exactly
+// that place, that nothing else is, and that no "# forbid:" text (a secret)
+// appears anywhere in the output.
+func TestBadConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) < 10 {
+		t.Fatalf("found %d bad configs", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wants, forbids := expectations(t, file)
+			_, err = Parse(file, data, noEnv)
+			var problems Problems
+			if !errors.As(err, &problems) {
+				t.Fatalf("want Problems, got %v", err)
+			}
+			out := err.Error()
+			for _, w := range wants {
+				if !strings.Contains(out, file+":"+w) {
+					t.Errorf("missing %q in:\n%s", w, out)
+				}
+			}
+			if len(problems) != len(wants) {
+				t.Errorf("got %d problems, want %d:\n%s", len(problems), len(wants), out)
+			}
+			for _, f := range forbids {
+				if strings.Contains(out, f) {
+					t.Errorf("output leaks %q:\n%s", f, out)
+				}
+			}
+		})
+	}
+}
+
+func expectations(t *testing.T, file string) (wants, forbids []string) {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if w, ok := strings.CutPrefix(line, "# want: "); ok {
+			wants = append(wants, w)
+		}
+		if w, ok := strings.CutPrefix(line, "# forbid: "); ok {
+			forbids = append(forbids, w)
+		}
+	}
+	return wants, forbids
+}
+
+func TestExpand(t *testing.T) {
+	env := func(k string) (string, bool) {
+		v, ok := map[string]string{"A": "alpha", "EMPTY": ""}[k]
+		return v, ok
+	}
+	tests := []struct {
+		in, want, err string
+	}{
+		{"plain", "plain", ""},
+		{"${A}", "alpha", ""},
+		{"x-${A}-y", "x-alpha-y", ""},
+		{"${B:-dflt}", "dflt", ""},
+		{"${EMPTY:-dflt}", "dflt", ""},
+		{"${EMPTY}", "", ""},
+		{"${A:-dflt}", "alpha", ""},
+		{"${B:-}", "", ""},
+		{"pa$word", "pa$word", ""},
+		{"$A", "$A", ""},
+		{"$${A}", "${A}", ""},
+		{"cost $", "cost $", ""},
+		{"${B}", "", "environment variable B is not set"},
+		{"${A", "", "unterminated"},
+		{"${1A}", "", "invalid variable name"},
+	}
+	for _, tt := range tests {
+		got, err := Expand(tt.in, env)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("Expand(%q) error = %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestExpandedNumberKeepsItsType(t *testing.T) {
+	data := []byte(`sources:
+  crm: {type: postgres, dsn: "postgres://u@h/db", tables: [public.leads]}
+destinations:
+  meta:
+    type: meta_capi
+    pixel_id: "1"
+    access_token: t
+    batch_size: "${BATCH:-250}"
+    in_flight: ${INFLIGHT:-4}
+rules:
+  - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
+`)
+	_, err := Parse("x.yaml", data, noEnv)
+	if err == nil || !strings.Contains(err.Error(), `batch_size: expected a whole number, got "250"`) {
+		t.Fatalf("a quoted value stays a string: %v", err)
+	}
+	data = []byte(strings.Replace(string(data), `"${BATCH:-250}"`, `${BATCH:-250}`, 1))
+	cfg, err := Parse("x.yaml", data, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Destinations["meta"]; d.BatchSize != 250 || d.InFlight != 4 {
+		t.Errorf("batch_size %d in_flight %d", d.BatchSize, d.InFlight)
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := Secret("hunter2")
+	for _, got := range []string{s.String(), s.GoString(), fmtAll(s)} {
+		if strings.Contains(got, "hunter2") {
+			t.Errorf("secret leaked: %q", got)
+		}
+	}
+	b, _ := s.MarshalJSON()
+	if strings.Contains(string(b), "hunter2") || s.Reveal() != "hunter2" {
+		t.Errorf("MarshalJSON %s", b)
+	}
+}
+
+func TestScrub(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://bob:hunter2@db:5432/crm",
+		"host=db user=bob password=hunter2 dbname=crm",
+		"host=db password='hunter2' dbname=crm",
+		"bob:hunter2@tcp(db:3306)/shop",
+	} {
+		msg := Scrub("failed to connect to "+dsn+" (password hunter2)", dsn)
+		if strings.Contains(msg, "hunter2") {
+			t.Errorf("Scrub(%q) left the password: %s", dsn, msg)
+		}
+	}
+}
+
+func FuzzExpand(f *testing.F) {
+	for _, s := range []string{"${A}", "${A:-b}", "$$", "x${", "${:-}", "$${A}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := Expand(s, func(string) (string, bool) { return "v", true })
+		if err == nil && !strings.Contains(s, "$") && out != s {
+			t.Fatalf("text without $ changed: %q -> %q", s, out)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	for _, file := range []string{"testdata/base.yaml", "../../config.example.yaml"} {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Parse("fuzz.yaml", data, exampleEnv) // must never panic
+	})
+}

@@ -1,0 +1,7 @@
+package config
+
+import "fmt"
+
+func fmtAll(v any) string {
+	return fmt.Sprintf("%v %+v %#v %s %q %x", v, v, v, v, v, v)
+}

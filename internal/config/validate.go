@@ -1,0 +1,302 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/capisync/capisync/internal/capi"
+)
+
+var (
+	nameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+	slotRe    = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	identRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)
+	versionRe = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
+	digitsRe  = regexp.MustCompile(`^[0-9]{1,20}$`)
+	countryRe = regexp.MustCompile(`^[A-Za-z]{2}$`)
+	eventRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,49}$`)
+)
+
+// CronParser is the one cron syntax capisync accepts: five fields with an
+// optional leading seconds field, or a descriptor such as "@every 30s".
+var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+var (
+	pollOnly    = []string{"schedule", "page_size", "initial", "deletes", "deletes_schedule"}
+	logicalOnly = []string{"slot", "publication", "create", "old_values", "heartbeat"}
+	sourceTypes = []string{TypePostgres, TypeMySQL, TypeSQLite, TypePostgresPoll}
+)
+
+func (c *Config) has(path string) bool { _, ok := c.pos[path]; return ok }
+
+func (c *Config) validate(r *Reporter) {
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			r.Add("http.listen", "%q is not host:port (e.g. 127.0.0.1:9464)", c.HTTP.Listen)
+		}
+	}
+	oneOf(r, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(r, "log.format", c.Log.Format, "text", "json")
+
+	if len(c.Sources) == 0 {
+		r.Add("sources", "no sources: add at least one under sources:")
+	}
+	for _, name := range sortedKeys(c.Sources) {
+		c.validateSource(r, name, c.Sources[name])
+	}
+	if len(c.Destinations) == 0 {
+		r.Add("destinations", "no destinations: add at least one under destinations:")
+	}
+	for _, name := range sortedKeys(c.Destinations) {
+		c.validateDestination(r, name, c.Destinations[name])
+	}
+	if len(c.Rules) == 0 {
+		r.Add("rules", "no rules: nothing would ever be sent; add at least one under rules:")
+	}
+	names := map[string]int{}
+	for i, rule := range c.Rules {
+		if prev, dup := names[rule.Name]; dup && rule.Name != "" {
+			r.Add(keyPath(rule.Path(), "name"), "rule name %q is already used by rules[%d]; names must be unique", rule.Name, prev)
+		}
+		names[rule.Name] = i
+		c.validateRule(r, rule)
+	}
+}
+
+func (c *Config) validateSource(r *Reporter, name string, s *Source) {
+	p := keyPath("sources", name)
+	if !nameRe.MatchString(name) {
+		r.Add(p, "source name %q: use letters, digits, _ and -, starting with a letter", name)
+	}
+	if s.Type == "" {
+		r.Add(keyPath(p, "type"), "missing type: one of %s", strings.Join(sourceTypes, ", "))
+		return
+	}
+	if !oneOf(r, keyPath(p, "type"), s.Type, sourceTypes...) {
+		return
+	}
+	if s.DSN == "" {
+		r.Add(keyPath(p, "dsn"), "missing dsn")
+	} else if err := checkDSN(s.Type, s.DSN); err != nil {
+		r.Add(keyPath(p, "dsn"), "invalid %s DSN: %v", s.Type, err)
+	}
+	if _, err := time.LoadLocation(s.Timezone); err != nil {
+		r.Add(keyPath(p, "timezone"), "unknown time zone %q: use an IANA name such as UTC or Europe/Berlin", s.Timezone)
+	}
+	if s.DefaultCountry != "" && !countryRe.MatchString(s.DefaultCountry) {
+		r.Add(keyPath(p, "default_country"), "%q is not a 2-letter ISO country code (e.g. US, GB)", s.DefaultCountry)
+	}
+	if len(s.Tables.Names) == 0 {
+		r.Add(keyPath(p, "tables"), "no tables: list the tables to read")
+	}
+	if s.Type == TypePostgres {
+		c.validateLogical(r, p, s)
+	} else {
+		c.validatePolling(r, p, s)
+	}
+}
+
+func (c *Config) validateLogical(r *Reporter, p string, s *Source) {
+	for _, k := range pollOnly {
+		if c.has(keyPath(p, k)) {
+			r.Add(keyPath(p, k), "%s applies only to polling sources (mysql, sqlite, postgres_poll), not to type postgres", k)
+		}
+	}
+	if s.Tables.Tables != nil {
+		r.Add(keyPath(p, "tables"), "a postgres (logical replication) source lists its tables: tables: [public.leads, public.orders]")
+	}
+	if !slotRe.MatchString(s.Slot) {
+		r.Add(keyPath(p, "slot"), "slot name %q: use lower-case letters, digits and _ (at most 63)", s.Slot)
+	}
+	if !identRe.MatchString(s.Publication) {
+		r.Add(keyPath(p, "publication"), "publication name %q is not a plain identifier", s.Publication)
+	}
+	oneOf(r, keyPath(p, "old_values"), s.OldValues, "replica_identity", "shadow")
+	for i, t := range s.Tables.Names {
+		schema, table, _ := strings.Cut(t, ".")
+		if !identRe.MatchString(schema) || !identRe.MatchString(table) {
+			r.Add(indexPath(keyPath(p, "tables"), i), "table %q: write schema.table with plain identifiers", t)
+		}
+	}
+}
+
+func (c *Config) validatePolling(r *Reporter, p string, s *Source) {
+	for _, k := range logicalOnly {
+		if c.has(keyPath(p, k)) {
+			r.Add(keyPath(p, k), "%s applies only to logical replication (type postgres), not to type %s", k, s.Type)
+		}
+	}
+	if s.Schedule == "" {
+		r.Add(keyPath(p, "schedule"), `missing schedule: a cron spec such as "@every 30s" or "*/5 * * * *"`)
+	} else if _, err := CronParser.Parse(s.Schedule); err != nil {
+		r.Add(keyPath(p, "schedule"), "invalid cron spec %q: %v", s.Schedule, err)
+	}
+	if s.PageSize < 1 {
+		r.Add(keyPath(p, "page_size"), "page_size must be at least 1, got %d", s.PageSize)
+	}
+	oneOf(r, keyPath(p, "initial"), s.Initial, "baseline", "emit")
+	if oneOf(r, keyPath(p, "deletes"), s.Deletes, "none", "full_scan") && s.Deletes == "full_scan" {
+		if s.DeletesSchedule == "" {
+			r.Add(keyPath(p, "deletes_schedule"), `deletes: full_scan needs deletes_schedule, e.g. "@every 1h"`)
+		} else if _, err := CronParser.Parse(s.DeletesSchedule); err != nil {
+			r.Add(keyPath(p, "deletes_schedule"), "invalid cron spec %q: %v", s.DeletesSchedule, err)
+		}
+	}
+	if s.Tables.Tables == nil && len(s.Tables.Names) > 0 {
+		r.Add(keyPath(p, "tables"), "a polling source maps each table to its options: tables: {orders: {key: [id], cursor: updated_at}}")
+		return
+	}
+	for _, tname := range s.Tables.Names {
+		t := s.Tables.Tables[tname]
+		tp := keyPath(keyPath(p, "tables"), tname)
+		if !validQualified(tname) {
+			r.Add(tp, "table name %q: write table or schema.table with plain identifiers", tname)
+		}
+		if len(t.Key) == 0 {
+			r.Add(keyPath(tp, "key"), "missing key: the table's primary-key columns, e.g. key: [id]")
+		}
+		if t.Cursor == "" {
+			r.Add(keyPath(tp, "cursor"), "missing cursor: a column that grows when a row changes, e.g. cursor: updated_at")
+		}
+		for i, col := range append(append(append([]string{}, t.Key...), t.Cursor), t.Track...) {
+			if col != "" && !identRe.MatchString(col) {
+				r.Add(tp, "column %q (entry %d) is not a plain identifier", col, i)
+			}
+		}
+	}
+}
+
+func validQualified(name string) bool {
+	for _, part := range strings.Split(name, ".") {
+		if !identRe.MatchString(part) {
+			return false
+		}
+	}
+	return strings.Count(name, ".") <= 1
+}
+
+func (c *Config) validateDestination(r *Reporter, name string, d *Destination) {
+	p := keyPath("destinations", name)
+	if d == nil {
+		r.Add(p, "empty destination")
+		return
+	}
+	if !nameRe.MatchString(name) {
+		r.Add(p, "destination name %q: use letters, digits, _ and -, starting with a letter", name)
+	}
+	if d.Type == "" {
+		r.Add(keyPath(p, "type"), "missing type: %s", TypeMetaCAPI)
+	} else if !oneOf(r, keyPath(p, "type"), d.Type, TypeMetaCAPI) {
+		return
+	}
+	switch {
+	case d.PixelID == "" && !d.DryRun:
+		r.Add(keyPath(p, "pixel_id"), "missing pixel_id: the pixel or dataset id from Events Manager")
+	case d.PixelID != "" && !digitsRe.MatchString(d.PixelID):
+		r.Add(keyPath(p, "pixel_id"), "pixel_id %q must be the numeric pixel or dataset id", d.PixelID)
+	}
+	if d.AccessToken == "" && !d.DryRun {
+		r.Add(keyPath(p, "access_token"), "missing access_token (or set dry_run: true to send nothing)")
+	}
+	if !versionRe.MatchString(d.APIVersion) {
+		r.Add(keyPath(p, "api_version"), "api_version %q: write it as Meta does, e.g. %s", d.APIVersion, DefaultAPIVersion)
+	}
+	if u, err := url.Parse(d.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		r.Add(keyPath(p, "base_url"), "base_url %q must be an http(s) URL with no query, e.g. %s", d.BaseURL, DefaultBaseURL)
+	}
+	if d.BatchSize < 1 || d.BatchSize > MaxBatchSize {
+		r.Add(keyPath(p, "batch_size"), "batch_size must be between 1 and %d (Meta's limit per request), got %d", MaxBatchSize, d.BatchSize)
+	}
+	if d.InFlight < 1 || d.InFlight > 64 {
+		r.Add(keyPath(p, "in_flight"), "in_flight must be between 1 and 64, got %d", d.InFlight)
+	}
+	if d.MaxOutbox < 1 {
+		r.Add(keyPath(p, "max_outbox"), "max_outbox must be at least 1, got %d", d.MaxOutbox)
+	}
+	if d.DryRunFile != "" && !d.DryRun {
+		r.Add(keyPath(p, "dry_run_file"), "dry_run_file is used only with dry_run: true")
+	}
+}
+
+func (c *Config) validateRule(r *Reporter, rule *Rule) {
+	p := rule.Path()
+	if rule.Name == "" {
+		r.Add(keyPath(p, "name"), "missing name")
+	} else if !nameRe.MatchString(rule.Name) {
+		r.Add(keyPath(p, "name"), "rule name %q: use letters, digits, _ and -, starting with a letter", rule.Name)
+	}
+	src, ok := c.Sources[rule.Source]
+	switch {
+	case rule.Source == "":
+		r.Add(keyPath(p, "source"), "missing source: one of %s", strings.Join(sortedKeys(c.Sources), ", "))
+	case !ok:
+		r.Add(keyPath(p, "source"), "unknown source %q%s", rule.Source, didYouMean(rule.Source, sortedKeys(c.Sources)))
+	}
+	switch {
+	case rule.Table == "":
+		r.Add(keyPath(p, "table"), "missing table")
+	case ok && src.Type == TypePostgres && !src.Tables.Has(rule.Table):
+		r.Add(keyPath(p, "table"), "table %q is not among source %q's tables (%s)", rule.Table, rule.Source, strings.Join(src.Tables.Names, ", "))
+	case ok && src.IsPolling() && !src.Tables.Has(rule.Table):
+		r.Add(keyPath(p, "table"), "table %q is not among source %q's tables (%s)%s", rule.Table, rule.Source, strings.Join(src.Tables.Names, ", "), didYouMean(rule.Table, src.Tables.Names))
+	}
+	if rule.Destination != "" {
+		if _, ok := c.Destinations[rule.Destination]; !ok {
+			r.Add(keyPath(p, "destination"), "unknown destination %q%s", rule.Destination, didYouMean(rule.Destination, sortedKeys(c.Destinations)))
+		}
+	}
+	switch {
+	case rule.Event == "":
+		r.Add(keyPath(p, "event"), "missing event: the event_name to send, e.g. Lead or Purchase")
+	case capi.StandardEventFold(rule.Event) != "":
+		r.Add(keyPath(p, "event"), "%q is Meta's standard event %q in the wrong case; write %q (a differently spelled name is sent as a custom event)", rule.Event, capi.StandardEventFold(rule.Event), capi.StandardEventFold(rule.Event))
+	case !eventRe.MatchString(rule.Event):
+		r.Add(keyPath(p, "event"), "event name %q: use letters, digits, spaces, _ . and - (at most 50)", rule.Event)
+	}
+	oneOf(r, keyPath(p, "action_source"), rule.ActionSource, capi.ActionSources...)
+	if rule.DefaultCountry != "" && !countryRe.MatchString(rule.DefaultCountry) {
+		r.Add(keyPath(p, "default_country"), "%q is not a 2-letter ISO country code (e.g. US, GB)", rule.DefaultCountry)
+	}
+	if !rule.When.IsSet() {
+		r.Add(keyPath(p, "when"), `missing when: an expression such as changed("status") && new.status == "qualified"`)
+	}
+	if rule.ActionSource == "business_messaging" && !rule.MessagingChannel.IsSet() {
+		r.Add(keyPath(p, "messaging_channel"), `action_source business_messaging needs messaging_channel, e.g. '"whatsapp"'`)
+	}
+	known := append(append([]string{}, capi.HashedKeys...), capi.PlainKeys...)
+	for _, k := range sortedKeys(rule.UserData) {
+		if !capi.IsUserDataKey(k) {
+			r.Add(keyPath(keyPath(p, "user_data"), k), "unknown user_data key %q%s", k, didYouMean(k, known))
+		}
+	}
+	for _, k := range sortedKeys(rule.OriginalEventData) {
+		if k != "event_name" && k != "event_time" {
+			r.Add(keyPath(keyPath(p, "original_event_data"), k), "original_event_data takes event_name and event_time, not %q", k)
+		}
+	}
+}
+
+// oneOf reports a problem unless v is one of allowed; it returns whether v
+// was allowed.
+func oneOf(r *Reporter, path, v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	r.Add(path, "%q is not one of %s%s", v, strings.Join(allowed, ", "), didYouMean(v, allowed))
+	return false
+}
+
+func didYouMean(s string, candidates []string) string {
+	if m := suggest(s, candidates); m != "" {
+		return fmt.Sprintf(" (did you mean %q?)", m)
+	}
+	return ""
+}

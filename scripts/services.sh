@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Makes sure the real services capisync's tests use are there and configured:
+#   PostgreSQL on 127.0.0.1:5432 with wal_level=logical, max_replication_slots
+#   and max_wal_senders >= 10, a role capisync (password capisync, may
+#   replicate) and a database capisync_test;
+#   MariaDB on 127.0.0.1:3306 with a user capisync (password capisync) and a
+#   database capisync_test.
+# Idempotent: installed but misconfigured -> configure and restart; absent and
+# root on Debian -> apt-get install; otherwise fail saying what is missing.
+# When all is already right it only checks (well under 5 s).
+set -euo pipefail
+
+PG_PORT=5432
+MY_PORT=3306
+log() { echo "services: $*" >&2; }
+die() { echo "services: $*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {
+	if is_root && command -v apt-get >/dev/null; then
+		log "installing $*"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq "$@" >/dev/null
+	else
+		die "$* missing: install it (Debian: apt-get install $*) or run this script as root"
+	fi
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+	local deadline=$((SECONDS + $1)) what=$2
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || die "$what did not come up in time"
+		sleep 0.2
+	done
+}
+
+# ---------- PostgreSQL ----------
+pg_psql() { # run psql as the postgres superuser over the local socket
+	if is_root; then runuser -u postgres -- psql -X -q -p "$PG_PORT" -v ON_ERROR_STOP=1 "$@"; else psql -X -q -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; fi
+}
+
+ensure_postgres() {
+	command -v pg_lsclusters >/dev/null || apt_install postgresql
+	local ver
+	ver=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p {print $1; exit}')
+	if [ -z "$ver" ]; then
+		ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+		[ -n "$ver" ] || die "no PostgreSQL server version under /usr/lib/postgresql"
+		is_root || die "no PostgreSQL cluster on port $PG_PORT; create one with pg_createcluster (needs root)"
+		log "creating PostgreSQL $ver cluster main on port $PG_PORT"
+		pg_createcluster -p "$PG_PORT" "$ver" main >/dev/null
+	fi
+	local cluster
+	cluster=$(pg_lsclusters -h | awk -v p="$PG_PORT" '$3 == p {print $2; exit}')
+	if ! pg_lsclusters -h | awk -v p="$PG_PORT" '$3 == p' | grep -q online; then
+		log "starting PostgreSQL $ver/$cluster"
+		pg_ctlcluster --skip-systemctl-redirect "$ver" "$cluster" start
+	fi
+	wait_for 30 "PostgreSQL" pg_isready -q -h 127.0.0.1 -p "$PG_PORT"
+
+	local settings
+	settings=$(pg_psql -Atc "select current_setting('wal_level'), current_setting('max_replication_slots'), current_setting('max_wal_senders')" -F ' ')
+	read -r wal slots senders <<<"$settings"
+	if [ "$wal" != logical ] || [ "$slots" -lt 10 ] || [ "$senders" -lt 10 ]; then
+		log "configuring PostgreSQL (wal_level=$wal, max_replication_slots=$slots, max_wal_senders=$senders) and restarting"
+		pg_psql -c "ALTER SYSTEM SET wal_level = logical" \
+			-c "ALTER SYSTEM SET max_replication_slots = $((slots < 10 ? 20 : slots))" \
+			-c "ALTER SYSTEM SET max_wal_senders = $((senders < 10 ? 20 : senders))"
+		pg_ctlcluster --skip-systemctl-redirect "$ver" "$cluster" restart
+		wait_for 30 "PostgreSQL after restart" pg_isready -q -h 127.0.0.1 -p "$PG_PORT"
+		[ "$(pg_psql -Atc 'show wal_level')" = logical ] || die "PostgreSQL wal_level is still not logical after restart"
+	fi
+
+	pg_psql <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'capisync') THEN
+    CREATE ROLE capisync LOGIN SUPERUSER REPLICATION PASSWORD 'capisync';
+  END IF;
+END $$;
+SQL
+	if [ -z "$(pg_psql -Atc "select 1 from pg_database where datname = 'capisync_test'")" ]; then
+		pg_psql -c "CREATE DATABASE capisync_test OWNER capisync"
+	fi
+	PGPASSWORD=capisync psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U capisync -d capisync_test -Atc 'select 1' >/dev/null ||
+		die "cannot log in to PostgreSQL on 127.0.0.1:$PG_PORT as capisync; check pg_hba.conf allows md5/scram or trust for 127.0.0.1"
+}
+
+# ---------- MariaDB ----------
+my_root() { mariadb --protocol=socket -uroot "$@"; }
+
+ensure_mariadb() {
+	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+	if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" ping >/dev/null 2>&1 &&
+		! mariadb-admin --protocol=socket ping >/dev/null 2>&1; then
+		is_root || die "MariaDB is not running and starting it needs root"
+		log "starting MariaDB"
+		install -d -o mysql -g mysql /run/mysqld
+		start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+		wait_for 60 "MariaDB" mariadb-admin --protocol=socket ping
+	fi
+	my_root <<'SQL'
+CREATE DATABASE IF NOT EXISTS capisync_test;
+CREATE USER IF NOT EXISTS 'capisync'@'127.0.0.1' IDENTIFIED BY 'capisync';
+CREATE USER IF NOT EXISTS 'capisync'@'localhost' IDENTIFIED BY 'capisync';
+GRANT ALL ON capisync_test.* TO 'capisync'@'127.0.0.1';
+GRANT ALL ON capisync_test.* TO 'capisync'@'localhost';
+SQL
+	mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -ucapisync -pcapisync capisync_test -e 'select 1' >/dev/null ||
+		die "cannot reach MariaDB on 127.0.0.1:$MY_PORT as capisync (is it bound to 127.0.0.1 and skip-networking off?)"
+}
+
+ensure_postgres
+ensure_mariadb
