@@ -149,19 +149,19 @@ type Rule struct {
 	ActionSource   string `yaml:"action_source"`
 	DefaultCountry string `yaml:"default_country"`
 
-	When                          Expr            `yaml:"when"`
-	EventTime                     Expr            `yaml:"event_time"`
-	EventID                       Expr            `yaml:"event_id"`
-	EventSourceURL                Expr            `yaml:"event_source_url"`
-	ReferrerURL                   Expr            `yaml:"referrer_url"`
-	OptOut                        Expr            `yaml:"opt_out"`
-	MessagingChannel              Expr            `yaml:"messaging_channel"`
-	DataProcessingOptions         Expr            `yaml:"data_processing_options"`
-	DataProcessingOptionsCountry  Expr            `yaml:"data_processing_options_country"`
-	DataProcessingOptionsState    Expr            `yaml:"data_processing_options_state"`
-	OriginalEventData             map[string]Expr `yaml:"original_event_data"`
-	UserData                      map[string]Expr `yaml:"user_data"`
-	CustomData                    map[string]Expr `yaml:"custom_data"`
+	When                         Expr            `yaml:"when"`
+	EventTime                    Expr            `yaml:"event_time"`
+	EventID                      Expr            `yaml:"event_id"`
+	EventSourceURL               Expr            `yaml:"event_source_url"`
+	ReferrerURL                  Expr            `yaml:"referrer_url"`
+	OptOut                       Expr            `yaml:"opt_out"`
+	MessagingChannel             Expr            `yaml:"messaging_channel"`
+	DataProcessingOptions        Expr            `yaml:"data_processing_options"`
+	DataProcessingOptionsCountry Expr            `yaml:"data_processing_options_country"`
+	DataProcessingOptionsState   Expr            `yaml:"data_processing_options_state"`
+	OriginalEventData            map[string]Expr `yaml:"original_event_data"`
+	UserData                     map[string]Expr `yaml:"user_data"`
+	CustomData                   map[string]Expr `yaml:"custom_data"`
 
 	// Index is the rule's position in the rules list.
 	Index int `yaml:"-"`
