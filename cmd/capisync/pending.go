@@ -20,10 +20,6 @@ func dlqCmd(context.Context, []string, io.Writer, io.Writer) error {
 	return notYet{"dlq", "the embedded store's dead-letter queue (issue #5)"}
 }
 
-func rulesCmd(context.Context, []string, io.Writer, io.Writer) error {
-	return notYet{"rules test", "the rules engine (issue #3)"}
-}
-
 type notYet struct{ cmd, what string }
 
 func (e notYet) Error() string {

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/rules"
 )
 
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -15,7 +16,7 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parse(fs, args, file); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*file)
+	cfg, _, err := loadRules(*file)
 	if err != nil {
 		return err
 	}
@@ -26,14 +27,18 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// loadConfig loads and validates the config, with every rule compiled.
-func loadConfig(file string) (*config.Config, error) {
+// loadRules loads and validates the config and compiles every rule.
+func loadRules(file string) (*config.Config, *rules.Set, error) {
 	cfg, err := config.Load(file)
 	if err != nil {
 		if _, ok := err.(config.Problems); ok {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, usagef("%v", err)
+		return nil, nil, usagef("%v", err)
 	}
-	return cfg, nil
+	set, err := rules.Compile(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, set, nil
 }

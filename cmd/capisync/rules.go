@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/capisync/capisync/rules"
+)
+
+// rulesCmd is `capisync rules test`: one JSON line per event, exactly as
+// it would be sent in the request's data array, in change then rule order.
+func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "test" {
+		return usagef("usage: capisync rules test --config FILE --changes FILE.jsonl")
+	}
+	fs := newFlags("rules test", stderr)
+	file := fs.String("config", "", "config file")
+	changesFile := fs.String("changes", "", "changes, one JSON object per line (- for stdin)")
+	if err := parse(fs, args[1:], file); err != nil {
+		return err
+	}
+	if *changesFile == "" {
+		return usagef("rules test: --changes FILE is required")
+	}
+	cfg, set, err := loadRules(*file)
+	if err != nil {
+		return err
+	}
+	in := io.Reader(os.Stdin)
+	if *changesFile != "-" {
+		f, err := os.Open(*changesFile)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	changes, lines, err := rules.ReadChanges(in, time.Now())
+	if err != nil {
+		return usagef("%s: %v", *changesFile, err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	failed := 0
+	for i := range changes {
+		c := &changes[i]
+		if _, ok := cfg.Sources[c.Source]; !ok || !set.Reads(c.Source, c.Table) {
+			fmt.Fprintf(stderr, "%s:%d: no rule reads source %q table %q\n", *changesFile, lines[i], c.Source, c.Table)
+		}
+		for _, res := range set.Eval(c) {
+			if res.Err != nil {
+				failed++
+				if err := enc.Encode(map[string]any{"change": lines[i], "rule": res.Rule, "error": res.Err.Error()}); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, k := range res.Dropped {
+				fmt.Fprintf(stderr, "%s:%d: rule %q: user_data.%s is not valid and was left out\n", *changesFile, lines[i], res.Rule, k)
+			}
+			if err := enc.Encode(res.Event); err != nil {
+				return err
+			}
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "capisync: %d rule error(s)\n", failed)
+		return errSilent
+	}
+	return nil
+}

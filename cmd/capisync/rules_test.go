@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestRulesTestPrintsGoldenEvents(t *testing.T) {
+	code, out, errOut := runCLI(t, "rules", "test", "--config", "../../rules/testdata/config.yaml", "--changes", "../../rules/testdata/changes.jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want, err := os.ReadFile("../../rules/testdata/expected.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("stdout differs from the golden events\n got: %s\nwant: %s", out, want)
+	}
+}
+
+func TestRulesTestErrors(t *testing.T) {
+	code, out, errOut := runCLI(t, "rules", "test", "--config", "testdata/runtime_error.yaml", "--changes", "testdata/runtime_error.jsonl")
+	if code != 1 {
+		t.Errorf("runtime error: exit %d, want 1", code)
+	}
+	if !strings.HasPrefix(out, `{"change":1,"error":"rule \"qualified-lead\", event_time, key id=1:`) || !strings.Contains(out, `"rule":"qualified-lead"`) {
+		t.Errorf("stdout = %s", out)
+	}
+	_ = errOut
+
+	code, _, errOut = runCLI(t, "validate", "--config", "testdata/bad_expr.yaml")
+	if code != 2 || !strings.Contains(errOut, `testdata/bad_expr.yaml:9:`) || !strings.Contains(errOut, `rules[0].when: rule "qualified-lead"`) {
+		t.Errorf("bad expression: exit %d\n%s", code, errOut)
+	}
+	code, _, _ = runCLI(t, "rules", "test", "--config", "testdata/bad_expr.yaml", "--changes", "testdata/runtime_error.jsonl")
+	if code != 2 {
+		t.Errorf("rules test with a bad expression: exit %d, want 2", code)
+	}
+	code, _, errOut = runCLI(t, "rules", "test", "--config", "testdata/runtime_error.yaml", "--changes", "testdata/bad_expr.yaml")
+	if code != 2 || !strings.Contains(errOut, "line 1") {
+		t.Errorf("bad changes file: exit %d: %s", code, errOut)
+	}
+}

@@ -1,0 +1,270 @@
+package rules
+
+import (
+	"errors"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/capisync/capisync/internal/config"
+)
+
+// Set is every compiled rule of a config, ready to evaluate changes.
+type Set struct {
+	rules   []*rule
+	byTable map[string][]*rule // source + "\x00" + table -> rules in config order
+}
+
+type rule struct {
+	name, source, table, destination string
+	event, actionSource, country     string
+
+	when                           *vm.Program
+	scalars                        [numScalars]*vm.Program // nil where not configured
+	original, userData, customData []field
+
+	columns  map[string]bool // columns of new/old the rule reads
+	readsOld bool            // reads old.* or uses changed*()
+}
+
+// field is one compiled expression of a map such as user_data.
+type field struct {
+	key  string
+	prog *vm.Program
+}
+
+// fieldKind says what an expression must produce, for the type check.
+type fieldKind int
+
+const (
+	kindAny fieldKind = iota
+	kindBool
+	kindTime   // time.Time, unix seconds or an RFC 3339 string
+	kindString // string (or a number, rendered as text)
+	kindInt
+	kindList
+	kindUserData // string, number, time (db) or a list of those
+)
+
+var scalarKinds = [numScalars]fieldKind{
+	fEventTime: kindTime, fEventID: kindString, fSourceURL: kindString, fReferrer: kindString,
+	fChannel: kindString, fOptOut: kindBool, fDPO: kindList, fDPOCountry: kindInt, fDPOState: kindInt,
+}
+
+// Compile compiles and type-checks every rule of cfg. Errors are
+// config.Problems naming rule, field, file line and expression column.
+func Compile(cfg *config.Config) (*Set, error) {
+	rep := config.NewReporter(cfg)
+	s := &Set{byTable: map[string][]*rule{}}
+	for _, rc := range cfg.Rules {
+		c := &compiler{rep: rep, rc: rc, r: &rule{
+			name: rc.Name, source: rc.Source, table: rc.Table, destination: rc.Destination,
+			event: rc.Event, actionSource: rc.ActionSource, country: rc.DefaultCountry,
+			columns: map[string]bool{},
+		}}
+		r := c.r
+		r.when = c.compile("when", rc.When, kindBool)
+		for i, src := range [numScalars]config.Expr{
+			fEventTime: rc.EventTime, fEventID: rc.EventID, fSourceURL: rc.EventSourceURL,
+			fReferrer: rc.ReferrerURL, fChannel: rc.MessagingChannel, fOptOut: rc.OptOut,
+			fDPO: rc.DataProcessingOptions, fDPOCountry: rc.DataProcessingOptionsCountry,
+			fDPOState: rc.DataProcessingOptionsState,
+		} {
+			r.scalars[i] = c.compile(scalarNames[i], src, scalarKinds[i])
+		}
+		r.original = c.compileMap("original_event_data", rc.OriginalEventData, func(k string) fieldKind {
+			if k == "event_time" {
+				return kindTime
+			}
+			return kindString
+		})
+		r.userData = c.compileMap("user_data", rc.UserData, func(string) fieldKind { return kindUserData })
+		r.customData = c.compileMap("custom_data", rc.CustomData, func(string) fieldKind { return kindAny })
+		s.rules = append(s.rules, r)
+		key := r.source + "\x00" + r.table
+		s.byTable[key] = append(s.byTable[key], r)
+	}
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type compiler struct {
+	rep *config.Reporter
+	rc  *config.Rule
+	r   *rule
+}
+
+var baseOptions = append([]expr.Option{expr.Env(envTypes()), expr.Patch(columnPatch{})}, helpers...)
+
+func (c *compiler) compile(name string, e config.Expr, kind fieldKind) *vm.Program {
+	if !e.IsSet() {
+		return nil
+	}
+	path := c.rc.Path() + "." + name
+	opts := baseOptions
+	if kind == kindBool && name == "when" {
+		opts = append(append([]expr.Option{}, baseOptions...), expr.AsBool())
+	}
+	prog, err := expr.Compile(e.Src, opts...)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			col := fe.Column + 1
+			c.rep.AddAt(e.At(col), path, "rule %q: %s (at column %d of the expression %q)", c.rc.Name, fe.Message, col, e.Src)
+		} else {
+			c.rep.AddAt(e.Pos, path, "rule %q: %v", c.rc.Name, err)
+		}
+		return nil
+	}
+	if t := prog.Node().Type(); !kindAccepts(kind, t) {
+		c.rep.AddAt(e.Pos, path, "rule %q: the expression gives %s, but %s needs %s", c.rc.Name, t, name, kindWant(kind))
+		return nil
+	}
+	c.collectColumns(prog.Node())
+	return prog
+}
+
+func (c *compiler) compileMap(name string, m map[string]config.Expr, kind func(string) fieldKind) []field {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []field
+	for _, k := range keys {
+		if p := c.compile(name+"."+k, m[k], kind(k)); p != nil {
+			out = append(out, field{key: k, prog: p})
+		}
+	}
+	return out
+}
+
+var timeType = reflect.TypeOf(time.Time{})
+
+func kindAccepts(k fieldKind, t reflect.Type) bool {
+	if t == nil || t.Kind() == reflect.Interface || k == kindAny {
+		return true
+	}
+	isNum := func() bool {
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+			return true
+		}
+		return false
+	}
+	isList := t.Kind() == reflect.Slice || t.Kind() == reflect.Array
+	switch k {
+	case kindBool:
+		return t.Kind() == reflect.Bool
+	case kindTime:
+		return t == timeType || t.Kind() == reflect.String || isNum()
+	case kindString:
+		return t.Kind() == reflect.String || isNum()
+	case kindInt:
+		return isNum()
+	case kindList:
+		return isList
+	case kindUserData:
+		return t.Kind() == reflect.String || isNum() || t == timeType || isList
+	}
+	return true
+}
+
+func kindWant(k fieldKind) string {
+	return map[fieldKind]string{
+		kindBool: "true or false", kindTime: "a time (time, unix seconds or RFC 3339 string)",
+		kindString: "a string", kindInt: "a whole number", kindList: "a list such as [\"LDU\"]",
+		kindUserData: "a string, a number or a list of them",
+	}[k]
+}
+
+// collectColumns records the columns a rule reads from new and old, and
+// whether it needs old values at all.
+func (c *compiler) collectColumns(root ast.Node) {
+	ast.Find(root, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.MemberNode:
+			if id, ok := n.Node.(*ast.IdentifierNode); ok && (id.Value == "new" || id.Value == "old") {
+				if s, ok := n.Property.(*ast.StringNode); ok {
+					c.r.columns[s.Value] = true
+				}
+				if id.Value == "old" {
+					c.r.readsOld = true
+				}
+			}
+		case *ast.CallNode:
+			id, ok := n.Callee.(*ast.IdentifierNode)
+			if ok && (id.Value == newCol || id.Value == oldCol) {
+				if s, ok := n.Arguments[0].(*ast.StringNode); ok {
+					c.r.columns[s.Value] = true
+				}
+				c.r.readsOld = c.r.readsOld || id.Value == oldCol
+			}
+			if ok && strings.HasPrefix(id.Value, "changed") && len(n.Arguments) > 0 {
+				c.r.readsOld = true
+				if s, ok := n.Arguments[0].(*ast.StringNode); ok {
+					c.r.columns[s.Value] = true
+				}
+			}
+		case *ast.IdentifierNode:
+			if n.Value == "old" {
+				c.r.readsOld = true
+			}
+		}
+		return false
+	})
+}
+
+// Columns returns, sorted, every column of source.table that some rule
+// reads (the default set of columns a polling source tracks).
+func (s *Set) Columns(source, table string) []string {
+	seen := map[string]bool{}
+	for _, r := range s.byTable[source+"\x00"+table] {
+		for c := range r.columns {
+			seen[c] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RulesReadingOld returns the names of the rules on source.table that read
+// old values (old.* or changed*()).
+func (s *Set) RulesReadingOld(source, table string) []string {
+	var out []string
+	for _, r := range s.byTable[source+"\x00"+table] {
+		if r.readsOld {
+			out = append(out, r.name)
+		}
+	}
+	return out
+}
+
+// Len is the number of rules.
+func (s *Set) Len() int { return len(s.rules) }
+
+// Names returns the rule names in config order.
+func (s *Set) Names() []string {
+	out := make([]string, len(s.rules))
+	for i, r := range s.rules {
+		out[i] = r.name
+	}
+	return out
+}
+
+// Reads reports whether any rule reads source.table.
+func (s *Set) Reads(source, table string) bool { return len(s.byTable[source+"\x00"+table]) > 0 }

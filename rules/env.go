@@ -1,0 +1,184 @@
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/capisync/capisync/internal/cdc"
+)
+
+// state is what evaluation of one change needs: a VM and the variables
+// expressions see. States are pooled and rebound to each change, so that
+// evaluation allocates nothing for its environment: the helper closures are
+// made once per state and read the change the state is bound to.
+type state struct {
+	vm   vm.VM
+	c    *cdc.Change
+	vars map[string]any // the expression environment
+}
+
+// envNames are the variables of the rule environment, with values of the
+// types the checker should assume.
+func envTypes() map[string]any {
+	return newState().vars
+}
+
+func newState() *state {
+	s := &state{}
+	s.vars = map[string]any{
+		"op": "", "source": "", "table": "",
+		"new": map[string]any(nil), "old": map[string]any(nil),
+		"commit_time": time.Time{},
+		// Signatures among those expr calls without reflection
+		// (vm/func_types), which keeps evaluation fast.
+		newCol: func(col any) any {
+			c, _ := col.(string)
+			return s.c.New[c]
+		},
+		oldCol: func(col any) any {
+			c, _ := col.(string)
+			return s.c.Old[c]
+		},
+		"changed": func(col string) bool { return s.changed(col) },
+		"changed_to": func(col, v any) bool {
+			c, _ := col.(string)
+			return s.changed(c) && equalValues(s.c.New[c], v)
+		},
+		"changed_from": func(col, v any) bool {
+			c, _ := col.(string)
+			return s.changed(c) && equalValues(s.c.Old[c], v)
+		},
+		"days_since": func(t any) float64 {
+			tt, err := toTime(t)
+			if err != nil {
+				// expr turns a panic in a helper into this evaluation's error.
+				panic(fmt.Errorf("days_since: %w", err))
+			}
+			return s.c.CommitTime.Sub(tt).Hours() / 24
+		},
+	}
+	return s
+}
+
+// bind points the state at a change.
+func (s *state) bind(c *cdc.Change) {
+	s.c = c
+	s.vars["op"] = string(c.Op)
+	s.vars["source"] = c.Source
+	s.vars["table"] = c.Table
+	s.vars["new"] = map[string]any(c.New)
+	s.vars["old"] = map[string]any(c.Old)
+	s.vars["commit_time"] = c.CommitTime
+}
+
+func (s *state) changed(col string) bool {
+	switch s.c.Op {
+	case cdc.Insert:
+		return s.c.New[col] != nil
+	case cdc.Update:
+		return !equalValues(s.c.Old[col], s.c.New[col])
+	}
+	return false
+}
+
+// helpers are the functions that need no change: compiled in as expr
+// functions with their signatures, so calls are type-checked.
+var helpers = []expr.Option{
+	expr.Function("coalesce", func(args ...any) (any, error) {
+		for _, a := range args {
+			if a != nil && a != "" {
+				return a, nil
+			}
+		}
+		return nil, nil
+	}),
+	expr.Function("unix", func(args ...any) (any, error) {
+		t, err := toTime(args[0])
+		if err != nil {
+			return nil, fmt.Errorf("unix: %w", err)
+		}
+		return t.Unix(), nil
+	}, new(func(any) int64)),
+}
+
+// equalValues compares column values and literals: numbers by value
+// whatever their Go type, times by instant, bytes by content.
+func equalValues(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	if fa, ok := number(a); ok {
+		fb, ok := number(b)
+		return ok && fa == fb
+	}
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y)
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case float64:
+		return x, true
+	case int32:
+		return float64(x), true
+	case float32:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// toTime reads a time: time.Time, unix seconds, or an RFC 3339 (or
+// "YYYY-MM-DD HH:MM:SS" UTC, or "YYYY-MM-DD") string.
+func toTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC(), nil
+	case int64:
+		return time.Unix(x, 0).UTC(), nil
+	case int:
+		return time.Unix(int64(x), 0).UTC(), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return time.Time{}, fmt.Errorf("%v is not a time", x)
+		}
+		sec, frac := math.Modf(x)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	case string:
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
+			if t, err := time.Parse(layout, x); err == nil {
+				return t.UTC(), nil
+			}
+		}
+		if n, err := strconv.ParseInt(x, 10, 64); err == nil {
+			return time.Unix(n, 0).UTC(), nil
+		}
+		return time.Time{}, fmt.Errorf("%q is not a time (want RFC 3339, e.g. 2026-11-20T10:00:00Z)", x)
+	case nil:
+		return time.Time{}, fmt.Errorf("the time is null")
+	}
+	return time.Time{}, fmt.Errorf("a %T is not a time", v)
+}

@@ -1,0 +1,440 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/internal/cdc"
+)
+
+// Result is what one rule made of one change: an event, or an error that
+// dead-letters this one event.
+type Result struct {
+	Rule        string
+	Destination string // "" means every destination
+	Event       capi.Event
+	// Dropped lists user_data keys whose values were invalid and left out
+	// (never sent raw), for the per-rule counts.
+	Dropped []string
+	// Err is set when the rule matched (or could not tell) but building the
+	// event failed; it names rule, field and key.
+	Err *EvalError
+}
+
+// EvalError is a runtime failure of one rule on one change.
+type EvalError struct {
+	Rule  string
+	Field string // when, event_time, user_data.em, ...
+	Key   string // the change's key, e.g. id=42
+	Err   error
+}
+
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("rule %q, %s, key %s: %v", e.Rule, e.Field, e.Key, e.Err)
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }
+
+var states = sync.Pool{New: func() any { return newState() }}
+
+// Eval evaluates every rule on the change's source and table, in config
+// order, and returns one Result per rule whose `when` holds (or failed).
+// It is safe for concurrent use.
+func (s *Set) Eval(c *cdc.Change) []Result {
+	rs := s.byTable[c.Source+"\x00"+c.Table]
+	if len(rs) == 0 {
+		return nil
+	}
+	st := states.Get().(*state)
+	st.bind(c)
+	defer func() {
+		st.bind(&cdc.Change{}) // drop references to the change's rows
+		states.Put(st)
+	}()
+	ev := evaluator{st: st, change: c}
+	var out []Result
+	for _, r := range rs {
+		if res, ok := ev.rule(r); ok {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+type evaluator struct {
+	st     *state
+	change *cdc.Change
+	key    string // rendered lazily for error messages
+}
+
+// fail records a runtime error of field in res.
+func (ev *evaluator) fail(res *Result, field string, err error) {
+	if ev.key == "" {
+		ev.key = renderKey(ev.change)
+	}
+	res.Err = &EvalError{Rule: res.Rule, Field: field, Key: ev.key, Err: err}
+}
+
+func (ev *evaluator) run(p *vm.Program) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil { // expr recovers its own panics; this guards helpers
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return ev.st.vm.Run(p, ev.st.vars)
+}
+
+func (ev *evaluator) rule(r *rule) (Result, bool) {
+	res := Result{Rule: r.name, Destination: r.destination}
+	match, err := ev.run(r.when)
+	if err != nil {
+		ev.fail(&res, "when", cleanErr(err))
+		return res, true
+	}
+	if m, _ := match.(bool); !m {
+		return res, false
+	}
+	evt := &res.Event
+	evt.EventName = r.event
+	evt.ActionSource = r.actionSource
+	evt.UserData = make(map[string]any, len(r.userData))
+
+	for i, prog := range r.scalars {
+		if prog == nil {
+			continue
+		}
+		v, err := ev.run(prog)
+		if err != nil {
+			ev.fail(&res, scalarNames[i], cleanErr(err))
+			return res, true
+		}
+		if v == nil || v == "" {
+			continue
+		}
+		if err := setScalar(evt, i, v); err != nil {
+			ev.fail(&res, scalarNames[i], err)
+			return res, true
+		}
+	}
+	if evt.EventTime == 0 {
+		evt.EventTime = ev.change.CommitTime.Unix()
+	}
+	if evt.EventID == "" {
+		evt.EventID = DefaultEventID(r.name, ev.change)
+	}
+	if len(r.original) > 0 {
+		var o capi.OriginalEvent
+		for _, f := range r.original {
+			v, err := ev.run(f.prog)
+			if err != nil {
+				ev.fail(&res, "original_event_data."+f.key, cleanErr(err))
+				return res, true
+			}
+			if v == nil || v == "" {
+				continue
+			}
+			if f.key == "event_time" {
+				t, err := toTime(v)
+				if err != nil {
+					ev.fail(&res, "original_event_data.event_time", err)
+					return res, true
+				}
+				o.EventTime = t.Unix()
+			} else if o.EventName, err = toText(v); err != nil {
+				ev.fail(&res, "original_event_data."+f.key, err)
+				return res, true
+			}
+		}
+		if o != (capi.OriginalEvent{}) {
+			evt.OriginalEventData = &o
+		}
+	}
+	for _, f := range r.userData {
+		v, err := ev.run(f.prog)
+		if err != nil {
+			ev.fail(&res, "user_data."+f.key, cleanErr(err))
+			return res, true
+		}
+		if v == nil || v == "" {
+			continue
+		}
+		out, ok := userDataValue(f.key, v, r.country)
+		if !ok {
+			res.Dropped = append(res.Dropped, f.key)
+			continue
+		}
+		evt.UserData[f.key] = out
+	}
+	for _, f := range r.customData {
+		v, err := ev.run(f.prog)
+		if err != nil {
+			ev.fail(&res, "custom_data."+f.key, cleanErr(err))
+			return res, true
+		}
+		if v == nil || v == "" {
+			continue
+		}
+		if evt.CustomData == nil {
+			evt.CustomData = make(map[string]any, len(r.customData))
+		}
+		evt.CustomData[f.key] = customValue(f.key, v)
+	}
+	return res, true
+}
+
+// The top-level fields that hold one value, in the order they are built.
+const (
+	fEventTime = iota
+	fEventID
+	fSourceURL
+	fReferrer
+	fChannel
+	fOptOut
+	fDPO
+	fDPOCountry
+	fDPOState
+	numScalars
+)
+
+var scalarNames = [numScalars]string{
+	"event_time", "event_id", "event_source_url", "referrer_url", "messaging_channel",
+	"opt_out", "data_processing_options", "data_processing_options_country", "data_processing_options_state",
+}
+
+// setScalar stores the value of top-level field i in evt.
+func setScalar(evt *capi.Event, i int, v any) (err error) {
+	switch i {
+	case fEventTime:
+		var t time.Time
+		t, err = toTime(v)
+		evt.EventTime = t.Unix()
+	case fEventID:
+		evt.EventID, err = toText(v)
+	case fSourceURL:
+		evt.EventSourceURL, err = toText(v)
+	case fReferrer:
+		evt.ReferrerURL, err = toText(v)
+	case fChannel:
+		evt.MessagingChannel, err = toText(v)
+	case fOptOut:
+		b, ok := v.(bool)
+		if !ok {
+			return fmt.Errorf("opt_out must be true or false, got %T", v)
+		}
+		evt.OptOut = &b
+	case fDPO:
+		evt.DataProcessingOptions, err = toStrings(v)
+	case fDPOCountry:
+		evt.DataProcessingOptionsCountry, err = toIntPtr(v)
+	case fDPOState:
+		evt.DataProcessingOptionsState, err = toIntPtr(v)
+	}
+	return err
+}
+
+// userDataValue normalizes (and hashes, for keys Meta hashes) one value or
+// list. ok is false when nothing valid is left.
+func userDataValue(key string, v any, country string) (any, bool) {
+	one := func(x any) (string, bool) {
+		if capi.IsHashedKey(key) {
+			h, err := capi.NormalizeAndHash(key, x, country)
+			return h, err == nil
+		}
+		s, err := toText(x)
+		s = strings.TrimSpace(s)
+		return s, err == nil && s != ""
+	}
+	if list, ok := v.([]any); ok {
+		var out []string
+		for _, x := range list {
+			if x == nil || x == "" {
+				continue
+			}
+			if s, ok := one(x); ok {
+				out = append(out, s)
+			}
+		}
+		if len(out) == 0 {
+			return nil, false
+		}
+		if len(out) == 1 {
+			return out[0], true
+		}
+		return out, true
+	}
+	s, ok := one(v)
+	return s, ok
+}
+
+// customValue makes a custom_data value JSON-ready. Money kept as an exact
+// decimal string is sent as a JSON number with the same digits.
+func customValue(key string, v any) any {
+	switch x := v.(type) {
+	case string:
+		if key == "value" || key == "predicted_ltv" {
+			if _, err := strconv.ParseFloat(x, 64); err == nil && !strings.ContainsAny(x, "xXpP_ \t") && !strings.EqualFold(x, "nan") && !strings.Contains(strings.ToLower(x), "inf") {
+				return json.Number(strings.TrimPrefix(x, "+"))
+			}
+		}
+		return x
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	case []byte:
+		return string(x)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return x
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = customValue("", e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = customValue(k, e)
+		}
+		return out
+	}
+	return v
+}
+
+// DefaultEventID is the event_id of a rule without one: the hex SHA-256 of
+// rule name, table, key and position, so that a change read again yields the
+// same id. A change without key or position (as in `rules test`) is
+// identified by its op, rows and commit time instead.
+func DefaultEventID(rule string, c *cdc.Change) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", rule, c.Table)
+	if len(c.Key) > 0 || len(c.Position) > 0 {
+		writeRow(h, c.Key)
+		h.Write([]byte{0})
+		h.Write(c.Position)
+	} else {
+		fmt.Fprintf(h, "%s\x00", c.Op)
+		writeRow(h, c.Old)
+		h.Write([]byte{0})
+		writeRow(h, c.New)
+		fmt.Fprintf(h, "\x00%d", c.CommitTime.UnixNano())
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeRow(w interface{ Write([]byte) (int, error) }, row cdc.Row) {
+	keys := make([]string, 0, len(row))
+	for k := range row {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s=%s;", k, canonical(row[k]))
+	}
+}
+
+func canonical(v any) string {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case []byte:
+		return hex.EncodeToString(x)
+	case nil:
+		return "\x01null"
+	}
+	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// renderKey renders a change's key for messages: "id=42" (no other
+// columns, so no personal data reaches a dead letter's reason).
+func renderKey(c *cdc.Change) string {
+	if len(c.Key) == 0 {
+		return "(none)"
+	}
+	keys := make([]string, 0, len(c.Key))
+	for k := range c.Key {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%v", k, c.Key[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func toText(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case int:
+		return strconv.Itoa(x), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case []byte:
+		return string(x), nil
+	}
+	return "", fmt.Errorf("want a string, got %T", v)
+}
+
+func toStrings(v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		if ss, ok := v.([]string); ok {
+			return ss, nil
+		}
+		return nil, fmt.Errorf("want a list such as [\"LDU\"], got %T", v)
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, err := toText(x)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+func toIntPtr(v any) (*int, error) {
+	f, ok := number(v)
+	if !ok {
+		if s, isStr := v.(string); isStr {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return nil, fmt.Errorf("want a whole number, got %q", s)
+			}
+			return &n, nil
+		}
+		return nil, fmt.Errorf("want a whole number, got %T", v)
+	}
+	n := int(f)
+	return &n, nil
+}
+
+// cleanErr keeps expr's message and drops its source snippet, which could
+// quote row values; the rule and field are named by the caller.
+func cleanErr(err error) error {
+	msg := err.Error()
+	if i := strings.Index(msg, "\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	return fmt.Errorf("%s", msg)
+}
