@@ -1,0 +1,385 @@
+package metacapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/internal/config"
+)
+
+// Options tune a Destination beyond its config; the zero value is right
+// for production.
+type Options struct {
+	Logger        *slog.Logger
+	Observer      Observer
+	BackoffBase   time.Duration    // default 1 s
+	BackoffCap    time.Duration    // default 5 min
+	ProbeInterval time.Duration    // default 30 s: how often a paused destination tries again
+	DryRunOut     io.Writer        // dry_run output when dry_run_file is empty (default stdout)
+	Now           func() time.Time // default time.Now
+	HTTPClient    *http.Client     // default: one tuned client per destination
+}
+
+// Destination delivers events to one pixel / dataset.
+type Destination struct {
+	name      string
+	cfg       config.Destination
+	endpoint  string
+	client    *http.Client
+	throttle  *throttle
+	opt       Options
+	log       *slog.Logger
+	obs       Observer
+	dryMu     sync.Mutex
+	dryOut    io.Writer
+	dryCloser io.Closer
+
+	mu          sync.Mutex
+	pauseReason string // non-empty while paused
+	pausedSince time.Time
+	stats       Stats
+}
+
+// Stats counts what the destination did since it was made.
+type Stats struct {
+	Requests    int           // Graph API requests (dry-run writes included)
+	Retries     int           // requests repeated after a transient or throttled answer
+	Splits      int           // batches split to isolate invalid events
+	BackoffWait time.Duration // time spent waiting before retries
+}
+
+// Stats returns the counters.
+func (d *Destination) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+func (d *Destination) count(f func(*Stats)) {
+	d.mu.Lock()
+	f(&d.stats)
+	d.mu.Unlock()
+}
+
+// New returns the destination named name, configured by cfg.
+func New(name string, cfg config.Destination, opt Options) (*Destination, error) {
+	if opt.BackoffBase <= 0 {
+		opt.BackoffBase = time.Second
+	}
+	if opt.BackoffCap <= 0 {
+		opt.BackoffCap = 5 * time.Minute
+	}
+	if opt.ProbeInterval <= 0 {
+		opt.ProbeInterval = 30 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Observer == nil {
+		opt.Observer = nopObserver{}
+	}
+	d := &Destination{
+		name:     name,
+		cfg:      cfg,
+		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.APIVersion + "/" + cfg.PixelID + "/events",
+		throttle: newThrottle(),
+		opt:      opt,
+		log:      opt.Logger.With("destination", name),
+		obs:      opt.Observer,
+		client:   opt.HTTPClient,
+	}
+	if d.client == nil {
+		d.client = newHTTPClient(cfg.Timeout.Duration, cfg.InFlight)
+	}
+	if cfg.DryRun {
+		d.dryOut = opt.DryRunOut
+		if cfg.DryRunFile != "" {
+			f, err := openAppend(cfg.DryRunFile)
+			if err != nil {
+				return nil, fmt.Errorf("destination %s: open dry_run_file: %w", name, err)
+			}
+			d.dryOut, d.dryCloser = f, f
+		}
+		if d.dryOut == nil {
+			d.dryOut = stdout
+		}
+	}
+	return d, nil
+}
+
+// Close releases idle connections and the dry-run file, if any.
+func (d *Destination) Close() error {
+	d.client.CloseIdleConnections()
+	if d.dryCloser != nil {
+		return d.dryCloser.Close()
+	}
+	return nil
+}
+
+// Name is the destination's name in the config.
+func (d *Destination) Name() string { return d.name }
+
+// newHTTPClient is tuned for many requests to one host: kept-alive
+// connections for every in-flight request, bounded timeouts at each step.
+func newHTTPClient(timeout time.Duration, inFlight int) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          inFlight + 2,
+		MaxIdleConnsPerHost:   inFlight + 2,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// Health reports whether the destination is delivering, and why not.
+func (d *Destination) Health() (ok bool, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pauseReason == "", d.pauseReason
+}
+
+func (d *Destination) pause(err *Error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	reason := "paused: Meta refused the access token or permission (" + err.Error() + "); fix the token, events stay queued"
+	if d.pauseReason == "" {
+		d.pausedSince = d.opt.Now()
+		d.log.Error("destination paused; events stay queued", "reason", err.Error())
+	}
+	d.pauseReason = reason
+}
+
+func (d *Destination) resume() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pauseReason != "" {
+		d.log.Info("destination resumed", "paused_for", d.opt.Now().Sub(d.pausedSince).Round(time.Second))
+	}
+	d.pauseReason = ""
+}
+
+// Deliver sends items and reports an outcome for every one of them:
+// Delivered, DeadLettered, or Deferred when the destination is paused or
+// ctx ends first. It returns an error only when the Reporter fails.
+func (d *Destination) Deliver(ctx context.Context, items []Item, rep Reporter) error {
+	return d.deliver(ctx, items, rep, false)
+}
+
+func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, probe bool) error {
+	now := d.opt.Now()
+	var dead []Outcome
+	valid := make([]Item, 0, len(items))
+	for _, it := range items {
+		if err := Check(&it.Event, now); err != nil {
+			dead = append(dead, Outcome{Seq: it.Seq, Status: DeadLettered, Reason: "rejected before sending: " + err.Error()})
+			continue
+		}
+		valid = append(valid, it)
+	}
+	if len(dead) > 0 {
+		if err := rep.Report(ctx, dead); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.cfg.InFlight)
+	for start := 0; start < len(valid); start += d.cfg.BatchSize {
+		batch := valid[start:min(start+d.cfg.BatchSize, len(valid))]
+		g.Go(func() error { return d.deliverBatch(gctx, batch, rep, probe) })
+	}
+	return g.Wait()
+}
+
+// deliverBatch sends one batch until each event has an outcome.
+func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool) error {
+	for attempt := 1; ; attempt++ {
+		if ok, reason := d.Health(); !ok && !probe {
+			return rep.Report(ctx, outcomes(batch, Deferred, reason, nil, attempt-1))
+		}
+		if err := d.throttle.wait(ctx); err != nil {
+			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", nil, attempt-1))
+		}
+		merr := d.send(ctx, batch)
+		switch {
+		case merr == nil:
+			d.throttle.succeeded()
+			if probe {
+				d.resume()
+			}
+			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Delivered, "", nil, attempt))
+		case ctx.Err() != nil:
+			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", nil, attempt))
+		case merr.Kind == Auth:
+			d.pause(merr)
+			_, reason := d.Health()
+			return rep.Report(ctx, outcomes(batch, Deferred, reason, merr, attempt))
+		case merr.Kind == Invalid:
+			if len(batch) == 1 {
+				return rep.Report(ctx, outcomes(batch, DeadLettered, "rejected by Meta: "+merr.Error(), merr, attempt))
+			}
+			// Meta rejects a whole batch for one bad event: split it until
+			// the offenders stand alone.
+			d.count(func(s *Stats) { s.Splits++ })
+			half := len(batch) / 2
+			if err := d.deliverBatch(ctx, batch[:half], rep, probe); err != nil {
+				return err
+			}
+			return d.deliverBatch(ctx, batch[half:], rep, probe)
+		case merr.Kind == Throttled:
+			d.throttle.slowDown()
+			d.log.Warn("throttled by Meta; slowing down", "code", merr.Code, "rate_per_s", float64(d.throttle.limit()))
+		default:
+			d.log.Warn("transient Graph API error; will retry", "error", merr.Error(), "attempt", attempt, "events", len(batch))
+		}
+		// Retry after a backoff, keeping only events Meta would still take.
+		var expired []Outcome
+		kept := batch[:0:0]
+		for _, it := range batch {
+			if err := CheckAge(&it.Event, d.opt.Now()); err != nil {
+				expired = append(expired, Outcome{Seq: it.Seq, Status: DeadLettered, Reason: "gave up retrying: " + err.Error() + "; last error: " + merr.Error(), Err: merr, Attempts: attempt})
+				continue
+			}
+			kept = append(kept, it)
+		}
+		if len(expired) > 0 {
+			if err := rep.Report(ctx, expired); err != nil {
+				return err
+			}
+		}
+		if batch = kept; len(batch) == 0 {
+			return nil
+		}
+		wait := max(d.backoff(attempt), merr.RetryAfter())
+		d.count(func(s *Stats) { s.Retries++; s.BackoffWait += wait })
+		if !sleep(ctx, wait) {
+			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", merr, attempt))
+		}
+	}
+}
+
+// backoff is exponential with full jitter: uniform in [0, min(cap, base·2^(n-1))].
+func (d *Destination) backoff(attempt int) time.Duration {
+	ceil := d.opt.BackoffCap
+	if attempt < 40 {
+		if b := d.opt.BackoffBase << (attempt - 1); b > 0 && b < ceil {
+			ceil = b
+		}
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func outcomes(batch []Item, s Status, reason string, err *Error, attempts int) []Outcome {
+	out := make([]Outcome, len(batch))
+	for i, it := range batch {
+		out[i] = Outcome{Seq: it.Seq, Status: s, Reason: reason, Err: err, Attempts: attempts}
+	}
+	return out
+}
+
+// request is the body Meta receives.
+type request struct {
+	Data          []capi.Event `json:"data"`
+	AccessToken   string       `json:"access_token,omitempty"`
+	TestEventCode string       `json:"test_event_code,omitempty"`
+	PartnerAgent  string       `json:"partner_agent,omitempty"`
+}
+
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// send makes one request with the batch; nil means Meta took every event.
+func (d *Destination) send(ctx context.Context, batch []Item) *Error {
+	d.count(func(s *Stats) { s.Requests++ })
+	req := request{Data: make([]capi.Event, len(batch)), TestEventCode: d.cfg.TestEventCode, PartnerAgent: d.cfg.PartnerAgent}
+	for i := range batch {
+		req.Data[i] = batch[i].Event
+	}
+	buf := bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufs.Put(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if d.cfg.DryRun {
+		if err := enc.Encode(req); err != nil {
+			return &Error{Kind: Invalid, Message: "encode: " + err.Error()}
+		}
+		d.dryMu.Lock()
+		_, err := d.dryOut.Write(buf.Bytes())
+		d.dryMu.Unlock()
+		if err != nil {
+			return &Error{Kind: Transient, Message: "dry run write: " + err.Error()}
+		}
+		d.obs.Request("delivered", 0, 0, len(batch))
+		return nil
+	}
+	req.AccessToken = d.cfg.AccessToken.Reveal() // in the body: URLs end up in proxy logs
+	if err := enc.Encode(req); err != nil {
+		return &Error{Kind: Invalid, Message: "encode: " + err.Error()}
+	}
+	start := time.Now()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, d.endpoint, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return &Error{Kind: Invalid, Message: err.Error()}
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	resp, err := d.client.Do(httpReq)
+	if err != nil {
+		d.obs.Request(Transient.String(), 0, time.Since(start), len(batch))
+		return networkError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	took := time.Since(start)
+	if err != nil {
+		d.obs.Request(Transient.String(), 0, took, len(batch))
+		return networkError(err)
+	}
+	if resp.StatusCode/100 != 2 {
+		merr := classify(resp.StatusCode, resp.Header, body)
+		d.obs.Request(merr.Kind.String(), merr.Code, took, len(batch))
+		return merr
+	}
+	var ok struct {
+		EventsReceived int    `json:"events_received"`
+		FBTraceID      string `json:"fbtrace_id"`
+	}
+	if err := json.Unmarshal(body, &ok); err != nil || ok.EventsReceived != len(batch) {
+		d.obs.Request(Transient.String(), 0, took, len(batch))
+		return &Error{Kind: Transient, HTTPStatus: resp.StatusCode, FBTraceID: ok.FBTraceID,
+			Message: fmt.Sprintf("Meta acknowledged %d of %d events", ok.EventsReceived, len(batch))}
+	}
+	d.obs.Request("delivered", 0, took, len(batch))
+	d.log.Info("delivered batch", "events", len(batch), "took_ms", took.Milliseconds(), "fbtrace_id", ok.FBTraceID)
+	return nil
+}

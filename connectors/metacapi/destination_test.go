@@ -1,0 +1,361 @@
+package metacapi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/internal/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	pixel = "1234567890"
+	token = "EAAsecret-token-value"
+)
+
+func destConfig(baseURL string) config.Destination {
+	return config.Destination{
+		Type: config.TypeMetaCAPI, PixelID: pixel, AccessToken: config.Secret(token),
+		APIVersion: "v24.0", BaseURL: baseURL, BatchSize: 1000, InFlight: 2,
+		FlushInterval: config.Duration{Duration: 10 * time.Millisecond},
+		Timeout:       config.Duration{Duration: 10 * time.Second},
+	}
+}
+
+func newDest(t testing.TB, cfg config.Destination, opt metacapi.Options) *metacapi.Destination {
+	t.Helper()
+	if opt.BackoffBase == 0 {
+		opt.BackoffBase, opt.BackoffCap = 2*time.Millisecond, 50*time.Millisecond
+	}
+	if opt.ProbeInterval == 0 {
+		opt.ProbeInterval = 20 * time.Millisecond
+	}
+	d, err := metacapi.New("meta", cfg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func events(n int, now time.Time) []capi.Event {
+	out := make([]capi.Event, n)
+	for i := range out {
+		out[i] = capi.Event{
+			EventName: "Lead", EventTime: now.Unix() - 30, EventID: fmt.Sprintf("lead-%d", i),
+			ActionSource: "system_generated",
+			UserData:     map[string]any{"em": capi.Hash(fmt.Sprintf("user%d@example.com", i)), "lead_id": "1234567890123456"},
+		}
+	}
+	return out
+}
+
+// run drains q through d until q is empty (or the deadline), then stops Run.
+func run(t *testing.T, d *metacapi.Destination, q *metacapitest.Queue, until func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, q) }()
+	for !until() {
+		if ctx.Err() != nil {
+			t.Fatalf("timed out; %d queued", q.Len())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestTenThousandEventsInTenRequests(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	d := newDest(t, destConfig(fake.URL), metacapi.Options{})
+	q := metacapitest.NewQueue()
+	q.Add(events(10000, time.Now())...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	st := fake.Stats()
+	if st.Requests != 10 || st.Accepted != 10000 || st.Duplicates != 0 || st.TokenInURL != 0 {
+		t.Errorf("fake stats = %+v", st)
+	}
+}
+
+func TestOneInvalidEventIsIsolated(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	d := newDest(t, destConfig(fake.URL), metacapi.Options{})
+	q := metacapitest.NewQueue()
+	evs := events(10000, time.Now())
+	evs[4321].CustomData = map[string]any{"value": 10, "currency": "DOLLARS"} // passes our checks, Meta refuses it
+	q.Add(evs...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	st := fake.Stats()
+	if st.Accepted != 9999 || st.Duplicates != 0 {
+		t.Errorf("fake stats = %+v", st)
+	}
+	dead := q.Dead()
+	if len(dead) != 1 || dead[0].Seq != 4322 {
+		t.Fatalf("dead letters = %+v", dead)
+	}
+	if e := dead[0].Err; e == nil || e.Code != 100 || e.Subcode != 2804019 || e.FBTraceID == "" || !strings.Contains(e.UserMsg, "currency") {
+		t.Errorf("dead letter lacks Meta's error: %+v", e)
+	}
+	maxExtra := int(2*math.Log2(1000)) + 2
+	if extra := st.Requests - 10; extra > maxExtra {
+		t.Errorf("%d extra requests to isolate one event, want at most %d", extra, maxExtra)
+	}
+	t.Logf("isolated 1 bad event with %d extra requests", st.Requests-10)
+}
+
+func TestHalfTheRequestsFailWith5xx(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	fake.FailRate(0.5, metacapitest.ServerError)
+	cfg := destConfig(fake.URL)
+	cfg.BatchSize = 100
+	d := newDest(t, cfg, metacapi.Options{})
+	q := metacapitest.NewQueue()
+	q.Add(events(3000, time.Now())...)
+	start := time.Now()
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	elapsed := time.Since(start)
+	st, ds := fake.Stats(), d.Stats()
+	if st.Accepted != 3000 || st.Duplicates != 0 || len(q.Dead()) != 0 {
+		t.Fatalf("fake %+v, dead %d", st, len(q.Dead()))
+	}
+	if ds.Retries == 0 || ds.Retries != st.Rejected || ds.BackoffWait <= 0 {
+		t.Errorf("destination stats %+v vs fake %+v", ds, st)
+	}
+	// Backoff is visible in timing: the run took at least the waits of one
+	// of its in_flight workers.
+	if elapsed < ds.BackoffWait/time.Duration(cfg.InFlight) {
+		t.Errorf("run took %s but backed off %s in all", elapsed, ds.BackoffWait)
+	}
+	t.Logf("%d requests, %d retried, %s backoff in all, %s elapsed", st.Requests, ds.Retries, ds.BackoffWait, elapsed)
+}
+
+func TestTokenRevokedPausesAndRecovers(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	cfg := destConfig(fake.URL)
+	cfg.BatchSize = 50
+	d := newDest(t, cfg, metacapi.Options{})
+	q := metacapitest.NewQueue()
+	q.Add(events(100, time.Now())...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d.Run(ctx, q) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	waitFor(t, "first events delivered", func() bool { return q.Len() == 0 })
+	fake.SetToken("EAArevoked")
+	more := events(500, time.Now())
+	for i := range more {
+		more[i].EventID = fmt.Sprintf("later-%d", i)
+	}
+	q.Add(more...)
+	waitFor(t, "destination paused", func() bool { ok, _ := d.Health(); return !ok })
+	_, reason := d.Health()
+	if !strings.Contains(reason, "190") || strings.Contains(reason, token) {
+		t.Errorf("pause reason = %q", reason)
+	}
+	time.Sleep(100 * time.Millisecond) // several probes while revoked
+	if len(q.Dead()) != 0 || q.Len() != 500 {
+		t.Fatalf("while paused: %d dead, %d queued", len(q.Dead()), q.Len())
+	}
+	fake.SetToken(token)
+	waitFor(t, "backlog drained", func() bool { return q.Len() == 0 })
+	if ok, _ := d.Health(); !ok {
+		t.Error("still paused after recovery")
+	}
+	if st := fake.Stats(); st.Accepted != 600 || st.Duplicates != 0 || len(q.Dead()) != 0 {
+		t.Errorf("fake %+v, dead %d", st, len(q.Dead()))
+	}
+}
+
+func TestOldEventNeverSent(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	d := newDest(t, destConfig(fake.URL), metacapi.Options{})
+	q := metacapitest.NewQueue()
+	old := events(1, time.Now().Add(-8*24*time.Hour))
+	q.Add(old...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	if fake.Stats().Requests != 0 {
+		t.Error("an 8-day-old event reached the Graph API")
+	}
+	dead := q.Dead()
+	if len(dead) != 1 || !strings.Contains(dead[0].Reason, "age rule") || !strings.Contains(dead[0].Reason, "7 days") {
+		t.Errorf("dead = %+v", dead)
+	}
+}
+
+func TestChecksBeforeSending(t *testing.T) {
+	now := time.Now()
+	base := events(1, now)[0]
+	tests := []struct {
+		name   string
+		mutate func(e *capi.Event)
+		want   string
+	}{
+		{"ok", func(e *capi.Event) {}, ""},
+		{"physical store 30 days", func(e *capi.Event) {
+			e.ActionSource = "physical_store"
+			e.EventTime = now.Add(-30 * 24 * time.Hour).Unix()
+		}, ""},
+		{"physical store 63 days", func(e *capi.Event) {
+			e.ActionSource = "physical_store"
+			e.EventTime = now.Add(-63 * 24 * time.Hour).Unix()
+		}, "62 days"},
+		{"future", func(e *capi.Event) { e.EventTime = now.Add(2 * time.Minute).Unix() }, "future"},
+		{"website without url", func(e *capi.Event) { e.ActionSource = "website"; e.UserData["client_user_agent"] = "UA" }, "event_source_url"},
+		{"website without ua", func(e *capi.Event) { e.ActionSource = "website"; e.EventSourceURL = "https://x" }, "client_user_agent"},
+		{"messaging without channel", func(e *capi.Event) { e.ActionSource = "business_messaging" }, "messaging_channel"},
+		{"purchase without value", func(e *capi.Event) { e.EventName = "Purchase"; e.CustomData = map[string]any{"currency": "USD"} }, "value"},
+		{"no match key", func(e *capi.Event) { e.UserData = map[string]any{"client_user_agent": "UA"} }, "no usable user_data"},
+	}
+	for _, tt := range tests {
+		e := base
+		e.UserData = map[string]any{}
+		for k, v := range base.UserData {
+			e.UserData[k] = v
+		}
+		tt.mutate(&e)
+		err := metacapi.Check(&e, now)
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Check = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestThrottledSlowsDownAndDelivers(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	fake.FailNext(metacapitest.Throttle, metacapitest.TooMany)
+	cfg := destConfig(fake.URL)
+	cfg.InFlight = 1
+	d := newDest(t, cfg, metacapi.Options{})
+	q := metacapitest.NewQueue()
+	q.Add(events(10, time.Now())...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	if st := fake.Stats(); st.Accepted != 10 || st.Requests != 3 || len(q.Dead()) != 0 {
+		t.Errorf("fake %+v dead %d", st, len(q.Dead()))
+	}
+}
+
+func TestDryRunSendsNothingAndHidesToken(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	cfg := destConfig(fake.URL)
+	cfg.DryRun, cfg.TestEventCode = true, "TEST123"
+	var out bytes.Buffer
+	d := newDest(t, cfg, metacapi.Options{DryRunOut: &out})
+	q := metacapitest.NewQueue()
+	q.Add(events(3, time.Now())...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	if fake.Stats().Requests != 0 {
+		t.Error("dry run sent a request")
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 || !strings.Contains(out.String(), `"test_event_code":"TEST123"`) || strings.Contains(out.String(), token) {
+		t.Errorf("dry run output (%d lines): %s", n, out.String())
+	}
+}
+
+func TestRequestCarriesTestCodeAndNoTokenInURL(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	cfg := destConfig(fake.URL)
+	cfg.TestEventCode = "TEST999"
+	d := newDest(t, cfg, metacapi.Options{})
+	q := metacapitest.NewQueue()
+	q.Add(events(5, time.Now())...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	if codes := fake.TestEventCodes(); codes["TEST999"] != 5 || fake.Stats().TokenInURL != 0 {
+		t.Errorf("codes %v stats %+v", codes, fake.Stats())
+	}
+}
+
+func TestNetworkErrorIsTransientAndSecretFree(t *testing.T) {
+	cfg := destConfig("http://127.0.0.1:1") // nothing listens there
+	d := newDest(t, cfg, metacapi.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var got []metacapi.Outcome
+	err := d.Deliver(ctx, []metacapi.Item{{Seq: 1, Event: events(1, time.Now())[0]}}, metacapi.ReporterFunc(func(_ context.Context, o []metacapi.Outcome) error {
+		got = append(got, o...)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Status != metacapi.Deferred || d.Stats().Retries == 0 {
+		t.Fatalf("outcomes %+v stats %+v", got, d.Stats())
+	}
+	if got[0].Err == nil || got[0].Err.Kind != metacapi.Transient || strings.Contains(got[0].Err.Error(), token) {
+		t.Errorf("error = %v", got[0].Err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkDeliver measures events/s delivered to the fake Graph API over
+// real HTTP with batch 1000 and in_flight 2.
+func BenchmarkDeliver(b *testing.B) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	d := newDest(b, destConfig(fake.URL), metacapi.Options{})
+	evs := events(10000, time.Now())
+	items := make([]metacapi.Item, len(evs))
+	for i := range evs {
+		items[i] = metacapi.Item{Seq: uint64(i + 1), Event: evs[i]}
+	}
+	var mu sync.Mutex
+	delivered := 0
+	rep := metacapi.ReporterFunc(func(_ context.Context, o []metacapi.Outcome) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range o {
+			if x.Status == metacapi.Delivered {
+				delivered++
+			}
+		}
+		return nil
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := d.Deliver(context.Background(), items, rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(items)*b.N)/time.Since(start).Seconds(), "events/s")
+	if delivered != len(items)*b.N {
+		b.Fatalf("delivered %d of %d", delivered, len(items)*b.N)
+	}
+}

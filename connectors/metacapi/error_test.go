@@ -1,0 +1,63 @@
+package metacapi
+
+import (
+	"math"
+	"net/http"
+	"testing"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		want   Kind
+	}{
+		{500, `{"error":{"code":2,"is_transient":true}}`, Transient},
+		{503, `<html>gateway</html>`, Transient},
+		{400, `{"error":{"code":1}}`, Transient},
+		{400, `{"error":{"code":341}}`, Transient},
+		{400, `{"error":{"code":368}}`, Transient},
+		{400, `{"error":{"code":9999,"is_transient":true}}`, Transient},
+		{400, `{"error":{"code":4}}`, Throttled},
+		{400, `{"error":{"code":17}}`, Throttled},
+		{400, `{"error":{"code":32}}`, Throttled},
+		{400, `{"error":{"code":613}}`, Throttled},
+		{400, `{"error":{"code":80003}}`, Throttled},
+		{400, `{"error":{"code":80004}}`, Throttled},
+		{429, ``, Throttled},
+		{400, `{"error":{"code":190,"error_subcode":463}}`, Auth},
+		{401, `{"error":{"code":190}}`, Auth},
+		{400, `{"error":{"code":10}}`, Auth},
+		{400, `{"error":{"code":102}}`, Auth},
+		{400, `{"error":{"code":200}}`, Auth},
+		{400, `{"error":{"code":294}}`, Auth},
+		{400, `{"error":{"code":100,"error_subcode":33}}`, Auth},
+		{403, `Forbidden`, Auth},
+		{400, `{"error":{"code":100,"error_subcode":2804003}}`, Invalid},
+		{400, `{"error":{"code":100}}`, Invalid},
+		{413, ``, Invalid},
+	}
+	for _, tt := range tests {
+		e := classify(tt.status, http.Header{}, []byte(tt.body))
+		if e.Kind != tt.want {
+			t.Errorf("HTTP %d %s: %s, want %s", tt.status, tt.body, e.Kind, tt.want)
+		}
+	}
+	h := http.Header{}
+	h.Set("Retry-After", "7")
+	if e := classify(429, h, nil); e.RetryAfter().Seconds() != 7 {
+		t.Errorf("Retry-After = %s", e.RetryAfter())
+	}
+}
+
+func TestBackoffIsBoundedFullJitter(t *testing.T) {
+	d := &Destination{opt: Options{BackoffBase: 1e9, BackoffCap: 300e9}}
+	for attempt := 1; attempt < 70; attempt++ {
+		ceil := min(1e9*math.Pow(2, float64(attempt-1)), 300e9)
+		for i := 0; i < 50; i++ {
+			if b := d.backoff(attempt); b < 0 || float64(b) > ceil {
+				t.Fatalf("attempt %d: backoff %s outside [0, %g]", attempt, b, ceil)
+			}
+		}
+	}
+}

@@ -1,0 +1,388 @@
+// Package metacapitest provides a fake Graph API that validates server
+// events the way Meta documents it (shared/capi-reference.md), and an
+// in-memory Queue, for tests over real HTTP.
+//
+// The fake rejects the whole request for one bad event, as Meta does; it
+// checks the token (code 190), the pixel (100/33), at most 1000 events, the
+// age window (7 days; 62 for physical_store), event_time not in the future,
+// required fields per action_source, Purchase value and currency, hashed
+// user_data keys as 64-char lowercase hex, and unknown keys. It records
+// accepted events, counts duplicate (event_name, event_id) pairs, and can
+// inject 5xx answers, throttling, latency and token expiry.
+package metacapitest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Failure is an error answer to inject.
+type Failure struct {
+	Status    int // HTTP status
+	Code      int
+	Subcode   int
+	Transient bool
+	Message   string
+}
+
+// Common failures.
+var (
+	ServerError  = Failure{Status: 500, Code: 2, Transient: true, Message: "An unexpected error has occurred. Please retry your request later."}
+	Throttle     = Failure{Status: 400, Code: 17, Message: "User request limit reached"}
+	TooMany      = Failure{Status: 429, Code: 4, Message: "Application request limit reached"}
+	TokenExpired = Failure{Status: 400, Code: 190, Subcode: 463, Message: "Error validating access token: Session has expired"}
+)
+
+// Event is an accepted event as the fake received it.
+type Event struct {
+	Name, ID     string
+	ActionSource string
+	Time         int64
+	Raw          map[string]any
+}
+
+// Server is the fake Graph API.
+type Server struct {
+	*httptest.Server
+	PixelID    string
+	APIVersion string
+	Now        func() time.Time
+
+	mu         sync.Mutex
+	token      string
+	accepted   []Event
+	seen       map[[2]string]int
+	duplicates int
+	requests   int
+	rejected   int
+	tokenInURL int
+	failNext   []Failure
+	failRate   float64
+	failWith   Failure
+	latency    time.Duration
+	requestLog []time.Time
+	testCodes  map[string]int
+	traces     int
+}
+
+// New starts a fake Graph API for pixel with token as the valid access
+// token. Close it when done.
+func New(pixelID, token string) *Server {
+	s := &Server{PixelID: pixelID, APIVersion: "v24.0", token: token, Now: time.Now,
+		seen: map[[2]string]int{}, testCodes: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
+	return s
+}
+
+// SetToken changes the valid token: revoke with SetToken("other"), restore
+// with the original.
+func (s *Server) SetToken(t string) { s.mu.Lock(); s.token = t; s.mu.Unlock() }
+
+// FailNext makes the next requests fail with f, one each.
+func (s *Server) FailNext(f ...Failure) {
+	s.mu.Lock()
+	s.failNext = append(s.failNext, f...)
+	s.mu.Unlock()
+}
+
+// FailRate makes each request fail with f with probability p.
+func (s *Server) FailRate(p float64, f Failure) {
+	s.mu.Lock()
+	s.failRate, s.failWith = p, f
+	s.mu.Unlock()
+}
+
+// SetLatency delays every answer.
+func (s *Server) SetLatency(d time.Duration) { s.mu.Lock(); s.latency = d; s.mu.Unlock() }
+
+// Events returns the accepted events in arrival order.
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.accepted...)
+}
+
+// Stats are the fake's counters.
+type Stats struct {
+	Requests   int // every request
+	Rejected   int // answered with an error (injected or validation)
+	Accepted   int // events accepted
+	Duplicates int // accepted events whose (event_name, event_id) was seen before
+	TokenInURL int // requests that carried access_token in the URL (must stay 0)
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Requests: s.requests, Rejected: s.rejected, Accepted: len(s.accepted), Duplicates: s.duplicates, TokenInURL: s.tokenInURL}
+}
+
+// RequestTimes returns when each request arrived.
+func (s *Server) RequestTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.requestLog...)
+}
+
+// TestEventCodes counts events received per test_event_code.
+func (s *Server) TestEventCodes() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.testCodes {
+		out[k] = v
+	}
+	return out
+}
+
+// trace returns a new fbtrace_id; s.mu is held.
+func (s *Server) trace() string { s.traces++; return fmt.Sprintf("AfakeTrace%06d", s.traces) }
+
+func (s *Server) fail(w http.ResponseWriter, f Failure, userMsg string) {
+	s.rejected++
+	typ := "OAuthException"
+	if f.Transient {
+		typ = "FacebookApiException"
+	}
+	body := map[string]any{"error": map[string]any{
+		"message": f.Message, "type": typ, "code": f.Code, "error_subcode": f.Subcode,
+		"is_transient": f.Transient, "error_user_title": "Server-side API parameter error",
+		"error_user_msg": userMsg, "fbtrace_id": s.trace(),
+	}}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(f.Status)
+	json.NewEncoder(w).Encode(body)
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	lat := s.latency
+	s.mu.Unlock()
+	if lat > 0 {
+		time.Sleep(lat)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	s.requestLog = append(s.requestLog, time.Now())
+	if r.URL.Query().Has("access_token") {
+		s.tokenInURL++
+	}
+	if len(s.failNext) > 0 {
+		f := s.failNext[0]
+		s.failNext = s.failNext[1:]
+		s.fail(w, f, "")
+		return
+	}
+	if s.failRate > 0 && rand.Float64() < s.failRate {
+		s.fail(w, s.failWith, "")
+		return
+	}
+	want := "/" + s.APIVersion + "/" + s.PixelID + "/events"
+	if r.Method != http.MethodPost || r.URL.Path != want {
+		s.fail(w, Failure{Status: 400, Code: 100, Subcode: 33, Message: fmt.Sprintf("Unsupported post request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", r.URL.Path)}, "")
+		return
+	}
+	var req struct {
+		Data          []json.RawMessage `json:"data"`
+		AccessToken   string            `json:"access_token"`
+		TestEventCode *string           `json:"test_event_code"`
+		PartnerAgent  *string           `json:"partner_agent"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.fail(w, invalid(2804019), "Malformed request body: "+err.Error())
+		return
+	}
+	if req.AccessToken == "" || req.AccessToken != s.token {
+		s.fail(w, TokenExpired, "")
+		return
+	}
+	if len(req.Data) == 0 {
+		s.fail(w, invalid(2804019), "The parameter $['data'] is required.")
+		return
+	}
+	if len(req.Data) > 1000 {
+		s.fail(w, invalid(2804018), fmt.Sprintf("$['data'] holds %d events; at most 1000 are allowed.", len(req.Data)))
+		return
+	}
+	events := make([]Event, len(req.Data))
+	for i, raw := range req.Data {
+		e, sub, msg := s.validate(raw)
+		if msg != "" {
+			s.fail(w, invalid(sub), fmt.Sprintf("$['data'][%d]: %s", i, msg))
+			return
+		}
+		events[i] = e
+	}
+	for _, e := range events {
+		k := [2]string{e.Name, e.ID}
+		if e.ID != "" && s.seen[k] > 0 {
+			s.duplicates++
+		}
+		s.seen[k]++
+		s.accepted = append(s.accepted, e)
+	}
+	if req.TestEventCode != nil {
+		s.testCodes[*req.TestEventCode] += len(events)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"events_received": len(events), "messages": []string{}, "fbtrace_id": s.trace()})
+}
+
+func invalid(subcode int) Failure {
+	return Failure{Status: 400, Code: 100, Subcode: subcode, Message: "Invalid parameter"}
+}
+
+var (
+	hashRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	curRe  = regexp.MustCompile(`^[A-Za-z]{3}$`)
+	hashed = set("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id")
+	plain  = set("client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id",
+		"lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid", "ig_account_id",
+		"ig_sid", "whatsapp_business_account_id")
+	topLevel = set("event_name", "event_time", "event_id", "action_source", "event_source_url", "referrer_url",
+		"opt_out", "messaging_channel", "data_processing_options", "data_processing_options_country",
+		"data_processing_options_state", "original_event_data", "user_data", "custom_data", "app_data")
+	actionSources = set("website", "app", "email", "phone_call", "chat", "physical_store", "system_generated", "business_messaging", "other")
+	channels      = set("whatsapp", "messenger", "instagram")
+)
+
+func set(keys ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+// validate checks one server event as Meta does; msg is empty when valid.
+func (s *Server) validate(raw json.RawMessage) (e Event, subcode int, msg string) {
+	var ev map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&ev); err != nil {
+		return e, 2804019, "the event is not a JSON object"
+	}
+	e.Raw = ev
+	for k := range ev {
+		if !topLevel[k] {
+			return e, 2804019, fmt.Sprintf("unknown parameter %q", k)
+		}
+	}
+	name, _ := ev["event_name"].(string)
+	if strings.TrimSpace(name) == "" {
+		return e, 2804019, "The parameter event_name is required."
+	}
+	e.Name = name
+	if id, ok := ev["event_id"]; ok {
+		sid, isStr := id.(string)
+		if !isStr {
+			return e, 2804019, "event_id must be a string"
+		}
+		e.ID = sid
+	}
+	num, ok := ev["event_time"].(json.Number)
+	if !ok {
+		return e, 2804019, "The parameter event_time is required."
+	}
+	t, err := num.Int64()
+	if err != nil {
+		return e, 2804019, "event_time must be a unix timestamp in seconds"
+	}
+	e.Time = t
+	src, _ := ev["action_source"].(string)
+	if !actionSources[src] {
+		return e, 2804019, fmt.Sprintf("action_source %q is not valid", src)
+	}
+	e.ActionSource = src
+	window := 7 * 24 * time.Hour
+	if src == "physical_store" {
+		window = 62 * 24 * time.Hour
+	}
+	now := s.Now()
+	if now.Sub(time.Unix(t, 0)) > window {
+		return e, 2804003, fmt.Sprintf("event_time %d is too far in the past: events must be sent within %d days", t, int(window.Hours()/24))
+	}
+	if time.Unix(t, 0).Sub(now) > time.Minute {
+		return e, 2804004, fmt.Sprintf("event_time %d is in the future", t)
+	}
+	ud, ok := ev["user_data"].(map[string]any)
+	if !ok || len(ud) == 0 {
+		return e, 2804050, "The parameter user_data is required and must hold customer information parameters."
+	}
+	for k, v := range ud {
+		switch {
+		case hashed[k]:
+			if !allHashed(v) {
+				return e, 2804050, fmt.Sprintf("user_data.%s must be SHA-256 hashed: 64 lowercase hex characters", k)
+			}
+		case plain[k]:
+			switch v.(type) {
+			case string, json.Number:
+			default:
+				return e, 2804050, fmt.Sprintf("user_data.%s must be a string", k)
+			}
+		default:
+			return e, 2804050, fmt.Sprintf("unknown user_data parameter %q", k)
+		}
+	}
+	switch src {
+	case "website":
+		if s, _ := ev["event_source_url"].(string); s == "" {
+			return e, 2804019, "The parameter event_source_url is required for action_source website."
+		}
+		if s, _ := ud["client_user_agent"].(string); s == "" {
+			return e, 2804019, "The parameter user_data.client_user_agent is required for action_source website."
+		}
+	case "business_messaging":
+		if ch, _ := ev["messaging_channel"].(string); !channels[ch] {
+			return e, 2804019, "messaging_channel (whatsapp, messenger or instagram) is required for action_source business_messaging."
+		}
+	}
+	cd, _ := ev["custom_data"].(map[string]any)
+	if v, ok := cd["value"]; ok {
+		if _, isNum := v.(json.Number); !isNum {
+			return e, 2804019, "custom_data.value must be a number"
+		}
+	}
+	if c, ok := cd["currency"]; ok {
+		if s, _ := c.(string); !curRe.MatchString(s) {
+			return e, 2804019, fmt.Sprintf("custom_data.currency %v is not an ISO 4217 code", c)
+		}
+	}
+	if name == "Purchase" && (cd["value"] == nil || cd["currency"] == nil) {
+		return e, 2804019, "custom_data.value and custom_data.currency are required for Purchase events."
+	}
+	return e, 0, ""
+}
+
+func allHashed(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return hashRe.MatchString(x)
+	case []any:
+		if len(x) == 0 {
+			return false
+		}
+		for _, e := range x {
+			if s, ok := e.(string); !ok || !hashRe.MatchString(s) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
