@@ -1,0 +1,156 @@
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/capisync/capisync/internal/capi"
+)
+
+// DeadLetter is an event Meta will not take (or a rule failure that never
+// became one), kept with the reason for an operator to inspect, retry or
+// drop.
+type DeadLetter struct {
+	ID           uint64      `json:"id"`
+	Destination  string      `json:"destination"`
+	Rule         string      `json:"rule,omitempty"`
+	Key          string      `json:"key,omitempty"` // the change's key, for rule failures
+	Event        *capi.Event `json:"event,omitempty"`
+	Reason       string      `json:"reason"`
+	Code         int         `json:"code,omitempty"`
+	Subcode      int         `json:"error_subcode,omitempty"`
+	Message      string      `json:"message,omitempty"`
+	FBTraceID    string      `json:"fbtrace_id,omitempty"`
+	Attempts     int         `json:"attempts"`
+	Enqueued     time.Time   `json:"enqueued,omitzero"`
+	FirstAttempt time.Time   `json:"first_attempt,omitzero"`
+	LastAttempt  time.Time   `json:"last_attempt,omitzero"`
+	Created      time.Time   `json:"dead_lettered"`
+}
+
+func putDead(tx *bolt.Tx, dl DeadLetter, now time.Time) error {
+	b, err := sub(tx, bDead, dl.Destination, true)
+	if err != nil {
+		return err
+	}
+	id, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	dl.ID, dl.Created = id, now.UTC()
+	v, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	if err := b.Put(u64(id), v); err != nil {
+		return err
+	}
+	return addCounter(tx, deadCounter(dl.Destination), 1)
+}
+
+// DeadLetters lists dest's dead letters (every destination's when dest is
+// empty), oldest first.
+func (s *Store) DeadLetters(dest string) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return eachDest(tx, bDead, dest, func(name string, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				var dl DeadLetter
+				if err := json.Unmarshal(v, &dl); err != nil {
+					return fmt.Errorf("dead letter %s/%d: %w", name, binary.BigEndian.Uint64(k), err)
+				}
+				out = append(out, dl)
+				return nil
+			})
+		})
+	})
+	return out, err
+}
+
+// RetryDead moves dead letters back to their outbox (ids nil: all of
+// dest's), to be sent again; rule failures, which hold no event, stay.
+// It returns how many were moved.
+func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
+	return s.takeDead(dest, ids, func(tx *bolt.Tx, dl DeadLetter) (bool, error) {
+		if dl.Event == nil {
+			return false, nil
+		}
+		// A retried event is queued afresh: forget that it was delivered.
+		if sent, _ := sub(tx, bSent, dl.Destination, false); sent != nil {
+			if err := sent.Delete(eventKey(dl.Event)); err != nil {
+				return false, err
+			}
+		}
+		_, err := enqueue(tx, &Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, s.now(), 0)
+		return err == nil, err
+	})
+}
+
+// DropDead deletes dead letters (ids nil: all of dest's). It returns how
+// many were deleted.
+func (s *Store) DropDead(dest string, ids []uint64) (int, error) {
+	return s.takeDead(dest, ids, func(*bolt.Tx, DeadLetter) (bool, error) { return true, nil })
+}
+
+func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, DeadLetter) (bool, error)) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		return eachDest(tx, bDead, dest, func(name string, b *bolt.Bucket) error {
+			want := map[uint64]bool{}
+			for _, id := range ids {
+				want[id] = true
+			}
+			var keys [][]byte
+			var letters []DeadLetter
+			if err := b.ForEach(func(k, v []byte) error {
+				if ids != nil && !want[binary.BigEndian.Uint64(k)] {
+					return nil
+				}
+				var dl DeadLetter
+				if err := json.Unmarshal(v, &dl); err != nil {
+					return err
+				}
+				keys, letters = append(keys, append([]byte(nil), k...)), append(letters, dl)
+				return nil
+			}); err != nil {
+				return err
+			}
+			for i, dl := range letters {
+				ok, err := take(tx, dl)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if err := b.Delete(keys[i]); err != nil {
+					return err
+				}
+				if err := addCounter(tx, deadCounter(name), -1); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+// eachDest calls fn for root's nested bucket dest, or for every nested
+// bucket when dest is empty.
+func eachDest(tx *bolt.Tx, root []byte, dest string, fn func(string, *bolt.Bucket) error) error {
+	r := tx.Bucket(root)
+	if dest != "" {
+		if b := r.Bucket([]byte(dest)); b != nil {
+			return fn(dest, b)
+		}
+		return nil
+	}
+	return r.ForEachBucket(func(k []byte) error { return fn(string(k), r.Bucket(k)) })
+}

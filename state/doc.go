@@ -1,0 +1,40 @@
+// Package state is capisync's embedded store: one bbolt file holding
+// per-source checkpoints, per-destination outboxes, dead letters, row
+// shadows for the polling source, and counters for status.
+//
+// bbolt was chosen because it is one file, fully ACID with fsync on commit,
+// needs no server, and allows a single writer — which is exactly capisync's
+// shape (one committer, one settler per destination).
+//
+// # Guarantees
+//
+// Commit is atomic: the events of a batch, its dead letters, its shadow
+// updates and the source's new checkpoint are written in one transaction,
+// so after a crash either all of them are there or none is and the source
+// reads the batch again. An event whose (event_name, event_id) is already
+// queued, or was delivered in the last 48 hours, is not queued again, so
+// reading a change twice never sends it twice.
+//
+// Settle is atomic: delivered events leave the outbox and dead-lettered ones
+// move to the dead letters in one transaction.
+//
+// The file is opened exclusively. A second process fails fast with a
+// message naming the file and the process that holds it (its PID is written
+// beside the file, in FILE.lock).
+//
+// # Layout
+//
+//	meta                      "schema" -> uint64 schema version
+//	checkpoints               source -> position bytes
+//	checkpoint_times          source -> unix nanos of the last checkpoint
+//	outbox/<dest>             seq (8-byte big endian) -> record (JSON)
+//	outbox_ids/<dest>         event_name 0x00 event_id -> seq
+//	sent/<dest>               event_name 0x00 event_id -> unix nanos delivered (48 h)
+//	sent_by_time/<dest>       unix nanos (8 BE) + seq (8 BE) -> event_name 0x00 event_id
+//	dead/<dest>               seq -> dead letter (JSON)
+//	shadows/<source>\x00<table>  key -> tracked values (the source's own encoding)
+//	counters                  name -> int64 (8 BE)
+//
+// Sequence numbers come from the outbox bucket's own sequence, so they grow
+// monotonically per destination and give the outbox its order.
+package state

@@ -1,0 +1,212 @@
+// Package statetest is the acceptance suite every store implementation
+// runs: the embedded bbolt store today, a PostgreSQL store for failover
+// later. Run it from the implementation's tests with a function that opens
+// a fresh, empty store.
+package statetest
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/state"
+)
+
+// Store is the behaviour the suite checks.
+type Store interface {
+	Checkpoint(source string) (cdc.Position, error)
+	Commit(batches ...state.Batch) (state.CommitResult, error)
+	Pending(dest string, max int) ([]state.Queued, error)
+	Settle(dest string, outcomes []state.Outcome) error
+	DeadLetters(dest string) ([]state.DeadLetter, error)
+	RetryDead(dest string, ids []uint64) (int, error)
+	DropDead(dest string, ids []uint64) (int, error)
+	Shadows(source, table string, keys [][]byte) ([][]byte, error)
+	Status() (state.Status, error)
+	Close() error
+}
+
+// Event returns a distinct valid event numbered i.
+func Event(i int) capi.Event {
+	return capi.Event{EventName: "Lead", EventTime: 1795168800, EventID: fmt.Sprintf("lead-%d", i),
+		ActionSource: "system_generated", UserData: map[string]any{"em": capi.Hash(fmt.Sprint(i))}}
+}
+
+func enq(dest string, ids ...int) []state.Enqueue {
+	out := make([]state.Enqueue, len(ids))
+	for i, id := range ids {
+		out[i] = state.Enqueue{Destination: dest, Rule: "r", Event: Event(id)}
+	}
+	return out
+}
+
+// Run runs the suite; open returns a new empty store.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("CommitIsAtomic", func(t *testing.T) { commitIsAtomic(t, open(t)) })
+	t.Run("EventIDIdempotence", func(t *testing.T) { idempotence(t, open(t)) })
+	t.Run("PendingOrder", func(t *testing.T) { pendingOrder(t, open(t)) })
+	t.Run("SettleAndDeadLetters", func(t *testing.T) { settle(t, open(t)) })
+	t.Run("Shadows", func(t *testing.T) { shadows(t, open(t)) })
+}
+
+// must unwraps a store call; a failing call panics, which fails the test
+// with the error and the stack (Go cannot pass a multi-value call plus t).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(fmt.Sprintf("store call failed: %v", err))
+	}
+	return v
+}
+
+func commitIsAtomic(t *testing.T, s Store) {
+	defer s.Close()
+	if pos := must(s.Checkpoint("src")); pos != nil {
+		t.Fatalf("new store has checkpoint %q", pos)
+	}
+	must(s.Commit(state.Batch{Source: "src", Position: cdc.Position("p1"), Events: enq("meta", 1, 2)}))
+	if pos := must(s.Checkpoint("src")); string(pos) != "p1" {
+		t.Fatalf("checkpoint = %q", pos)
+	}
+	bad := enq("meta", 3, 4)
+	bad[1].Event.CustomData = map[string]any{"value": math.NaN()} // cannot be encoded: the commit fails midway
+	if _, err := s.Commit(state.Batch{Source: "src", Position: cdc.Position("p2"), Events: bad,
+		Shadows: []state.Shadow{{Table: "t", Key: []byte("k"), Value: []byte("v")}}}); err == nil {
+		t.Fatal("commit of an unencodable event succeeded")
+	}
+	if pos := must(s.Checkpoint("src")); string(pos) != "p1" {
+		t.Errorf("failed commit moved the checkpoint to %q", pos)
+	}
+	if p := must(s.Pending("meta", 10)); len(p) != 2 {
+		t.Errorf("failed commit left %d events queued, want 2", len(p))
+	}
+	if sh := must(s.Shadows("src", "t", [][]byte{[]byte("k")})); sh[0] != nil {
+		t.Error("failed commit left a shadow")
+	}
+}
+
+func idempotence(t *testing.T, s Store) {
+	defer s.Close()
+	r := must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 1, 2)}))
+	if r.Enqueued != 2 {
+		t.Fatalf("enqueued %d", r.Enqueued)
+	}
+	r = must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 2, 3)}))
+	if r.Enqueued != 1 || r.Duplicates != 1 {
+		t.Fatalf("replay: %+v", r)
+	}
+	// Another destination queues its own copy.
+	if r = must(s.Commit(state.Batch{Source: "src", Events: enq("other", 2)})); r.Enqueued != 1 {
+		t.Fatalf("other destination: %+v", r)
+	}
+	p := must(s.Pending("meta", 10))
+	if err := s.Settle("meta", []state.Outcome{{Seq: p[0].Seq, Status: state.Delivered}}); err != nil {
+		t.Fatal(err)
+	}
+	// A delivered event read again is not queued again.
+	if r = must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 1)})); r.Enqueued != 0 || r.Duplicates != 1 {
+		t.Fatalf("replay after delivery: %+v", r)
+	}
+	if p := must(s.Pending("meta", 10)); len(p) != 2 {
+		t.Fatalf("pending %d", len(p))
+	}
+}
+
+func pendingOrder(t *testing.T, s Store) {
+	defer s.Close()
+	for i := 0; i < 5; i++ {
+		must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 10*i, 10*i+1)}))
+	}
+	p := must(s.Pending("meta", 4))
+	if len(p) != 4 {
+		t.Fatalf("pending %d", len(p))
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i].Seq <= p[i-1].Seq {
+			t.Fatalf("not in order: %d after %d", p[i].Seq, p[i-1].Seq)
+		}
+	}
+	if p[0].Event.EventID != "lead-0" || p[3].Event.EventID != "lead-11" || p[0].Rule != "r" || p[0].Enqueued.IsZero() {
+		t.Errorf("pending = %+v", p)
+	}
+	if got := must(s.Pending("nobody", 4)); len(got) != 0 {
+		t.Errorf("unknown destination has %d pending", len(got))
+	}
+}
+
+func settle(t *testing.T, s Store) {
+	defer s.Close()
+	must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 1, 2, 3)}))
+	p := must(s.Pending("meta", 10))
+	err := s.Settle("meta", []state.Outcome{
+		{Seq: p[0].Seq, Status: state.Delivered, Attempts: 1},
+		{Seq: p[1].Seq, Status: state.DeadLettered, Reason: "rejected by Meta", Code: 100, Subcode: 2804019, Message: "Invalid parameter", FBTraceID: "Atrace", Attempts: 2},
+		{Seq: p[2].Seq, Status: state.Deferred, Reason: "paused", Attempts: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := must(s.Pending("meta", 10))
+	if len(left) != 1 || left[0].Seq != p[2].Seq || left[0].Attempts != 1 {
+		t.Fatalf("left = %+v", left)
+	}
+	dead := must(s.DeadLetters("meta"))
+	if len(dead) != 1 {
+		t.Fatalf("dead = %+v", dead)
+	}
+	d := dead[0]
+	if d.Event == nil || d.Event.EventID != "lead-2" || d.Code != 100 || d.Subcode != 2804019 || d.FBTraceID != "Atrace" ||
+		d.Attempts != 2 || d.FirstAttempt.IsZero() || d.LastAttempt.IsZero() || d.Reason != "rejected by Meta" || d.Rule != "r" {
+		t.Errorf("dead letter = %+v", d)
+	}
+	st := must(s.Status())
+	if o := st.Destinations["meta"]; o.Depth != 1 || o.DeadLetters != 1 || o.OldestEnqueued.IsZero() {
+		t.Errorf("status = %+v", o)
+	}
+	// Retry puts it back in the outbox; drop removes it for good.
+	if n := must(s.RetryDead("meta", []uint64{d.ID})); n != 1 {
+		t.Fatalf("retried %d", n)
+	}
+	if left := must(s.Pending("meta", 10)); len(left) != 2 || left[1].Event.EventID != "lead-2" {
+		t.Fatalf("after retry: %+v", left)
+	}
+	p = must(s.Pending("meta", 10))
+	if err := s.Settle("meta", []state.Outcome{{Seq: p[1].Seq, Status: state.DeadLettered, Reason: "again"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := must(s.DropDead("meta", nil)); n != 1 {
+		t.Fatalf("dropped %d", n)
+	}
+	if dead := must(s.DeadLetters("")); len(dead) != 0 {
+		t.Errorf("dead after drop = %+v", dead)
+	}
+	// Rule failures are dead letters without an event.
+	must(s.Commit(state.Batch{Source: "src", DeadLetters: []state.DeadLetter{{Destination: "meta", Rule: "r", Key: "id=7", Reason: "event_time: not a time"}}}))
+	if dead := must(s.DeadLetters("meta")); len(dead) != 1 || dead[0].Key != "id=7" || dead[0].Event != nil {
+		t.Errorf("rule failure dead letter = %+v", dead)
+	}
+	if n := must(s.RetryDead("meta", nil)); n != 0 {
+		t.Errorf("a rule failure has no event to retry, yet %d were retried", n)
+	}
+}
+
+func shadows(t *testing.T, s Store) {
+	defer s.Close()
+	must(s.Commit(state.Batch{Source: "src", Shadows: []state.Shadow{
+		{Table: "orders", Key: []byte("1"), Value: []byte("a")},
+		{Table: "orders", Key: []byte("2"), Value: []byte("b")},
+		{Table: "leads", Key: []byte("1"), Value: []byte("x")},
+	}}))
+	got := must(s.Shadows("src", "orders", [][]byte{[]byte("1"), []byte("2"), []byte("3")}))
+	if string(got[0]) != "a" || string(got[1]) != "b" || got[2] != nil {
+		t.Fatalf("shadows = %q", got)
+	}
+	must(s.Commit(state.Batch{Source: "src", Shadows: []state.Shadow{{Table: "orders", Key: []byte("1")}}}))
+	if got := must(s.Shadows("src", "orders", [][]byte{[]byte("1")})); got[0] != nil {
+		t.Error("deleted shadow still there")
+	}
+	if got := must(s.Shadows("other", "orders", [][]byte{[]byte("2")})); got[0] != nil {
+		t.Error("shadows leak across sources")
+	}
+}

@@ -1,0 +1,92 @@
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Status is a snapshot of the store for `capisync status`.
+type Status struct {
+	Checkpoints  map[string]CheckpointStatus `json:"checkpoints"`
+	Destinations map[string]OutboxStatus     `json:"destinations"`
+	Counters     map[string]int64            `json:"counters"`
+}
+
+// CheckpointStatus is a source's checkpoint.
+type CheckpointStatus struct {
+	Position []byte    `json:"position"`
+	At       time.Time `json:"at"`
+}
+
+// OutboxStatus is a destination's queue.
+type OutboxStatus struct {
+	Depth          int64     `json:"outbox_depth"`
+	OldestEnqueued time.Time `json:"oldest_enqueued,omitzero"`
+	DeadLetters    int64     `json:"dead_letters"`
+}
+
+// Status reads the snapshot in one transaction.
+func (s *Store) Status() (Status, error) {
+	st := Status{Checkpoints: map[string]CheckpointStatus{}, Destinations: map[string]OutboxStatus{}, Counters: map[string]int64{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		times := tx.Bucket(bCheckpointTimes)
+		if err := tx.Bucket(bCheckpoints).ForEach(func(k, v []byte) error {
+			cs := CheckpointStatus{Position: append([]byte(nil), v...)}
+			if t := times.Get(k); t != nil {
+				cs.At = time.Unix(0, int64(binary.BigEndian.Uint64(t))).UTC()
+			}
+			st.Checkpoints[string(k)] = cs
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bCounters).ForEach(func(k, v []byte) error {
+			name, val := string(k), int64(binary.BigEndian.Uint64(v))
+			switch {
+			case strings.HasPrefix(name, "outbox_depth/"):
+				d := strings.TrimPrefix(name, "outbox_depth/")
+				o := st.Destinations[d]
+				o.Depth = val
+				st.Destinations[d] = o
+			case strings.HasPrefix(name, "dead_letters/"):
+				d := strings.TrimPrefix(name, "dead_letters/")
+				o := st.Destinations[d]
+				o.DeadLetters = val
+				st.Destinations[d] = o
+			default:
+				st.Counters[name] = val
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bOutbox).ForEachBucket(func(name []byte) error {
+			if _, v := tx.Bucket(bOutbox).Bucket(name).Cursor().First(); v != nil {
+				var rec record
+				if json.Unmarshal(v, &rec) == nil {
+					o := st.Destinations[string(name)]
+					o.OldestEnqueued = time.Unix(0, rec.Enqueued).UTC()
+					st.Destinations[string(name)] = o
+				}
+			}
+			return nil
+		})
+	})
+	return st, err
+}
+
+// Depth is the number of events queued for dest.
+func (s *Store) Depth(dest string) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bCounters).Get([]byte(depthCounter(dest))); raw != nil {
+			n = int64(binary.BigEndian.Uint64(raw))
+		}
+		return nil
+	})
+	return n, err
+}

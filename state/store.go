@@ -1,0 +1,154 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout version this code writes.
+const SchemaVersion = 1
+
+// migrations upgrade a store from version k to k+1 (migrations[k]).
+var migrations = map[uint64]func(tx *bolt.Tx) error{}
+
+var (
+	bMeta            = []byte("meta")
+	bCheckpoints     = []byte("checkpoints")
+	bCheckpointTimes = []byte("checkpoint_times")
+	bOutbox          = []byte("outbox")
+	bOutboxIDs       = []byte("outbox_ids")
+	bSent            = []byte("sent")
+	bSentByTime      = []byte("sent_by_time")
+	bDead            = []byte("dead")
+	bShadows         = []byte("shadows")
+	bCounters        = []byte("counters")
+	kSchema          = []byte("schema")
+)
+
+// SentTTL is how long delivered event ids are remembered: Meta's own
+// de-duplication window.
+const SentTTL = 48 * time.Hour
+
+// Store is the embedded store. It is safe for concurrent use.
+type Store struct {
+	db       *bolt.DB
+	path     string
+	lockPath string
+	now      func() time.Time
+}
+
+// Options tune Open.
+type Options struct {
+	// NoSync skips fsync (tests and benchmarks of the logic only).
+	NoSync bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// ErrLocked is returned (wrapped) when another process holds the store.
+var ErrLocked = errors.New("store is in use by another process")
+
+// Open opens (creating if needed) the store file at path, exclusively.
+func Open(path string, opt Options) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opt.NoSync, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (%s); stop it, or give this one another state.path", path, ErrLocked, holder(path+".lock"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, lockPath: path + ".lock", now: opt.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	lock := fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+	_ = os.WriteFile(s.lockPath, []byte(lock), 0o600)
+	return s, nil
+}
+
+// holder describes who holds the lock, from the file the holder wrote.
+func holder(lockPath string) string {
+	b, err := os.ReadFile(lockPath)
+	if err != nil {
+		return "held by another process"
+	}
+	info := strings.TrimSpace(string(b))
+	if f := strings.Fields(info); len(f) > 1 {
+		if pid, err := strconv.Atoi(f[1]); err == nil {
+			if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+				info += ": " + strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+			}
+		}
+	}
+	return "held by " + info
+}
+
+// Path is the store file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the store.
+func (s *Store) Close() error {
+	_ = os.Remove(s.lockPath)
+	return s.db.Close()
+}
+
+func (s *Store) migrate() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bSent, bSentByTime, bDead, bShadows, bCounters} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		v := uint64(0)
+		if raw := meta.Get(kSchema); raw != nil {
+			v = binary.BigEndian.Uint64(raw)
+		} else {
+			v = SchemaVersion // a new store starts at the current version
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("store %s has schema version %d, newer than this capisync (%d): upgrade capisync", s.path, v, SchemaVersion)
+		}
+		for ; v < SchemaVersion; v++ {
+			m, ok := migrations[v]
+			if !ok {
+				return fmt.Errorf("no migration from store schema %d", v)
+			}
+			if err := m(tx); err != nil {
+				return fmt.Errorf("migrate store schema %d -> %d: %w", v, v+1, err)
+			}
+		}
+		return meta.Put(kSchema, u64(SchemaVersion))
+	})
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// sub returns the nested bucket name of root, creating it when create is set.
+func sub(tx *bolt.Tx, root []byte, name string, create bool) (*bolt.Bucket, error) {
+	r := tx.Bucket(root)
+	if r == nil {
+		return nil, fmt.Errorf("store has no %s bucket", root)
+	}
+	if create {
+		return r.CreateBucketIfNotExists([]byte(name))
+	}
+	return r.Bucket([]byte(name)), nil
+}

@@ -1,0 +1,85 @@
+package state_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/statetest"
+)
+
+func open(t *testing.T) statetest.Store {
+	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAcceptance(t *testing.T) { statetest.Run(t, open) }
+
+func TestExclusiveOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "capisync.db")
+	s, err := state.Open(path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = state.Open(path, state.Options{})
+	if !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("message should name the file and the holder: %s", msg)
+	}
+}
+
+func TestReopenKeepsState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "capisync.db")
+	s, err := state.Open(path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(state.Batch{Source: "src", Position: cdc.Position("p9"), Events: []state.Enqueue{{Destination: "meta", Event: statetest.Event(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = state.Open(path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pos, _ := s.Checkpoint("src")
+	p, _ := s.Pending("meta", 10)
+	if string(pos) != "p9" || len(p) != 1 {
+		t.Errorf("after reopen: checkpoint %q, %d pending", pos, len(p))
+	}
+}
+
+// BenchmarkCommit measures Commit with fsync on, 100 events per commit.
+func BenchmarkCommit(b *testing.B) {
+	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		batch := state.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(i))}
+		for j := 0; j < 100; j++ {
+			n++
+			batch.Events = append(batch.Events, state.Enqueue{Destination: "meta", Rule: "r", Event: statetest.Event(n)})
+		}
+		if _, err := s.Commit(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
