@@ -6,3 +6,8 @@ test:
 
 build:
 	go build -o bin/capisync ./cmd/capisync
+
+# The quickstart: a SQLite CRM polled every 5 s, events printed (dry run).
+quickstart:
+	go run ./examples/quickstart/seed
+	go run ./cmd/capisync run --config examples/quickstart/config.yaml

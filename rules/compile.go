@@ -242,6 +242,19 @@ func (s *Set) Columns(source, table string) []string {
 	return out
 }
 
+// ColumnUsers maps each column of source.table that rules read to the
+// names of those rules, for messages such as "column x, used by rule y,
+// does not exist".
+func (s *Set) ColumnUsers(source, table string) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range s.byTable[source+"\x00"+table] {
+		for c := range r.columns {
+			out[c] = append(out[c], r.name)
+		}
+	}
+	return out
+}
+
 // RulesReadingOld returns the names of the rules on source.table that read
 // old values (old.* or changed*()).
 func (s *Set) RulesReadingOld(source, table string) []string {

@@ -19,20 +19,13 @@ type Enqueue struct {
 	Event       capi.Event
 }
 
-// Shadow is a polling source's remembered row: Value nil deletes it.
-type Shadow struct {
-	Table string
-	Key   []byte
-	Value []byte
-}
-
 // Batch is what one source commits at once.
 type Batch struct {
 	Source      string
 	Position    cdc.Position // the source's new checkpoint; nil leaves it
 	Events      []Enqueue
 	DeadLetters []DeadLetter // events that failed before they could be queued (rule errors)
-	Shadows     []Shadow
+	Shadows     []cdc.Shadow
 	Counters    map[string]int64 // added to the store's counters
 }
 

@@ -37,7 +37,7 @@ func TestValidate(t *testing.T) {
 		{"bad flag", []string{"validate", "--nope"}, 2, []string{"flag provided but not defined"}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"version", []string{"version"}, 0, []string{"capisync "}},
-		{"status waits", []string{"status", "--config", "x"}, 1, []string{"issue #5"}},
+		{"status of a missing config", []string{"status", "--config", "x"}, 2, []string{"x"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,5 +77,16 @@ type Change struct {
 type Batch struct {
 	Source   string
 	Changes  []Change
-	Position Position // the source's position after the batch
+	Position Position // the source's position after the batch; nil for a chunk that moves no checkpoint
+	// Shadows are the rows a polling source remembers, committed in the
+	// same transaction as the batch's events and checkpoint.
+	Shadows []Shadow
+}
+
+// Shadow is a remembered row of a polling source: its key and the tracked
+// values, in the source's own encoding. A nil Value forgets the row.
+type Shadow struct {
+	Table string
+	Key   []byte
+	Value []byte
 }

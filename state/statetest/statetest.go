@@ -72,7 +72,7 @@ func commitIsAtomic(t *testing.T, s Store) {
 	bad := enq("meta", 3, 4)
 	bad[1].Event.CustomData = map[string]any{"value": math.NaN()} // cannot be encoded: the commit fails midway
 	if _, err := s.Commit(state.Batch{Source: "src", Position: cdc.Position("p2"), Events: bad,
-		Shadows: []state.Shadow{{Table: "t", Key: []byte("k"), Value: []byte("v")}}}); err == nil {
+		Shadows: []cdc.Shadow{{Table: "t", Key: []byte("k"), Value: []byte("v")}}}); err == nil {
 		t.Fatal("commit of an unencodable event succeeded")
 	}
 	if pos := must(s.Checkpoint("src")); string(pos) != "p1" {
@@ -193,7 +193,7 @@ func settle(t *testing.T, s Store) {
 
 func shadows(t *testing.T, s Store) {
 	defer s.Close()
-	must(s.Commit(state.Batch{Source: "src", Shadows: []state.Shadow{
+	must(s.Commit(state.Batch{Source: "src", Shadows: []cdc.Shadow{
 		{Table: "orders", Key: []byte("1"), Value: []byte("a")},
 		{Table: "orders", Key: []byte("2"), Value: []byte("b")},
 		{Table: "leads", Key: []byte("1"), Value: []byte("x")},
@@ -202,7 +202,7 @@ func shadows(t *testing.T, s Store) {
 	if string(got[0]) != "a" || string(got[1]) != "b" || got[2] != nil {
 		t.Fatalf("shadows = %q", got)
 	}
-	must(s.Commit(state.Batch{Source: "src", Shadows: []state.Shadow{{Table: "orders", Key: []byte("1")}}}))
+	must(s.Commit(state.Batch{Source: "src", Shadows: []cdc.Shadow{{Table: "orders", Key: []byte("1")}}}))
 	if got := must(s.Shadows("src", "orders", [][]byte{[]byte("1")})); got[0] != nil {
 		t.Error("deleted shadow still there")
 	}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/capisync/capisync/state"
+)
+
+// runCmd is `capisync run`: the daemon. It exits 0 after a clean shutdown
+// on SIGINT/SIGTERM.
+func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	file := fs.String("config", "", "config file")
+	if err := parse(fs, args, file); err != nil {
+		return err
+	}
+	cfg, set, err := loadRules(*file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	store, err := state.Open(cfg.State.Path, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	d, err := wire(cfg, set, store, log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	log.Info("capisync running", "config", cfg.File, "state", cfg.State.Path, "sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "rules", set.Len())
+	if err := d.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("capisync stopped")
+	return nil
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/connectors/sqlpoll"
+	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/internal/ops"
+	"github.com/capisync/capisync/internal/pipeline"
+	"github.com/capisync/capisync/rules"
+	"github.com/capisync/capisync/state"
+)
+
+// daemon is everything `capisync run` starts, wired together.
+type daemon struct {
+	cfg      *config.Config
+	rules    *rules.Set
+	store    *state.Store
+	log      *slog.Logger
+	pipeline *pipeline.Pipeline
+	polls    map[string]*sqlpoll.Source
+	dests    map[string]*metacapi.Destination
+	closers  []io.Closer
+}
+
+// wire builds sources, destinations and the pipeline: one explicit switch
+// per type, no registration magic.
+func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, dests: map[string]*metacapi.Destination{}}
+	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log}
+	for _, name := range sortedNames(cfg.Sources) {
+		src := cfg.Sources[name]
+		switch src.Type {
+		case config.TypeMySQL, config.TypeSQLite, config.TypePostgresPoll:
+			s, err := sqlpoll.New(name, *src, store, sqlpoll.Options{
+				Logger:      log,
+				ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) },
+			})
+			if err != nil {
+				d.close()
+				return nil, err
+			}
+			d.polls[name] = s
+			d.closers = append(d.closers, s)
+			pc.Sources = append(pc.Sources, pipeline.NamedSource{Name: name, Source: s})
+		case config.TypePostgres:
+			d.close()
+			return nil, fmt.Errorf("source %s: logical replication (type postgres) waits for issue #7; use type postgres_poll meanwhile", name)
+		default:
+			d.close()
+			return nil, fmt.Errorf("source %s: unknown type %q", name, src.Type)
+		}
+	}
+	for _, name := range sortedNames(cfg.Destinations) {
+		dc := cfg.Destinations[name]
+		switch dc.Type {
+		case config.TypeMetaCAPI:
+			m, err := metacapi.New(name, *dc, metacapi.Options{Logger: log, DryRunOut: os.Stdout})
+			if err != nil {
+				d.close()
+				return nil, err
+			}
+			d.dests[name] = m
+			d.closers = append(d.closers, m)
+			pc.Destinations = append(pc.Destinations, pipeline.NamedDestination{Name: name, Destination: m, MaxOutbox: int64(dc.MaxOutbox)})
+		default:
+			d.close()
+			return nil, fmt.Errorf("destination %s: unknown type %q", name, dc.Type)
+		}
+	}
+	p, err := pipeline.New(pc)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	d.pipeline = p
+	return d, nil
+}
+
+func (d *daemon) close() {
+	for _, c := range d.closers {
+		c.Close()
+	}
+}
+
+// report builds the status report with live information.
+func (d *daemon) report() (ops.Report, error) {
+	st, err := d.store.Status()
+	if err != nil {
+		return ops.Report{}, err
+	}
+	return ops.Build(st, sourceTypes(d.cfg), sortedNames(d.cfg.Destinations), d.rules.Names(), &ops.Live{
+		Source: func(name string) (bool, string, string) {
+			if s, ok := d.polls[name]; ok {
+				stats := s.Stats()
+				lag := ""
+				if !stats.LastPoll.IsZero() {
+					lag = "last poll " + time.Since(stats.LastPoll).Round(time.Second).String() + " ago"
+				}
+				return stats.Connected, stats.LastError, lag
+			}
+			return false, "not running", ""
+		},
+		Destination: func(name string) (bool, string) { return d.dests[name].Health() },
+		Blocked:     d.pipeline.Blocked,
+	}), nil
+}
+
+// ready is /readyz: every source connected and no destination paused.
+func (d *daemon) ready() (bool, []string) {
+	var reasons []string
+	for _, name := range sortedNames(d.cfg.Sources) {
+		if s, ok := d.polls[name]; ok {
+			if st := s.Stats(); !st.Connected {
+				reasons = append(reasons, fmt.Sprintf("source %s not connected: %s", name, st.LastError))
+			}
+		}
+	}
+	for _, name := range sortedNames(d.cfg.Destinations) {
+		if ok, why := d.dests[name].Health(); !ok {
+			reasons = append(reasons, fmt.Sprintf("destination %s %s", name, why))
+		}
+	}
+	return len(reasons) == 0, reasons
+}
+
+// run runs the pipeline and the operations listener until ctx ends.
+func (d *daemon) run(ctx context.Context) error {
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	defer stopOps()
+	opsErr := make(chan error, 1)
+	if d.cfg.HTTP.Listen != "" {
+		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log}
+		go func() { opsErr <- ops.Serve(opsCtx, d.cfg.HTTP.Listen, srv.Handler(), d.log) }()
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case err := <-opsErr:
+			if err != nil {
+				d.log.Error("operations listener failed", "error", err)
+				cancel()
+			}
+		case <-runCtx.Done():
+		}
+	}()
+	return d.pipeline.Run(runCtx)
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sourceTypes(cfg *config.Config) map[string]string {
+	out := map[string]string{}
+	for n, s := range cfg.Sources {
+		out[n] = s.Type
+	}
+	return out
+}

@@ -1,0 +1,353 @@
+package sqlpoll
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/capisync/capisync/internal/cdc"
+)
+
+// poll reads every table once.
+func (s *Source) poll(ctx context.Context, pos *position, out chan<- cdc.Batch) error {
+	for _, t := range s.tables {
+		if err := s.pollTable(ctx, pos, t, out); err != nil {
+			return fmt.Errorf("poll %s.%s: %w", s.name, t.name, err)
+		}
+	}
+	return nil
+}
+
+// row is one row read: the cursor as the driver gave it, and every
+// selected column both as the driver gave it and in the common types.
+type row struct {
+	cursor any
+	raw    []any
+	norm   []any
+}
+
+func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out chan<- cdc.Batch) error {
+	st := pos.Tables[t.name]
+	if st == nil {
+		st = &tableState{}
+		pos.Tables[t.name] = st
+	}
+	baseline := s.cfg.Initial == "baseline" && !st.Baselined
+	var from any
+	var after *rowMark
+	if st.Cursor != nil {
+		mark, err := st.mark()
+		if err != nil {
+			return err
+		}
+		if baseline {
+			after = mark // resume the interrupted baseline by key
+		} else {
+			from = lookbackFrom(mark.cursor, t.lookback)
+		}
+	}
+	prog := s.startProgress(ctx, t, baseline)
+	pollTime := s.opt.Now().UTC()
+	for {
+		q, args := s.query(t, from, after, s.cfg.PageSize)
+		rows, err := s.readPage(ctx, t, q, args)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		changes, shadows, err := s.diff(t, rows, baseline, pollTime)
+		if err != nil {
+			return err
+		}
+		last := rows[len(rows)-1]
+		moved, err := st.advance(last, t)
+		if err != nil {
+			return err
+		}
+		if len(changes) > 0 || len(shadows) > 0 || moved {
+			if err := s.emit(ctx, out, cdc.Batch{Source: s.name, Changes: changes, Shadows: shadows, Position: pos.encode()}); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		s.stats.RowsScanned += int64(len(rows))
+		s.stats.ChangesEmitted += int64(len(changes))
+		s.mu.Unlock()
+		prog.add(len(rows))
+		if len(rows) < s.cfg.PageSize {
+			break
+		}
+		after, from = &rowMark{cursor: last.cursor, key: pick(last.raw, t.keyIdx)}, nil
+	}
+	if baseline {
+		st.Baselined = true
+		prog.done()
+		return s.emit(ctx, out, cdc.Batch{Source: s.name, Position: pos.encode()})
+	}
+	return nil
+}
+
+func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) ([]row, error) {
+	rs, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", s.scrub(err))
+	}
+	defer rs.Close()
+	types, err := rs.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	n := len(types)
+	kinds := make([]valueKind, n)
+	zoneless := make([]bool, n)
+	for i, ct := range types {
+		name := strings.ToUpper(ct.DatabaseTypeName())
+		kinds[i], zoneless[i] = s.d.kind(name), s.d.zoneless(name)
+	}
+	var out []row
+	for rs.Next() {
+		vals := make([]any, n)
+		ptrs := make([]any, n)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("scan: %w", err)
+		}
+		r := row{cursor: vals[0], raw: vals[1:], norm: make([]any, n-1)}
+		for i := 1; i < n; i++ {
+			v, err := convert(kinds[i], zoneless[i], s.loc, vals[i])
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", t.cols[i-1], err)
+			}
+			r.norm[i-1] = v
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read rows: %w", s.scrub(err))
+	}
+	return out, nil
+}
+
+// diff compares rows with their shadows.
+func (s *Source) diff(t *table, rows []row, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
+	keys := make([][]byte, len(rows))
+	for i, r := range rows {
+		keys[i] = encodeKey(pick(r.norm, t.keyIdx))
+	}
+	stored, err := s.shadows.Shadows(s.name, t.name, keys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read shadows: %w", err)
+	}
+	var changes []cdc.Change
+	var shadows []cdc.Shadow
+	for i, r := range rows {
+		enc := t.codec.encode(pick(r.norm, t.trackIdx))
+		sh := stored[i]
+		if sh != nil && bytes.Equal(sh, enc) {
+			continue
+		}
+		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: keys[i], Value: enc})
+		if baseline {
+			continue
+		}
+		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Insert, Key: s.keyRow(t, r.norm),
+			New: s.fullRow(t, r.norm), CommitTime: pollTime}
+		native, err := toNative(r.cursor)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cursor %s: %w", t.cursor, err)
+		}
+		c.Position = changePosition(t.name, keys[i], native)
+		if sh != nil {
+			old, ok := t.codec.decode(sh)
+			if !ok {
+				if !t.warned {
+					s.log.Warn("shadows were written for other tracked columns; re-recording them without events", "table", t.name)
+					t.warned = true
+				}
+				continue
+			}
+			c.Op = cdc.Update
+			c.Old = s.keyRow(t, r.norm)
+			for j, col := range t.track {
+				c.Old[col] = old[j]
+			}
+		}
+		changes = append(changes, c)
+	}
+	return changes, shadows, nil
+}
+
+func (s *Source) keyRow(t *table, norm []any) cdc.Row {
+	r := make(cdc.Row, len(t.key)+len(t.track))
+	for i, k := range t.key {
+		r[k] = norm[t.keyIdx[i]]
+	}
+	return r
+}
+
+func (s *Source) fullRow(t *table, norm []any) cdc.Row {
+	r := make(cdc.Row, len(t.cols))
+	for i, c := range t.cols {
+		r[c] = norm[i]
+	}
+	return r
+}
+
+func pick(vals []any, idx []int) []any {
+	out := make([]any, len(idx))
+	for i, j := range idx {
+		out[i] = vals[j]
+	}
+	return out
+}
+
+// mark decodes the high-water mark.
+func (st *tableState) mark() (*rowMark, error) {
+	c, err := st.Cursor.value()
+	if err != nil {
+		return nil, err
+	}
+	m := &rowMark{cursor: c}
+	for _, k := range st.Key {
+		v, err := k.value()
+		if err != nil {
+			return nil, err
+		}
+		m.key = append(m.key, v)
+	}
+	return m, nil
+}
+
+// advance moves the high-water mark to r when r lies beyond it.
+func (st *tableState) advance(r row, t *table) (bool, error) {
+	key := pick(r.raw, t.keyIdx)
+	if st.Cursor != nil {
+		m, err := st.mark()
+		if err != nil {
+			return false, err
+		}
+		c := compareAny(r.cursor, m.cursor)
+		for i := 0; c == 0 && i < len(key) && i < len(m.key); i++ {
+			c = compareAny(key[i], m.key[i])
+		}
+		if c <= 0 {
+			return false, nil
+		}
+	}
+	cn, err := toNative(r.cursor)
+	if err != nil {
+		return false, fmt.Errorf("cursor %s: %w", t.cursor, err)
+	}
+	st.Cursor, st.Key = &cn, nil
+	for _, k := range key {
+		kn, err := toNative(k)
+		if err != nil {
+			return false, fmt.Errorf("key: %w", err)
+		}
+		st.Key = append(st.Key, kn)
+	}
+	return true, nil
+}
+
+// compareAny orders two values of the same kind.
+func compareAny(a, b any) int {
+	switch x := a.(type) {
+	case time.Time:
+		if y, ok := b.(time.Time); ok {
+			return x.Compare(y)
+		}
+	case int64:
+		if y, ok := b.(int64); ok {
+			return cmp3(x < y, x > y)
+		}
+	case float64:
+		if y, ok := b.(float64); ok {
+			return cmp3(x < y, x > y)
+		}
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y)
+		}
+	case []byte:
+		if y, ok := b.([]byte); ok {
+			return bytes.Compare(x, y)
+		}
+	}
+	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+func cmp3(less, more bool) int {
+	switch {
+	case less:
+		return -1
+	case more:
+		return 1
+	}
+	return 0
+}
+
+// lookbackFrom is where a poll starts reading: lookback before the
+// high-water cursor. Text timestamps keep their own layout.
+func lookbackFrom(c any, d time.Duration) any {
+	switch x := c.(type) {
+	case time.Time:
+		return x.Add(-d)
+	case string:
+		for _, l := range textTimeLayouts {
+			if t, err := time.Parse(l, x); err == nil {
+				return t.Add(-d).Format(l)
+			}
+		}
+	}
+	return c
+}
+
+// progress logs how a baseline goes.
+type progress struct {
+	s     *Source
+	t     *table
+	on    bool
+	total int64
+	count int64
+	start time.Time
+	last  time.Time
+}
+
+func (s *Source) startProgress(ctx context.Context, t *table, baseline bool) *progress {
+	p := &progress{s: s, t: t, on: baseline, start: time.Now(), last: time.Now()}
+	if baseline {
+		var n sql.NullInt64
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.db.QueryRowContext(qctx, "SELECT COUNT(*) FROM "+t.quoted).Scan(&n); err == nil {
+			p.total = n.Int64
+		}
+		s.log.Info("baseline: recording existing rows without sending events", "table", t.name, "rows", p.total)
+	}
+	return p
+}
+
+func (p *progress) add(n int) {
+	p.count += int64(n)
+	if !p.on || time.Since(p.last) < p.s.opt.ProgressEvery {
+		return
+	}
+	p.last = time.Now()
+	rate := float64(p.count) / time.Since(p.start).Seconds()
+	args := []any{"table", p.t.name, "rows_done", p.count, "rows_per_s", int64(rate)}
+	if p.total > p.count && rate > 0 {
+		args = append(args, "eta", (time.Duration(float64(p.total-p.count)/rate) * time.Second).Round(time.Second))
+	}
+	p.s.log.Info("baseline progress", args...)
+}
+
+func (p *progress) done() {
+	p.s.log.Info("baseline done", "table", p.t.name, "rows", p.count, "took", time.Since(p.start).Round(time.Millisecond))
+}

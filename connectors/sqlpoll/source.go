@@ -1,0 +1,296 @@
+package sqlpoll
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/internal/config"
+)
+
+// Shadows is the store's view of remembered rows; the source reads them,
+// and writes them through the batches it emits.
+type Shadows interface {
+	Shadows(source, table string, keys [][]byte) ([][]byte, error)
+	ScanShadows(source, table string, fn func(key, value []byte) error) error
+}
+
+// Options tune a Source.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// ColumnUsers returns, for a table, the columns rules read and the
+	// rules that read each (rules.Set.ColumnUsers).
+	ColumnUsers func(table string) map[string][]string
+	// ProgressEvery is how often a baseline logs progress (default 5 s).
+	ProgressEvery time.Duration
+}
+
+// Source polls one database.
+type Source struct {
+	name    string
+	cfg     config.Source
+	d       dialect
+	db      *sql.DB
+	shadows Shadows
+	opt     Options
+	log     *slog.Logger
+	loc     *time.Location
+	sched   cron.Schedule
+	delSch  cron.Schedule
+	tables  []*table
+	acks    chan cdc.Position
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Stats describe the source for status and metrics.
+type Stats struct {
+	Connected      bool
+	LastError      string
+	LastPoll       time.Time // end of the last successful poll
+	Polls          int64
+	SkippedPolls   int64 // scheduled polls skipped because the previous one still ran
+	RowsScanned    int64
+	ChangesEmitted int64
+}
+
+// New prepares a polling source; nothing is connected until Run or Check.
+func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source, error) {
+	d, err := newDialect(cfg.Type)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.ProgressEvery <= 0 {
+		opt.ProgressEvery = 5 * time.Second
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: timezone: %w", name, err)
+	}
+	sched, err := config.CronParser.Parse(cfg.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: schedule: %w", name, err)
+	}
+	s := &Source{name: name, cfg: cfg, d: d, shadows: shadows, opt: opt, loc: loc, sched: sched,
+		log: opt.Logger.With("source", name), acks: make(chan cdc.Position, 1)}
+	if cfg.Deletes == "full_scan" {
+		if s.delSch, err = config.CronParser.Parse(cfg.DeletesSchedule); err != nil {
+			return nil, fmt.Errorf("source %s: deletes_schedule: %w", name, err)
+		}
+	}
+	db, err := d.open(cfg.DSN.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("source %s (%s): %s", name, config.DescribeDSN(cfg.Type, cfg.DSN), config.Scrub(err.Error(), cfg.DSN.Reveal()))
+	}
+	db.SetMaxOpenConns(2)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s.db = db
+	return s, nil
+}
+
+// Close closes the connection pool.
+func (s *Source) Close() error { return s.db.Close() }
+
+// Stats returns the source's counters.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+func (s *Source) setErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Connected = err == nil
+	if err != nil {
+		s.stats.LastError = err.Error()
+	} else {
+		s.stats.LastError = ""
+	}
+}
+
+// scrub removes the DSN's password from a driver message.
+func (s *Source) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
+}
+
+// Check connects and checks every table and column against the catalog.
+// A missing table or column is a *ConfigError.
+func (s *Source) Check(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("source %s: connect to %s: %w", s.name, config.DescribeDSN(s.cfg.Type, s.cfg.DSN), s.scrub(err))
+	}
+	var tables []*table
+	var problems []string
+	for _, name := range s.cfg.Tables.Names {
+		t, err := s.prepareTable(ctx, name)
+		if err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				problems = append(problems, ce.Msg)
+				continue
+			}
+			return err
+		}
+		tables = append(tables, t)
+	}
+	if len(problems) > 0 {
+		return &ConfigError{Msg: strings.Join(problems, "; ")}
+	}
+	s.tables = tables
+	return nil
+}
+
+// ConfigError is a mismatch between the config and the database (a table
+// or column that does not exist): restarting will not fix it.
+type ConfigError struct{ Msg string }
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+// Ack implements pipeline.Source: the batch up to pos is committed.
+func (s *Source) Ack(ctx context.Context, pos cdc.Position) error {
+	select {
+	case s.acks <- pos:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run polls on the schedule until ctx ends: once at start, then at every
+// scheduled time. A poll still running when the next is due makes that one
+// skipped (and counted), never overlapped.
+func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	pos, err := decodePosition(from)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", s.name, err)
+	}
+	for attempt := 0; s.tables == nil; attempt++ {
+		err := s.Check(ctx)
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("source %s: %w", s.name, err)
+		}
+		if err == nil {
+			break
+		}
+		s.setErr(err)
+		wait := min(time.Duration(1<<min(attempt, 6))*time.Second, time.Minute)
+		s.log.Warn("cannot reach the database; retrying", "error", err, "in", wait)
+		if !sleepCtx(ctx, wait) {
+			return nil
+		}
+	}
+	s.setErr(nil)
+	nextPoll := s.opt.Now()
+	var nextDel time.Time
+	if s.delSch != nil {
+		nextDel = s.delSch.Next(nextPoll)
+	}
+	for {
+		due := nextPoll
+		if s.delSch != nil && nextDel.Before(due) {
+			due = nextDel
+		}
+		if !sleepCtx(ctx, time.Until(due)) {
+			return nil
+		}
+		if s.delSch != nil && !s.opt.Now().Before(nextDel) {
+			if err := s.scanDeletes(ctx, pos, out); err != nil && ctx.Err() == nil {
+				s.log.Error("delete scan failed; will retry at the next scheduled scan", "error", err)
+			}
+			nextDel = s.delSch.Next(s.opt.Now())
+			continue
+		}
+		start := s.opt.Now()
+		err := s.poll(ctx, pos, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.setErr(err)
+		if err != nil {
+			s.log.Error("poll failed; will retry at the next scheduled poll", "error", err)
+		} else {
+			s.mu.Lock()
+			s.stats.Polls++
+			s.stats.LastPoll = s.opt.Now()
+			s.mu.Unlock()
+			s.log.Debug("poll done", "took", time.Since(start).Round(time.Millisecond))
+		}
+		next, skipped := s.sched.Next(nextPoll), int64(0)
+		for now := s.opt.Now(); !next.After(now); next = s.sched.Next(next) {
+			skipped++
+		}
+		if skipped > 0 {
+			s.mu.Lock()
+			s.stats.SkippedPolls += skipped
+			s.mu.Unlock()
+			s.log.Warn("poll took longer than the schedule; skipped polls", "skipped", skipped)
+		}
+		nextPoll = next
+	}
+}
+
+// emit hands a batch to the pipeline and waits until it is committed, so
+// that the next page reads the shadows this one wrote.
+func (s *Source) emit(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) error {
+	select {
+	case out <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-s.acks:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// sortedUnique returns the strings sorted, without repeats.
+func sortedUnique(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,164 @@
+package sqlpoll
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// table is one polled table, checked against the catalog.
+type table struct {
+	name     string // as in the config
+	quoted   string
+	key      []string
+	cursor   string
+	lookback time.Duration
+	track    []string // tracked columns (not the key), sorted
+	cols     []string // selected columns: key, cursor, track, and every column rules read
+	keyIdx   []int
+	trackIdx []int
+	codec    shadowCodec
+	warned   bool // a shadow written for other tracked columns was seen
+}
+
+// prepareTable checks the table and the columns the config and the rules
+// need, and builds its column lists.
+func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) {
+	pt := s.cfg.Tables.Tables[name]
+	existing, err := s.d.columns(ctx, s.db, name)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: read the columns of %s: %w", s.name, name, s.scrub(err))
+	}
+	if len(existing) == 0 {
+		return nil, &ConfigError{Msg: fmt.Sprintf("source %s: table %s does not exist (or the user may not read it)", s.name, name)}
+	}
+	has := map[string]bool{}
+	for _, c := range existing {
+		has[c] = true
+	}
+	users := map[string][]string{}
+	if s.opt.ColumnUsers != nil {
+		users = s.opt.ColumnUsers(name)
+	}
+	var missing []string
+	need := func(col, why string) {
+		if !has[col] {
+			missing = append(missing, fmt.Sprintf("column %s.%s (%s) does not exist", name, col, why))
+		}
+	}
+	for _, k := range pt.Key {
+		need(k, "key")
+	}
+	need(pt.Cursor, "cursor")
+	for _, c := range pt.Track {
+		need(c, "track")
+	}
+	ruleCols := make([]string, 0, len(users))
+	for c := range users {
+		ruleCols = append(ruleCols, c)
+	}
+	sort.Strings(ruleCols)
+	for _, c := range ruleCols {
+		need(c, "used by rule "+strings.Join(users[c], ", "))
+	}
+	if len(missing) > 0 {
+		return nil, &ConfigError{Msg: fmt.Sprintf("source %s: %s; existing columns: %s", s.name, strings.Join(missing, "; "), strings.Join(existing, ", "))}
+	}
+	t := &table{name: name, quoted: quoteQualified(s.d, name), key: pt.Key, cursor: pt.Cursor, lookback: pt.Lookback.Duration}
+	isKey := map[string]bool{}
+	for _, k := range pt.Key {
+		isKey[k] = true
+	}
+	track := pt.Track
+	if len(track) == 0 {
+		track = ruleCols // default: what the rules read
+	}
+	for _, c := range sortedUnique(track) {
+		if !isKey[c] {
+			t.track = append(t.track, c)
+		}
+	}
+	t.cols = append(append([]string{}, pt.Key...), pt.Cursor)
+	seen := map[string]bool{}
+	for _, c := range t.cols {
+		seen[c] = true
+	}
+	for _, c := range append(append([]string{}, t.track...), ruleCols...) {
+		if !seen[c] {
+			seen[c] = true
+			t.cols = append(t.cols, c)
+		}
+	}
+	idx := map[string]int{}
+	for i, c := range t.cols {
+		idx[c] = i
+	}
+	for _, k := range t.key {
+		t.keyIdx = append(t.keyIdx, idx[k])
+	}
+	for _, c := range t.track {
+		t.trackIdx = append(t.trackIdx, idx[c])
+	}
+	t.codec = newShadowCodec(t.track)
+	return t, nil
+}
+
+// query builds a page query. after is nil for the first page; from is the
+// lower bound of the cursor (nil: from the start). The first selected
+// column is the cursor's native value, then t.cols.
+func (s *Source) query(t *table, from any, after *rowMark, limit int) (string, []any) {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	b.WriteString(s.d.cursorExpr(s.d.quote(t.cursor)))
+	for _, c := range t.cols {
+		b.WriteString(", ")
+		b.WriteString(s.d.quote(c))
+	}
+	b.WriteString(" FROM ")
+	b.WriteString(t.quoted)
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return s.d.placeholder(len(args))
+	}
+	cur := s.d.quote(t.cursor)
+	switch {
+	case after != nil:
+		// (cursor, key...) > after, written so that an index on the cursor
+		// is used: c >= x AND (c > x OR (c = x AND key > k)).
+		fmt.Fprintf(&b, " WHERE %s >= %s AND (%s > %s OR (%s = %s AND %s))",
+			cur, arg(after.cursor), cur, arg(after.cursor), cur, arg(after.cursor), s.keyAfter(t, after.key, arg))
+	case from != nil:
+		fmt.Fprintf(&b, " WHERE %s >= %s", cur, arg(from))
+	}
+	b.WriteString(" ORDER BY ")
+	b.WriteString(cur)
+	for _, k := range t.key {
+		b.WriteString(", ")
+		b.WriteString(s.d.quote(k))
+	}
+	fmt.Fprintf(&b, " LIMIT %d", limit)
+	return b.String(), args
+}
+
+// keyAfter expands (k1, k2, ...) > (v1, v2, ...).
+func (s *Source) keyAfter(t *table, vals []any, arg func(any) string) string {
+	var parts []string
+	for i := range t.key {
+		var conj []string
+		for j := 0; j < i; j++ {
+			conj = append(conj, fmt.Sprintf("%s = %s", s.d.quote(t.key[j]), arg(vals[j])))
+		}
+		conj = append(conj, fmt.Sprintf("%s > %s", s.d.quote(t.key[i]), arg(vals[i])))
+		parts = append(parts, "("+strings.Join(conj, " AND ")+")")
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// rowMark is a row's place in (cursor, key) order, as native values.
+type rowMark struct {
+	cursor any
+	key    []any
+}

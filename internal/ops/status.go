@@ -1,0 +1,206 @@
+// Package ops is what operators see of a running capisync: the status
+// report (for `capisync status` and /status), dead-letter operations over
+// HTTP (so `capisync dlq` works while the daemon holds the store), health
+// and readiness, and Prometheus metrics.
+package ops
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/capisync/capisync/state"
+)
+
+// Report is the status of a capisync: checkpoints, outboxes, rules.
+type Report struct {
+	Running      bool         `json:"running"` // read from the daemon (true) or the store file (false)
+	Generated    time.Time    `json:"generated"`
+	Sources      []SourceInfo `json:"sources"`
+	Destinations []DestInfo   `json:"destinations"`
+	Rules        []RuleInfo   `json:"rules"`
+	Backpressure string       `json:"backpressure,omitempty"`
+}
+
+// SourceInfo is one source's status.
+type SourceInfo struct {
+	Name         string    `json:"name"`
+	Type         string    `json:"type"`
+	Checkpoint   string    `json:"checkpoint,omitempty"`
+	CheckpointAt time.Time `json:"checkpoint_at,omitzero"`
+	Connected    *bool     `json:"connected,omitempty"` // known only while running
+	LastError    string    `json:"last_error,omitempty"`
+	Lag          string    `json:"lag,omitempty"`
+	Changes      int64     `json:"changes"`
+}
+
+// DestInfo is one destination's status.
+type DestInfo struct {
+	Name        string    `json:"name"`
+	Depth       int64     `json:"outbox_depth"`
+	Oldest      time.Time `json:"oldest_queued,omitzero"`
+	DeadLetters int64     `json:"dead_letters"`
+	Paused      bool      `json:"paused"`
+	Reason      string    `json:"reason,omitempty"`
+}
+
+// RuleInfo is one rule's counts since the store was created.
+type RuleInfo struct {
+	Name    string           `json:"name"`
+	Events  int64            `json:"events"`
+	Errors  int64            `json:"errors"`
+	Dropped map[string]int64 `json:"dropped_invalid_keys,omitempty"`
+	Keys    map[string]int64 `json:"match_keys,omitempty"` // events carrying each user_data key
+}
+
+// Live is what only a running daemon knows.
+type Live struct {
+	Source      func(name string) (connected bool, lastError, lag string)
+	Destination func(name string) (ok bool, reason string)
+	Blocked     func() string
+}
+
+// Build makes a report from the store's status and, when running, live
+// information. sources maps names to types; rules lists rule names in
+// config order; dests lists destination names.
+func Build(st state.Status, sources map[string]string, dests, rules []string, live *Live) Report {
+	r := Report{Running: live != nil, Generated: time.Now().UTC()}
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		si := SourceInfo{Name: n, Type: sources[n]}
+		if cp, ok := st.Checkpoints[n]; ok {
+			si.Checkpoint, si.CheckpointAt = printable(cp.Position), cp.At
+		}
+		for k, v := range st.Counters {
+			if strings.HasPrefix(k, "changes/"+n+"/") {
+				si.Changes += v
+			}
+		}
+		if live != nil && live.Source != nil {
+			c, e, lag := live.Source(n)
+			si.Connected, si.LastError, si.Lag = &c, e, lag
+		}
+		r.Sources = append(r.Sources, si)
+	}
+	for _, d := range dests {
+		o := st.Destinations[d]
+		di := DestInfo{Name: d, Depth: o.Depth, Oldest: o.OldestEnqueued, DeadLetters: o.DeadLetters}
+		if live != nil && live.Destination != nil {
+			ok, reason := live.Destination(d)
+			di.Paused, di.Reason = !ok, reason
+		}
+		r.Destinations = append(r.Destinations, di)
+	}
+	for _, name := range rules {
+		ri := RuleInfo{Name: name, Events: st.Counters["rule_events/"+name], Errors: st.Counters["rule_errors/"+name]}
+		for k, v := range st.Counters {
+			if key, ok := strings.CutPrefix(k, "rule_dropped/"+name+"/"); ok {
+				if ri.Dropped == nil {
+					ri.Dropped = map[string]int64{}
+				}
+				ri.Dropped[key] = v
+			}
+			if key, ok := strings.CutPrefix(k, "rule_keys/"+name+"/"); ok {
+				if ri.Keys == nil {
+					ri.Keys = map[string]int64{}
+				}
+				ri.Keys[key] = v
+			}
+		}
+		r.Rules = append(r.Rules, ri)
+	}
+	if live != nil && live.Blocked != nil {
+		r.Backpressure = live.Blocked()
+	}
+	return r
+}
+
+// printable shows a position as text when it is, else as hex.
+func printable(p []byte) string {
+	s := string(p)
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' }) {
+		s = fmt.Sprintf("%x", p)
+	}
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+// Print writes the report for a terminal.
+func (r Report) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	mode := "store file (daemon not running)"
+	if r.Running {
+		mode = "running daemon"
+	}
+	fmt.Fprintf(tw, "capisync status, from the %s, %s\n\n", mode, r.Generated.Format(time.RFC3339))
+	fmt.Fprintln(tw, "SOURCE\tTYPE\tCONNECTED\tCHECKPOINTED\tLAG\tCHANGES\tCHECKPOINT")
+	for _, s := range r.Sources {
+		conn := "-"
+		if s.Connected != nil {
+			conn = fmt.Sprint(*s.Connected)
+			if !*s.Connected && s.LastError != "" {
+				conn += " (" + s.LastError + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Type, conn, ago(s.CheckpointAt), dash(s.Lag), s.Changes, dash(s.Checkpoint))
+	}
+	fmt.Fprintln(tw, "\nDESTINATION\tQUEUED\tOLDEST\tDEAD LETTERS\tSTATE")
+	for _, d := range r.Destinations {
+		state := "delivering"
+		if !r.Running {
+			state = "-"
+		}
+		if d.Paused {
+			state = "PAUSED: " + d.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", d.Name, d.Depth, ago(d.Oldest), d.DeadLetters, state)
+	}
+	fmt.Fprintln(tw, "\nRULE\tEVENTS\tERRORS\tDROPPED INVALID KEYS")
+	for _, ru := range r.Rules {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", ru.Name, ru.Events, ru.Errors, counts(ru.Dropped))
+	}
+	if r.Backpressure != "" {
+		fmt.Fprintf(tw, "\nSources paused by backpressure: %s\n", r.Backpressure)
+	}
+	tw.Flush()
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func counts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}

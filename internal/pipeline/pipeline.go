@@ -1,0 +1,311 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/rules"
+	"github.com/capisync/capisync/state"
+)
+
+// Source reads changes from a database.
+type Source interface {
+	// Run reads from the position after from (nil: the source's start)
+	// and sends batches to out until ctx ends. It never closes out.
+	Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error
+	// Ack says everything up to pos is durable. It may be called while Run
+	// runs, always in the order the batches were sent.
+	Ack(ctx context.Context, pos cdc.Position) error
+}
+
+// Destination delivers queued events.
+type Destination interface {
+	Run(ctx context.Context, q metacapi.Queue) error
+	Health() (ok bool, reason string)
+}
+
+// Store is what the pipeline needs of the store.
+type Store interface {
+	Checkpoint(source string) (cdc.Position, error)
+	Commit(batches ...state.Batch) (state.CommitResult, error)
+	Pending(dest string, max int) ([]state.Queued, error)
+	Settle(dest string, outcomes []state.Outcome) error
+	Depth(dest string) (int64, error)
+}
+
+// NamedSource is a source with its config name.
+type NamedSource struct {
+	Name   string
+	Source Source
+}
+
+// NamedDestination is a destination with its config name and outbox bound.
+type NamedDestination struct {
+	Name        string
+	Destination Destination
+	MaxOutbox   int64
+}
+
+// Config is what a Pipeline runs.
+type Config struct {
+	Store           Store
+	Rules           *rules.Set
+	Sources         []NamedSource
+	Destinations    []NamedDestination
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	// Routes maps a rule's destination ("" for every one) to destination
+	// names; nil routes "" to every destination and a name to itself.
+	Routes func(ruleDestination string) []string
+	// OnCommit, when set, is called after each commit (for metrics).
+	OnCommit func(batches []state.Batch, res state.CommitResult)
+}
+
+// Pipeline is a running capisync.
+type Pipeline struct {
+	cfg     Config
+	log     *slog.Logger
+	sources map[string]Source
+	queues  []*queue
+	all     []string
+
+	mu      sync.Mutex
+	blocked string // why the committer waits, for status
+}
+
+// New checks cfg and returns a Pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Store == nil || cfg.Rules == nil {
+		return nil, errors.New("pipeline: store and rules are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}}
+	for _, s := range cfg.Sources {
+		p.sources[s.Name] = s.Source
+	}
+	for _, d := range cfg.Destinations {
+		p.all = append(p.all, d.Name)
+		p.queues = append(p.queues, &queue{store: cfg.Store, dest: d.Name, wake: make(chan struct{}, 1)})
+	}
+	if p.cfg.Routes == nil {
+		p.cfg.Routes = func(d string) []string {
+			if d == "" {
+				return p.all
+			}
+			return []string{d}
+		}
+	}
+	return p, nil
+}
+
+// Run runs until ctx ends (then shuts down gracefully and returns nil) or
+// a source, the store or a destination fails (then returns the error).
+func (p *Pipeline) Run(ctx context.Context) error {
+	readCtx, stopReading := context.WithCancel(context.Background())
+	defer stopReading()
+	sendCtx, stopSending := context.WithCancel(context.Background())
+	defer stopSending()
+
+	failed := make(chan error, len(p.cfg.Sources)+len(p.cfg.Destinations)+1)
+	var readers, senders sync.WaitGroup
+	batches := make(chan cdc.Batch, 2*len(p.cfg.Sources)+1)
+	for _, s := range p.cfg.Sources {
+		from, err := p.cfg.Store.Checkpoint(s.Name)
+		if err != nil {
+			return fmt.Errorf("read checkpoint of %s: %w", s.Name, err)
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if err := s.Source.Run(readCtx, from, batches); err != nil && readCtx.Err() == nil {
+				failed <- fmt.Errorf("source %s: %w", s.Name, err)
+			}
+		}()
+	}
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		if err := p.commitLoop(readCtx, batches); err != nil && readCtx.Err() == nil {
+			failed <- err
+		}
+	}()
+	for i, d := range p.cfg.Destinations {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			if err := d.Destination.Run(sendCtx, p.queues[i]); err != nil && sendCtx.Err() == nil {
+				failed <- fmt.Errorf("destination %s: %w", d.Name, err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		p.log.Info("shutting down: reading stopped, delivering what is queued", "timeout", p.cfg.ShutdownTimeout)
+	case runErr = <-failed:
+		p.log.Error("stopping", "error", runErr)
+	}
+	stopReading()
+	readers.Wait()
+	if runErr == nil {
+		p.drain(p.cfg.ShutdownTimeout)
+	}
+	stopSending()
+	senders.Wait()
+	return runErr
+}
+
+// drain waits until every outbox is empty, a destination is paused, or the
+// timeout has passed.
+func (p *Pipeline) drain(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		left := int64(0)
+		paused := false
+		for i, d := range p.cfg.Destinations {
+			n, err := p.cfg.Store.Depth(d.Name)
+			if err != nil {
+				return
+			}
+			left += n
+			if ok, _ := d.Destination.Health(); !ok {
+				paused = true
+			}
+			p.queues[i].notify()
+		}
+		if left == 0 || paused {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.log.Warn("shutdown timeout reached; undelivered events stay queued for the next start")
+}
+
+// maxCoalesce is how many ready batches one store transaction takes.
+const maxCoalesce = 32
+
+func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
+	for {
+		if err := p.waitForRoom(ctx); err != nil {
+			return nil
+		}
+		var first cdc.Batch
+		select {
+		case <-ctx.Done():
+			return nil
+		case first = <-in:
+		}
+		group := []cdc.Batch{first}
+	coalesce:
+		for len(group) < maxCoalesce {
+			select {
+			case b := <-in:
+				group = append(group, b)
+			default:
+				break coalesce
+			}
+		}
+		sbs := make([]state.Batch, len(group))
+		for i := range group {
+			sbs[i] = p.evaluate(&group[i])
+		}
+		res, err := p.cfg.Store.Commit(sbs...)
+		if err != nil {
+			return fmt.Errorf("commit to the store: %w", err)
+		}
+		if p.cfg.OnCommit != nil {
+			p.cfg.OnCommit(sbs, res)
+		}
+		for _, q := range p.queues {
+			q.notify()
+		}
+		for _, b := range group {
+			if b.Position == nil {
+				continue
+			}
+			if err := p.sources[b.Source].Ack(ctx, b.Position); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("source %s: ack: %w", b.Source, err)
+			}
+		}
+		p.log.Debug("committed", "batches", len(group), "events", res.Enqueued, "duplicates", res.Duplicates)
+	}
+}
+
+// waitForRoom blocks while a destination's outbox is over its bound.
+func (p *Pipeline) waitForRoom(ctx context.Context) error {
+	var logged time.Time
+	for {
+		full := ""
+		for _, d := range p.cfg.Destinations {
+			n, err := p.cfg.Store.Depth(d.Name)
+			if err != nil {
+				return err
+			}
+			if d.MaxOutbox > 0 && n >= d.MaxOutbox {
+				full = fmt.Sprintf("outbox of %s holds %d events (max_outbox %d)", d.Name, n, d.MaxOutbox)
+				break
+			}
+		}
+		p.mu.Lock()
+		p.blocked = full
+		p.mu.Unlock()
+		if full == "" {
+			return nil
+		}
+		if time.Since(logged) > time.Minute {
+			p.log.Warn("sources paused: "+full, "reason", "backpressure")
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Blocked says why sources are paused by backpressure ("" when they are not).
+func (p *Pipeline) Blocked() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.blocked
+}
+
+// evaluate runs the rules over a batch and builds what to commit.
+func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
+	sb := state.Batch{Source: b.Source, Position: b.Position, Shadows: b.Shadows, Counters: map[string]int64{}}
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		sb.Counters["changes/"+c.Source+"/"+c.Table+"/"+string(c.Op)]++
+		for _, r := range p.cfg.Rules.Eval(c) {
+			dests := p.cfg.Routes(r.Destination)
+			if r.Err != nil {
+				sb.Counters["rule_errors/"+r.Rule]++
+				for _, d := range dests {
+					sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Key: r.Err.Key, Reason: r.Err.Error()})
+				}
+				continue
+			}
+			sb.Counters["rule_events/"+r.Rule]++
+			for _, k := range r.Dropped {
+				sb.Counters["rule_dropped/"+r.Rule+"/"+k]++
+			}
+			for k := range r.Event.UserData {
+				sb.Counters["rule_keys/"+r.Rule+"/"+k]++
+			}
+			for _, d := range dests {
+				sb.Events = append(sb.Events, state.Enqueue{Destination: d, Rule: r.Rule, Event: r.Event})
+			}
+		}
+	}
+	return sb
+}

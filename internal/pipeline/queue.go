@@ -1,0 +1,48 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/capisync/capisync/connectors/metacapi"
+)
+
+// queue is a destination's outbox in the store, as a metacapi.Queue.
+type queue struct {
+	store Store
+	dest  string
+	wake  chan struct{}
+}
+
+func (q *queue) notify() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) Pending(_ context.Context, max int) ([]metacapi.Item, error) {
+	qs, err := q.store.Pending(q.dest, max)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]metacapi.Item, len(qs))
+	for i, e := range qs {
+		items[i] = metacapi.Item{Seq: e.Seq, Event: e.Event, Enqueued: e.Enqueued}
+	}
+	return items, nil
+}
+
+func (q *queue) Report(_ context.Context, outcomes []metacapi.Outcome) error {
+	return q.store.Settle(q.dest, toState(outcomes))
+}
+
+func (q *queue) Wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-q.wake:
+	}
+}
