@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -60,7 +61,7 @@ func (s *Store) DeadLetters(dest string) ([]DeadLetter, error) {
 		return eachDest(tx, bDead, dest, func(name string, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
 				var dl DeadLetter
-				if err := json.Unmarshal(v, &dl); err != nil {
+				if err := decodeDead(v, &dl); err != nil {
 					return fmt.Errorf("dead letter %s/%d: %w", name, binary.BigEndian.Uint64(k), err)
 				}
 				out = append(out, dl)
@@ -112,7 +113,7 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, DeadLett
 					return nil
 				}
 				var dl DeadLetter
-				if err := json.Unmarshal(v, &dl); err != nil {
+				if err := decodeDead(v, &dl); err != nil {
 					return err
 				}
 				keys, letters = append(keys, append([]byte(nil), k...)), append(letters, dl)
@@ -153,4 +154,10 @@ func eachDest(tx *bolt.Tx, root []byte, dest string, fn func(string, *bolt.Bucke
 		return nil
 	}
 	return r.ForEachBucket(func(k []byte) error { return fn(string(k), r.Bucket(k)) })
+}
+
+func decodeDead(raw []byte, dl *DeadLetter) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(dl)
 }

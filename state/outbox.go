@@ -37,7 +37,7 @@ func (s *Store) Pending(dest string, max int) ([]Queued, error) {
 				return fmt.Errorf("outbox %s seq %d: %w", dest, binary.BigEndian.Uint64(k), err)
 			}
 			q := Queued{Seq: binary.BigEndian.Uint64(k), Rule: rec.Rule, Enqueued: time.Unix(0, rec.Enqueued), Attempts: rec.Attempts}
-			if err := json.Unmarshal(rec.Event, &q.Event); err != nil {
+			if err := decodeEvent(rec.Event, &q.Event); err != nil {
 				return fmt.Errorf("outbox %s seq %d: %w", dest, q.Seq, err)
 			}
 			out = append(out, q)
@@ -93,7 +93,7 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
 			}
 			var ev capi.Event
-			if err := json.Unmarshal(rec.Event, &ev); err != nil {
+			if err := decodeEvent(rec.Event, &ev); err != nil {
 				return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
 			}
 			if o.Attempts > 0 {
@@ -169,4 +169,12 @@ func pruneSent(sent, byTime *bolt.Bucket, now time.Time, limit int) error {
 		limit--
 	}
 	return nil
+}
+
+// decodeEvent reads a stored event keeping numbers as json.Number, so that
+// money queued as 1234.50 is sent as 1234.50, digit for digit.
+func decodeEvent(raw []byte, e *capi.Event) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(e)
 }

@@ -5,7 +5,9 @@
 package statetest
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"math"
 	"testing"
 
@@ -49,6 +51,22 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("PendingOrder", func(t *testing.T) { pendingOrder(t, open(t)) })
 	t.Run("SettleAndDeadLetters", func(t *testing.T) { settle(t, open(t)) })
 	t.Run("Shadows", func(t *testing.T) { shadows(t, open(t)) })
+	t.Run("MoneyStaysExact", func(t *testing.T) { moneyExact(t, open(t)) })
+}
+
+func moneyExact(t *testing.T, s Store) {
+	defer s.Close()
+	e := enq("meta", 1)
+	e[0].Event.CustomData = map[string]any{"value": json.Number("1234.50"), "currency": "EUR"}
+	must(s.Commit(state.Batch{Source: "src", Events: e}))
+	p := must(s.Pending("meta", 1))
+	b, err := json.Marshal(p[0].Event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"value":1234.50`) {
+		t.Errorf("queued money changed: %s", b)
+	}
 }
 
 // must unwraps a store call; a failing call panics, which fails the test
