@@ -62,4 +62,3 @@ func withStore(cfg *config.Config, local func(*state.Store) error, remote func(*
 	defer s.Close()
 	return local(s)
 }
-

@@ -265,4 +265,3 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
-

@@ -162,10 +162,14 @@ func (c *Client) DeadLetters(dest string) ([]state.DeadLetter, error) {
 }
 
 // RetryDead asks the daemon to retry dead letters.
-func (c *Client) RetryDead(dest string, ids []uint64) (int, error) { return c.op("/dlq/retry", dest, ids) }
+func (c *Client) RetryDead(dest string, ids []uint64) (int, error) {
+	return c.op("/dlq/retry", dest, ids)
+}
 
 // DropDead asks the daemon to drop dead letters.
-func (c *Client) DropDead(dest string, ids []uint64) (int, error) { return c.op("/dlq/drop", dest, ids) }
+func (c *Client) DropDead(dest string, ids []uint64) (int, error) {
+	return c.op("/dlq/drop", dest, ids)
+}
 
 func (c *Client) op(path, dest string, ids []uint64) (int, error) {
 	q := []string{"destination=" + dest}

@@ -7,8 +7,8 @@ package statetest
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/capisync/capisync/internal/capi"
