@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/state"
+)
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestStatusAndDLQFromARun runs the daemon on a SQLite source against the
+// fake Graph API, with one order Meta rejects, and checks that status and
+// dlq show the run's real data — while the daemon runs (over its HTTP
+// port) and after it stopped (from the store file).
+func TestStatusAndDLQFromARun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	fake := metacapitest.New("1234567890", "EAAtok")
+	defer fake.Close()
+	seed := exec.Command("go", "run", "../../examples/quickstart/seed", "-db", filepath.Join(dir, "crm.db"),
+		"-sql", "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00'")
+	if out, err := seed.CombinedOutput(); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %[1]s/state.db}
+http: {listen: "%[2]s"}
+sources:
+  crm:
+    type: sqlite
+    dsn: %[1]s/crm.db
+    schedule: "@every 1s"
+    initial: emit
+    tables:
+      leads: {key: [id], cursor: updated_at}
+destinations:
+  meta:
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: EAAtok
+    base_url: %[3]s
+    flush_interval: 10ms
+rules:
+  - name: lead
+    source: crm
+    table: leads
+    when: op == "insert"
+    event: Lead
+    event_id: '"lead-" + string(new.id)'
+    user_data: {em: new.email}
+    custom_data:
+      value: new.deal_value
+      currency: 'new.id == 2 ? "DOLLARS" : "USD"'
+`, dir, addr, fake.URL)), 0o600)
+
+	daemon := exec.Command(bin, "run", "--config", cfg)
+	var logs strings.Builder
+	daemon.Stderr = &logs
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer daemon.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for fake.Stats().Accepted < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	capisync := func(args ...string) (string, int) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		code := 0
+		if e, ok := err.(*exec.ExitError); ok {
+			code = e.ExitCode()
+		}
+		return string(out), code
+	}
+	// While the daemon runs: status and dlq go through its HTTP port.
+	var dead []state.DeadLetter
+	for time.Now().Before(deadline) {
+		out, code := capisync("dlq", "list", "--config", cfg, "--json")
+		if code != 0 {
+			t.Fatalf("dlq list: %d %s", code, out)
+		}
+		dead = nil
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var d state.DeadLetter
+			if line != "" && json.Unmarshal([]byte(line), &d) == nil {
+				dead = append(dead, d)
+			}
+		}
+		if len(dead) == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(dead) != 1 || dead[0].Event == nil || dead[0].Event.EventID != "lead-2" || dead[0].Code != 100 || dead[0].FBTraceID == "" {
+		t.Fatalf("dead letters = %+v\n%s", dead, logs.String())
+	}
+	out, code := capisync("status", "--config", cfg)
+	for _, want := range []string{"running daemon", "crm", "meta", "lead", "delivering"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("status (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	if out, code := capisync("dlq", "retry", "--config", cfg, "--all"); code != 0 || !strings.Contains(out, "1 dead letter(s) moved back") {
+		t.Errorf("dlq retry: %d %s", code, out)
+	}
+	// Meta rejects it again: it comes back to the dead letters.
+	for time.Now().Before(deadline) {
+		out, _ := capisync("dlq", "list", "--config", cfg, "--json")
+		if strings.Count(out, `"event_id":"lead-2"`) == 1 && fake.Stats().Rejected >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	daemon.Process.Signal(syscall.SIGTERM)
+	if err := daemon.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, logs.String())
+	}
+	// After it stopped: from the store file.
+	out, code = capisync("status", "--config", cfg, "--json")
+	var rep struct {
+		Running      bool
+		Destinations []struct {
+			Name        string
+			DeadLetters int64 `json:"dead_letters"`
+		}
+		Rules []struct {
+			Name   string
+			Events int64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+		t.Fatalf("status --json: %v %d %s", err, code, out)
+	}
+	if rep.Running || len(rep.Destinations) != 1 || rep.Destinations[0].DeadLetters != 1 || rep.Rules[0].Events != 3 {
+		t.Errorf("status from file = %+v", rep)
+	}
+	if out, code := capisync("dlq", "drop", "--config", cfg, "--destination", "meta", "--id", fmt.Sprint(dead[0].ID+1)); code != 0 || !strings.Contains(out, "1 dead letter(s) dropped") {
+		t.Errorf("dlq drop: %d %s", code, out)
+	}
+	if st := fake.Stats(); st.Accepted != 2 || st.TokenInURL != 0 {
+		t.Errorf("fake = %+v", st)
+	}
+	if strings.Contains(logs.String(), "EAAtok") {
+		t.Error("the access token reached the logs")
+	}
+}
