@@ -29,8 +29,10 @@ type rule struct {
 	scalars                        [numScalars]*vm.Program // nil where not configured
 	original, userData, customData []field
 
-	columns  map[string]bool // columns of new/old the rule reads
-	readsOld bool            // reads old.* or uses changed*()
+	columns     map[string]bool // columns of new/old the rule reads
+	oldColumns  map[string]bool // columns of old the rule reads
+	readsOld    bool            // reads old.* or uses changed*()
+	usesChanged bool            // uses changed(), changed_to() or changed_from()
 }
 
 // field is one compiled expression of a map such as user_data.
@@ -66,7 +68,7 @@ func Compile(cfg *config.Config) (*Set, error) {
 		c := &compiler{rep: rep, rc: rc, r: &rule{
 			name: rc.Name, source: rc.Source, table: rc.Table, destination: rc.Destination,
 			event: rc.Event, actionSource: rc.ActionSource, country: rc.DefaultCountry,
-			columns: map[string]bool{},
+			columns: map[string]bool{}, oldColumns: map[string]bool{},
 		}}
 		r := c.r
 		r.when = c.compile("when", rc.When, kindBool)
@@ -200,6 +202,9 @@ func (c *compiler) collectColumns(root ast.Node) {
 				}
 				if id.Value == "old" {
 					c.r.readsOld = true
+					if s, ok := n.Property.(*ast.StringNode); ok {
+						c.r.oldColumns[s.Value] = true
+					}
 				}
 			}
 		case *ast.CallNode:
@@ -207,11 +212,14 @@ func (c *compiler) collectColumns(root ast.Node) {
 			if ok && (id.Value == newCol || id.Value == oldCol) {
 				if s, ok := n.Arguments[0].(*ast.StringNode); ok {
 					c.r.columns[s.Value] = true
+					if id.Value == oldCol {
+						c.r.oldColumns[s.Value] = true
+					}
 				}
 				c.r.readsOld = c.r.readsOld || id.Value == oldCol
 			}
 			if ok && strings.HasPrefix(id.Value, "changed") && len(n.Arguments) > 0 {
-				c.r.readsOld = true
+				c.r.readsOld, c.r.usesChanged = true, true
 				if s, ok := n.Arguments[0].(*ast.StringNode); ok {
 					c.r.columns[s.Value] = true
 				}
@@ -219,6 +227,7 @@ func (c *compiler) collectColumns(root ast.Node) {
 		case *ast.IdentifierNode:
 			if n.Value == "old" {
 				c.r.readsOld = true
+				c.r.oldColumns["*"] = true // the whole old row (e.g. old == nil, old[x])
 			}
 		}
 		return false
@@ -256,11 +265,20 @@ func (s *Set) ColumnUsers(source, table string) map[string][]string {
 }
 
 // RulesReadingOld returns the names of the rules on source.table that read
-// old values (old.* or changed*()).
-func (s *Set) RulesReadingOld(source, table string) []string {
+// old values other than the key columns given (old.<col>, or changed*()),
+// which a source must be able to supply.
+func (s *Set) RulesReadingOld(source, table string, key ...string) []string {
+	isKey := map[string]bool{}
+	for _, k := range key {
+		isKey[k] = true
+	}
 	var out []string
 	for _, r := range s.byTable[source+"\x00"+table] {
-		if r.readsOld {
+		needs := r.usesChanged
+		for c := range r.oldColumns {
+			needs = needs || !isKey[c]
+		}
+		if needs {
 			out = append(out, r.name)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
 	"github.com/capisync/capisync/internal/testenv"
@@ -53,26 +54,70 @@ func buildBinary(t *testing.T) string {
 // fake Graph API received exactly the expected events: none missing, none
 // extra; duplicates (the send-then-settle window) are reported.
 func TestCrashSafety(t *testing.T) {
-	dsn := testenv.MySQLDSN(t)
 	if testing.Short() {
 		t.Skip("crash test skipped with -short")
 	}
+	t.Run("mariadb-polling", func(t *testing.T) {
+		dsn := testenv.MySQLDSN(t)
+		table := fmt.Sprintf("crash_%d", time.Now().UnixNano()%1e9)
+		crashTest(t, "mysql", dsn, table,
+			"CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100) NOT NULL, total DECIMAL(12,2) NOT NULL, updated_at DATETIME(6) NOT NULL, INDEX (updated_at, id))",
+			"NOW(6)", fmt.Sprintf(`    type: mysql
+    dsn: '%s'
+    schedule: "@every 1s"
+    page_size: 500
+    initial: emit
+    tables:
+      %s: {key: [id], cursor: updated_at, lookback: 5s}`, dsn, table), table)
+	})
+	t.Run("postgres-logical", func(t *testing.T) {
+		dsn := testenv.PostgresDSN(t)
+		n := time.Now().UnixNano() % 1e9
+		table := fmt.Sprintf("crash_%d", n)
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			db.Exec(fmt.Sprintf("SELECT pg_drop_replication_slot('crash_slot_%d')", n))
+			db.Exec(fmt.Sprintf("DROP PUBLICATION IF EXISTS crash_pub_%d", n))
+			db.Close()
+		}()
+		crashTest(t, "pgx", dsn, table,
+			"CREATE TABLE "+table+" (id bigint PRIMARY KEY, status text NOT NULL, email text NOT NULL, total numeric(12,2) NOT NULL, updated_at timestamptz NOT NULL); ALTER TABLE "+table+" REPLICA IDENTITY FULL",
+			"clock_timestamp()", fmt.Sprintf(`    type: postgres
+    dsn: '%s'
+    slot: crash_slot_%d
+    publication: crash_pub_%d
+    tables: [public.%s]`, dsn, n, n, table), "public."+table)
+	})
+}
+
+// crashTest runs the kill-and-restart load against one source.
+func crashTest(t *testing.T, driver, dsn, table, ddl, now, sourceYAML, ruleTable string) {
 	bin := buildBinary(t)
-	db, err := sql.Open("mysql", dsn)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	table := fmt.Sprintf("crash_%d", time.Now().UnixNano()%1e9)
-	mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100) NOT NULL, total DECIMAL(12,2) NOT NULL, updated_at DATETIME(6) NOT NULL, INDEX (updated_at, id))")
+	for _, stmt := range strings.Split(ddl, "; ") {
+		mustExec(t, db, stmt)
+	}
 	defer db.Exec("DROP TABLE " + table)
+	ph := func(n int) string {
+		if driver == "pgx" {
+			return fmt.Sprintf("$%d", n)
+		}
+		return "?"
+	}
 
 	const half = 10000
 	// Existing rows, status new: read as inserts on the first run (no event).
 	for start := 1; start <= half; start += 1000 {
 		var vals []string
 		for id := start; id < start+1000; id++ {
-			vals = append(vals, fmt.Sprintf("(%d, 'new', 'lead%d@example.com', 10.00, NOW(6))", id, id))
+			vals = append(vals, fmt.Sprintf("(%d, 'new', 'lead%d@example.com', 10.00, %s)", id, id, now))
 		}
 		mustExec(t, db, "INSERT INTO "+table+" VALUES "+strings.Join(vals, ","))
 	}
@@ -86,13 +131,7 @@ log: {level: warn}
 shutdown_timeout: 10s
 sources:
   shop:
-    type: mysql
-    dsn: '%s'
-    schedule: "@every 1s"
-    page_size: 500
-    initial: emit
-    tables:
-      %s: {key: [id], cursor: updated_at, lookback: 5s}
+%s
 destinations:
   meta:
     type: meta_capi
@@ -117,7 +156,7 @@ rules:
     event_id: '"order-" + string(new.id)'
     user_data: {em: new.email}
     custom_data: {value: new.total, currency: '"USD"'}
-`, dir, dsn, table, fake.URL, table, table)), 0o600)
+`, dir, sourceYAML, fake.URL, ruleTable, ruleTable)), 0o600)
 
 	logf, _ := os.Create(filepath.Join(dir, "capisync.log"))
 	defer logf.Close()
@@ -130,6 +169,11 @@ rules:
 		return cmd
 	}
 
+	// The first run sets up (for PostgreSQL: publication and slot) before
+	// the load begins; changes made before the slot exists are not streamed.
+	first := start()
+	waitLock(t, dir, first)
+	time.Sleep(time.Second)
 	// The load: 10,000 inserts of paid orders and 10,000 updates of the
 	// existing rows to qualified, interleaved, in small transactions.
 	var load sync.WaitGroup
@@ -148,9 +192,13 @@ rules:
 			for j := 0; j < 25; j++ {
 				n := i*25 + j + 1
 				if n <= half {
-					tx.Exec("UPDATE "+table+" SET status = 'qualified', updated_at = NOW(6) WHERE id = ?", n)
+					if _, err := tx.Exec("UPDATE "+table+" SET status = 'qualified', updated_at = "+now+" WHERE id = "+ph(1), n); err != nil {
+						t.Error(err)
+					}
 				}
-				tx.Exec("INSERT INTO "+table+" VALUES (?, 'paid', ?, 49.90, NOW(6))", half+n, fmt.Sprintf("order%d@example.com", n))
+				if _, err := tx.Exec("INSERT INTO "+table+" VALUES ("+ph(1)+", 'paid', "+ph(2)+", 49.90, "+now+")", half+n, fmt.Sprintf("order%d@example.com", n)); err != nil {
+					t.Error(err)
+				}
 			}
 			if err := tx.Commit(); err != nil {
 				t.Error(err)
@@ -163,7 +211,10 @@ rules:
 	began := time.Now()
 	kills := 0
 	for kills < 20 {
-		cmd := start()
+		cmd := first
+		if kills > 0 {
+			cmd = start()
+		}
 		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
@@ -193,14 +244,7 @@ rules:
 	for time.Now().Before(deadline) && fake.Stats().Accepted-fake.Stats().Duplicates < len(want) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	// SIGTERM only once the process has its store open (and so its signal
-	// handler installed): the lock file then names its pid.
-	for time.Now().Before(deadline) {
-		if b, _ := os.ReadFile(filepath.Join(dir, "state.db.lock")); strings.Contains(string(b), fmt.Sprintf("pid %d ", cmd.Process.Pid)) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLock(t, dir, cmd)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("capisync did not exit 0 on SIGTERM: %v", err)
@@ -239,6 +283,19 @@ rules:
 	if dups > kills*2*500 {
 		t.Errorf("%d duplicates is more than the send-then-settle window allows", dups)
 	}
+}
+
+// waitLock waits until cmd has its store open (and so its signal handler
+// installed): the lock file then names its pid.
+func waitLock(t *testing.T, dir string, cmd *exec.Cmd) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(filepath.Join(dir, "state.db.lock")); strings.Contains(string(b), fmt.Sprintf("pid %d ", cmd.Process.Pid)) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("capisync did not open its store in 30 s")
 }
 
 func mustExec(t *testing.T, db *sql.DB, q string) {

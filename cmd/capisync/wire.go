@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/connectors/sqlpoll"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/ops"
@@ -26,6 +27,7 @@ type daemon struct {
 	log      *slog.Logger
 	pipeline *pipeline.Pipeline
 	polls    map[string]*sqlpoll.Source
+	logical  map[string]*postgres.Source
 	dests    map[string]*metacapi.Destination
 	closers  []io.Closer
 }
@@ -33,7 +35,7 @@ type daemon struct {
 // wire builds sources, destinations and the pipeline: one explicit switch
 // per type, no registration magic.
 func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, dests: map[string]*metacapi.Destination{}}
+	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{}}
 	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log}
 	for _, name := range sortedNames(cfg.Sources) {
 		src := cfg.Sources[name]
@@ -51,8 +53,17 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 			d.closers = append(d.closers, s)
 			pc.Sources = append(pc.Sources, pipeline.NamedSource{Name: name, Source: s})
 		case config.TypePostgres:
-			d.close()
-			return nil, fmt.Errorf("source %s: logical replication (type postgres) waits for issue #7; use type postgres_poll meanwhile", name)
+			s, err := postgres.New(name, *src, store, postgres.Options{
+				Logger:          log,
+				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
+				Track:           func(table string) []string { return set.Columns(name, table) },
+			})
+			if err != nil {
+				d.close()
+				return nil, err
+			}
+			d.logical[name] = s
+			pc.Sources = append(pc.Sources, pipeline.NamedSource{Name: name, Source: s})
 		default:
 			d.close()
 			return nil, fmt.Errorf("source %s: unknown type %q", name, src.Type)
@@ -106,6 +117,9 @@ func (d *daemon) report() (ops.Report, error) {
 				}
 				return stats.Connected, stats.LastError, lag
 			}
+			if s, ok := d.logical[name]; ok {
+				return logicalStatus(s.Stats())
+			}
 			return false, "not running", ""
 		},
 		Destination: func(name string) (bool, string) { return d.dests[name].Health() },
@@ -120,6 +134,11 @@ func (d *daemon) ready() (bool, []string) {
 		if s, ok := d.polls[name]; ok {
 			if st := s.Stats(); !st.Connected {
 				reasons = append(reasons, fmt.Sprintf("source %s not connected: %s", name, st.LastError))
+			}
+		}
+		if s, ok := d.logical[name]; ok {
+			if st := s.Stats(); !st.Connected {
+				reasons = append(reasons, fmt.Sprintf("source %s not streaming: %s", name, st.LastError))
 			}
 		}
 	}
@@ -153,6 +172,29 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}()
 	return d.pipeline.Run(runCtx)
+}
+
+// logicalStatus describes a logical replication source's lag.
+func logicalStatus(st postgres.Stats) (bool, string, string) {
+	lag := "slot retains " + bytesText(st.RetainedWAL)
+	if !st.LastCommitSeen.IsZero() {
+		lag += ", last commit read " + time.Since(st.LastCommitSeen).Round(time.Second).String() + " ago"
+	}
+	return st.Connected, st.LastError, lag
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n < 0:
+		return "? bytes"
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func sortedNames[V any](m map[string]V) []string {

@@ -49,7 +49,7 @@ func (s *Source) scanTableDeletes(ctx context.Context, pos *position, t *table, 
 					return err
 				}
 			}
-			live[string(encodeKey(norm))] = struct{}{}
+			live[string(cdc.EncodeKey(norm))] = struct{}{}
 			after = raw
 			n++
 		}
@@ -84,7 +84,7 @@ func (s *Source) scanTableDeletes(ctx context.Context, pos *position, t *table, 
 		return fmt.Errorf("read shadows: %w", err)
 	}
 	for _, g := range gone {
-		key, err := decodeValues(g[0], len(t.key))
+		key, err := cdc.DecodeValues(g[0], len(t.key))
 		if err != nil {
 			return fmt.Errorf("decode shadow key: %w", err)
 		}
@@ -93,7 +93,7 @@ func (s *Source) scanTableDeletes(ctx context.Context, pos *position, t *table, 
 		for i, k := range t.key {
 			c.Key[k], c.Old[k] = key[i], key[i]
 		}
-		if old, ok := t.codec.decode(g[1]); ok {
+		if old, ok := t.codec.Decode(g[1]); ok {
 			for i, col := range t.track {
 				c.Old[col] = old[i]
 			}

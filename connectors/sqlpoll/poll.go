@@ -139,7 +139,7 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 func (s *Source) diff(t *table, rows []row, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
 	keys := make([][]byte, len(rows))
 	for i, r := range rows {
-		keys[i] = encodeKey(pick(r.norm, t.keyIdx))
+		keys[i] = cdc.EncodeKey(pick(r.norm, t.keyIdx))
 	}
 	stored, err := s.shadows.Shadows(s.name, t.name, keys)
 	if err != nil {
@@ -148,7 +148,7 @@ func (s *Source) diff(t *table, rows []row, baseline bool, pollTime time.Time) (
 	var changes []cdc.Change
 	var shadows []cdc.Shadow
 	for i, r := range rows {
-		enc := t.codec.encode(pick(r.norm, t.trackIdx))
+		enc := t.codec.Encode(pick(r.norm, t.trackIdx))
 		sh := stored[i]
 		if sh != nil && bytes.Equal(sh, enc) {
 			continue
@@ -165,7 +165,7 @@ func (s *Source) diff(t *table, rows []row, baseline bool, pollTime time.Time) (
 		}
 		c.Position = changePosition(t.name, keys[i], native)
 		if sh != nil {
-			old, ok := t.codec.decode(sh)
+			old, ok := t.codec.Decode(sh)
 			if !ok {
 				if !t.warned {
 					s.log.Warn("shadows were written for other tracked columns; re-recording them without events", "table", t.name)

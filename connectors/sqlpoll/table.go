@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/capisync/capisync/internal/cdc"
 )
 
 // table is one polled table, checked against the catalog.
@@ -19,7 +21,7 @@ type table struct {
 	cols     []string // selected columns: key, cursor, track, and every column rules read
 	keyIdx   []int
 	trackIdx []int
-	codec    shadowCodec
+	codec    cdc.ShadowCodec
 	warned   bool // a shadow written for other tracked columns was seen
 }
 
@@ -101,7 +103,7 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 	for _, c := range t.track {
 		t.trackIdx = append(t.trackIdx, idx[c])
 	}
-	t.codec = newShadowCodec(t.track)
+	t.codec = cdc.NewShadowCodec(t.track)
 	return t, nil
 }
 

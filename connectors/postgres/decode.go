@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"bytes"
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/capisync/capisync/internal/cdc"
+)
+
+// decoder turns pgoutput's text values into capisync's common value types
+// (internal/cdc): numeric as its exact decimal text, timestamptz as UTC,
+// timestamp without zone read in the source's timezone, ±infinity as the
+// strings "infinity" / "-infinity", json as maps and lists, arrays as
+// lists, domains as their base type, anything unknown (enums too) as text.
+type decoder struct {
+	types   *pgtype.Map
+	domains map[uint32]uint32
+	loc     *time.Location
+}
+
+// tuple decodes a row. An unchanged TOASTed value ('u') is taken from old
+// when old has it, and otherwise left out.
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, old cdc.Row) (cdc.Row, error) {
+	row := make(cdc.Row, len(t.Columns))
+	for i, col := range t.Columns {
+		if i >= len(rel.Columns) {
+			return nil, fmt.Errorf("tuple has more columns than relation %s.%s", rel.Namespace, rel.RelationName)
+		}
+		name := rel.Columns[i].Name
+		switch col.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			row[name] = nil
+		case pglogrepl.TupleDataTypeToast:
+			if v, ok := old[name]; ok {
+				row[name] = v
+			}
+		case pglogrepl.TupleDataTypeText:
+			v, err := d.value(rel.Columns[i].DataType, col.Data)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", name, err)
+			}
+			row[name] = v
+		default:
+			return nil, fmt.Errorf("column %s: unexpected tuple data type %q", name, col.DataType)
+		}
+	}
+	return row, nil
+}
+
+func (d *decoder) value(oid uint32, data []byte) (any, error) {
+	if base, ok := d.domains[oid]; ok {
+		oid = base
+	}
+	s := string(data)
+	switch oid {
+	case pgtype.NumericOID:
+		return s, nil // exact, never rounded ("NaN" too)
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+		return strconv.ParseInt(s, 10, 64)
+	case pgtype.Float4OID, pgtype.Float8OID:
+		return strconv.ParseFloat(s, 64)
+	case pgtype.BoolOID:
+		return s == "t", nil
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID:
+		return s, nil
+	case pgtype.TimestamptzOID, pgtype.TimestampOID, pgtype.DateOID:
+		if s == "infinity" || s == "-infinity" {
+			return s, nil
+		}
+	case pgtype.JSONOID, pgtype.JSONBOID:
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		return normalize(v), nil
+	}
+	t, ok := d.types.TypeForOID(oid)
+	if !ok {
+		return s, nil // enums and other types we do not know: text
+	}
+	v, err := t.Codec.DecodeValue(d.types, oid, pgtype.TextFormatCode, data)
+	if err != nil {
+		return s, nil
+	}
+	if tm, ok := v.(time.Time); ok && oid == pgtype.TimestampOID {
+		return time.Date(tm.Year(), tm.Month(), tm.Day(), tm.Hour(), tm.Minute(), tm.Second(), tm.Nanosecond(), d.loc).UTC(), nil
+	}
+	return normalize(v), nil
+}
+
+// normalize maps pgtype's decoded values to the common types.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case nil, string, int64, float64, bool, []byte:
+		return x
+	case int16:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case int:
+		return int64(x)
+	case float32:
+		return float64(x)
+	case time.Time:
+		return x.UTC()
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normalize(e)
+		}
+		return out
+	case driver.Valuer:
+		if dv, err := x.Value(); err == nil {
+			return normalize(dv)
+		}
+	case fmt.Stringer:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}

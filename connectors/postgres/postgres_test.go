@@ -1,0 +1,193 @@
+package postgres_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/capisync/capisync/connectors/postgres"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestInsertUpdateDelete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.exec("INSERT INTO leads_S (id, status, email, deal) VALUES (1, 'new', 'a@example.com', NULL), (2, 'contacted', 'b@example.com', NULL)")
+	e.exec("INSERT INTO orders_S VALUES (100, 'paid', 'o@example.com', 0.10)")
+	e.start()
+	e.streaming()
+	e.exec("UPDATE leads_S SET status = 'qualified' WHERE id = 2")
+	e.exec("UPDATE leads_S SET email = 'a2@example.com' WHERE id = 1") // nothing
+	e.exec("INSERT INTO orders_S VALUES (101, 'paid', 'p@example.com', 1234567890.12)")
+	e.exec("DELETE FROM orders_S WHERE id = 100")
+	won := time.Date(2026, 11, 25, 9, 30, 15, 0, time.UTC)
+	e.exec("UPDATE leads_S SET status = 'won', deal = 12500.50, updated_at = $1 WHERE id = 2", won)
+	e.waitEvents("Lead lead-2", "Purchase order-101", "OrderDeleted deleted-100", "Purchase won-2")
+	for _, ev := range e.fake.Events() {
+		cd, _ := ev.Raw["custom_data"].(map[string]any)
+		switch ev.ID {
+		case "lead-2":
+			if cd["previous"] != "contacted" {
+				t.Errorf("old value with REPLICA IDENTITY FULL: %v", cd)
+			}
+		case "order-101":
+			if cd["value"].(json.Number).String() != "1234567890.12" {
+				t.Errorf("numeric not exact: %v", cd["value"])
+			}
+		case "won-2":
+			if cd["value"].(json.Number).String() != "12500.50" || ev.Time != won.Unix() {
+				t.Errorf("won: value %v time %d, want 12500.50 %d", cd["value"], ev.Time, won.Unix())
+			}
+		}
+	}
+}
+
+// TestUnchangedToast: a 100 KB notes column updated only in status gives
+// one event, and notes is not "changed".
+func TestUnchangedToast(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.exec("INSERT INTO leads_S (id, status, email, score, notes) VALUES (1, 'new', 'a@example.com', 1, $1)", strings.Repeat("x", 100*1024))
+	e.start()
+	e.streaming()
+	e.exec("UPDATE leads_S SET status = 'qualified' WHERE id = 1")
+	e.waitEvents("Lead lead-1")
+	e.exec("UPDATE leads_S SET notes = 'short now', score = 2 WHERE id = 1") // a real change of notes
+	e.waitEvents("Lead lead-1", "NotesChanged notes-1-2")
+}
+
+// TestLargeTransaction: 50,000 rows in one transaction reach Meta, written
+// to the outbox in chunks.
+func TestLargeTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.start()
+	e.streaming()
+	e.exec("INSERT INTO orders_S SELECT g, 'paid', 'o' || g || '@example.com', g / 100.0 FROM generate_series(1, 50000) g")
+	e.waitFor("50,000 events", func() bool { return len(e.fake.Events()) >= 50000 })
+	time.Sleep(200 * time.Millisecond)
+	if st := e.fake.Stats(); st.Accepted != 50000 || st.Duplicates != 0 {
+		t.Errorf("fake = %+v", st)
+	}
+}
+
+// TestConfirmedFlushWaitsForOutbox: the slot's confirmed_flush_lsn moves
+// past a transaction only after its events are committed to the store.
+func TestConfirmedFlushWaitsForOutbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.start()
+	e.streaming()
+	e.gate.close()
+	e.exec("INSERT INTO orders_S VALUES (1, 'paid', 'o@example.com', 5)")
+	after := e.lsn()
+	time.Sleep(1500 * time.Millisecond) // many status updates (every 100 ms) while the commit is held
+	if !e.confirmedBehind(after) {
+		t.Fatalf("confirmed_flush_lsn moved past the transaction before its events were in the outbox (after=%s, source %+v)", after, e.src.Stats())
+	}
+	if n := len(e.fake.Events()); n != 0 {
+		t.Fatalf("%d events delivered before commit", n)
+	}
+	e.gate.release()
+	e.waitFor("confirmed_flush_lsn to pass the transaction", func() bool { return !e.confirmedBehind(after) })
+	e.waitEvents("Purchase order-1")
+}
+
+// TestIdleSlotAdvances: with nothing pending, the slot follows the
+// server's WAL end even when other tables are busy.
+func TestIdleSlotAdvances(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.exec("CREATE TABLE other_S (id int)")
+	defer e.exec("DROP TABLE other_S")
+	e.start()
+	e.streaming()
+	e.exec("INSERT INTO other_S SELECT generate_series(1, 1000)")
+	after := e.lsn()
+	e.waitFor("the idle slot to advance", func() bool { return !e.confirmedBehind(after) })
+}
+
+// TestReconnect: the walsender is killed mid-stream; the source reconnects
+// and resumes with no loss and no duplicate.
+func TestReconnect(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.start()
+	e.streaming()
+	e.exec("INSERT INTO orders_S SELECT g, 'paid', 'a@example.com', 1 FROM generate_series(1, 100) g")
+	e.waitFor("first events", func() bool { return len(e.fake.Events()) >= 100 })
+	e.exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'slot_S'")
+	e.exec("INSERT INTO orders_S SELECT g, 'paid', 'a@example.com', 1 FROM generate_series(101, 200) g")
+	e.waitFor("events after the reconnect", func() bool { return len(e.fake.Events()) >= 200 })
+	time.Sleep(300 * time.Millisecond)
+	if st := e.fake.Stats(); st.Accepted != 200 || st.Duplicates != 0 {
+		t.Errorf("fake = %+v", st)
+	}
+	if e.src.Stats().Reconnects == 0 {
+		t.Error("no reconnect counted")
+	}
+}
+
+// TestReplicaIdentityDefault: rules reading old values on a DEFAULT table
+// fail startup with the ALTER TABLE to run; old_values: shadow makes them
+// work.
+func TestReplicaIdentityDefault(t *testing.T) {
+	t.Parallel()
+	rules := `
+  - name: order-paid
+    source: crm
+    table: public.orders_S
+    when: changed_to("status", "paid")
+    event: Purchase
+    event_id: '"order-" + string(new.id)'
+    user_data: {em: new.email}
+    custom_data: {value: new.total, currency: '"EUR"', was: old.status}
+`
+	e := newEnv(t, "", rules)
+	e.start()
+	err := <-e.done
+	e.cancel = nil
+	var se *postgres.SetupError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") || !strings.Contains(err.Error(), "order-paid") {
+		t.Fatalf("startup error = %v", err)
+	}
+
+	s := newEnv(t, "    old_values: shadow", rules)
+	s.exec("INSERT INTO orders_S VALUES (1, 'new', 'a@example.com', 3)")
+	s.start()
+	s.streaming()
+	s.exec("INSERT INTO orders_S VALUES (2, 'new', 'b@example.com', 4)")
+	s.exec("UPDATE orders_S SET status = 'paid' WHERE id = 2")
+	s.exec("UPDATE orders_S SET total = 5 WHERE id = 2") // still paid: nothing
+	s.waitEvents("Purchase order-2")
+	if cd := s.fake.Events()[0].Raw["custom_data"].(map[string]any); cd["was"] != "new" {
+		t.Errorf("old value from the shadow: %v", cd)
+	}
+}
+
+// TestSetupErrors explains what is wrong with the SQL to run.
+func TestSetupErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "    create: false", "")
+	e.start()
+	err := <-e.done
+	e.cancel = nil
+	if err == nil || !strings.Contains(err.Error(), "CREATE PUBLICATION") {
+		t.Errorf("create: false without a publication: %v", err)
+	}
+
+	o := newEnv(t, "", "")
+	o.exec("SELECT pg_create_logical_replication_slot('slot_S', 'test_decoding')")
+	o.start()
+	err = <-o.done
+	o.cancel = nil
+	if err == nil || !strings.Contains(err.Error(), "plugin test_decoding") {
+		t.Errorf("slot with another plugin: %v", err)
+	}
+}
+

@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SetupError is a problem with the database's configuration that
+// restarting will not fix; Msg says what to run.
+type SetupError struct{ Msg string }
+
+func (e *SetupError) Error() string { return e.Msg }
+
+func setupErr(format string, args ...any) error {
+	return &SetupError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// slotInfo is what pg_replication_slots says of our slot.
+type slotInfo struct {
+	exists         bool
+	plugin, db     string
+	walStatus      string
+	confirmedFlush string
+	active         bool
+}
+
+// setup checks (and, when allowed, creates) everything logical replication
+// needs: wal_level, the REPLICATION privilege, the tables, the publication
+// (first) and the slot (second), and each table's replica identity.
+func (s *Source) setup(ctx context.Context, conn *pgx.Conn) error {
+	var wal string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&wal); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if wal != "logical" {
+		return setupErr("source %s: wal_level is %q, logical replication needs logical. A DBA runs: ALTER SYSTEM SET wal_level = logical; then restarts PostgreSQL. (On a read replica before PostgreSQL 16 logical decoding is not possible: use type postgres_poll instead.)", s.name, wal)
+	}
+	var user string
+	var canReplicate bool
+	if err := conn.QueryRow(ctx, "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&user, &canReplicate); err != nil {
+		return fmt.Errorf("read role: %w", err)
+	}
+	if !canReplicate {
+		return setupErr("source %s: role %s may not replicate. A DBA runs: ALTER ROLE %s WITH REPLICATION;", s.name, user, pgx.Identifier{user}.Sanitize())
+	}
+	var inRecovery bool
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int").Scan(&inRecovery, &version); err == nil && inRecovery && version < 160000 {
+		return setupErr("source %s: this server is a standby; logical decoding on a standby needs PostgreSQL 16+ with hot_standby_feedback. Point the source at the primary, or use type postgres_poll on the replica.", s.name)
+	}
+	for _, t := range s.cfg.Tables.Names {
+		info, err := s.readTable(ctx, conn, t)
+		if err != nil {
+			return err
+		}
+		s.tables[t] = info
+	}
+	if err := s.ensurePublication(ctx, conn); err != nil {
+		return err
+	}
+	if err := s.ensureSlot(ctx, conn); err != nil {
+		return err
+	}
+	return s.checkReplicaIdentity()
+}
+
+// readTable reads a table's key columns, replica identity and column types.
+func (s *Source) readTable(ctx context.Context, conn *pgx.Conn, name string) (*tableInfo, error) {
+	schema, table, _ := strings.Cut(name, ".")
+	var oid uint32
+	var ident string
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, table).Scan(&oid, &ident)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, setupErr("source %s: table %s does not exist (or the user may not see it)", s.name, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read table %s: %w", name, err)
+	}
+	info := &tableInfo{name: name, oid: oid, identity: ident}
+	rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`, oid)
+	if err != nil {
+		return nil, fmt.Errorf("read primary key of %s: %w", name, err)
+	}
+	for rows.Next() {
+		var col string
+		if err := rows.Scan(&col); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		info.key = append(info.key, col)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Domains decode as their base type.
+	rows, err = conn.Query(ctx, `SELECT t.oid, t.typbasetype FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND t.typtype = 'd'`, oid)
+	if err != nil {
+		return nil, fmt.Errorf("read column types of %s: %w", name, err)
+	}
+	for rows.Next() {
+		var dom, base uint32
+		if err := rows.Scan(&dom, &base); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		s.domains[dom] = base
+	}
+	rows.Close()
+	return info, rows.Err()
+}
+
+func (s *Source) quotedTables() string {
+	q := make([]string, len(s.cfg.Tables.Names))
+	for i, t := range s.cfg.Tables.Names {
+		q[i] = quoteTable(t)
+	}
+	return strings.Join(q, ", ")
+}
+
+func quoteTable(t string) string {
+	schema, table, _ := strings.Cut(t, ".")
+	return pgx.Identifier{schema, table}.Sanitize()
+}
+
+func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
+	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", s.cfg.Publication).Scan(&exists); err != nil {
+		return fmt.Errorf("read publication: %w", err)
+	}
+	if !exists {
+		create := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", pub, s.quotedTables())
+		if !s.create() {
+			return setupErr("source %s: publication %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Publication, create)
+		}
+		if _, err := conn.Exec(ctx, create); err != nil {
+			return fmt.Errorf("source %s: %s: %w", s.name, create, err)
+		}
+		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", s.quotedTables())
+		return nil
+	}
+	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", s.cfg.Publication)
+	if err != nil {
+		return fmt.Errorf("read publication tables: %w", err)
+	}
+	in := map[string]bool{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		in[t] = true
+	}
+	rows.Close()
+	var missing []string
+	for _, t := range s.cfg.Tables.Names {
+		if !in[t] {
+			missing = append(missing, quoteTable(t))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	alter := fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pub, strings.Join(missing, ", "))
+	if !s.create() {
+		return setupErr("source %s: publication %s lacks %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), alter)
+	}
+	if _, err := conn.Exec(ctx, alter); err != nil {
+		return fmt.Errorf("source %s: %s: %w", s.name, alter, err)
+	}
+	s.log.Warn("added tables to the publication; their earlier changes are not replayed", "publication", s.cfg.Publication, "tables", strings.Join(missing, ", "))
+	return nil
+}
+
+func (s *Source) readSlot(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
+	var si slotInfo
+	err := conn.QueryRow(ctx, `SELECT plugin, coalesce(database, ''), coalesce(wal_status, ''), coalesce(confirmed_flush_lsn::text, ''), active
+		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&si.plugin, &si.db, &si.walStatus, &si.confirmedFlush, &si.active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return si, nil
+	}
+	si.exists = err == nil
+	return si, err
+}
+
+func (s *Source) ensureSlot(ctx context.Context, conn *pgx.Conn) error {
+	si, err := s.readSlot(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("read slot: %w", err)
+	}
+	db := conn.Config().Database
+	if !si.exists {
+		create := fmt.Sprintf("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", s.cfg.Slot)
+		if !s.create() {
+			return setupErr("source %s: replication slot %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Slot, create)
+		}
+		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s.cfg.Slot); err != nil {
+			return fmt.Errorf("source %s: create slot %s: %w", s.name, s.cfg.Slot, err)
+		}
+		s.log.Info("created replication slot", "slot", s.cfg.Slot)
+		return nil
+	}
+	switch {
+	case si.plugin != "pgoutput":
+		return setupErr("source %s: slot %s uses plugin %s, capisync needs pgoutput. Give capisync its own slot (slot: ...) or, if the slot is unused, a DBA runs: SELECT pg_drop_replication_slot('%s');", s.name, s.cfg.Slot, si.plugin, s.cfg.Slot)
+	case si.db != db:
+		return setupErr("source %s: slot %s belongs to database %s, not %s; give this source another slot name", s.name, s.cfg.Slot, si.db, db)
+	case si.walStatus == "lost":
+		return setupErr("source %s: slot %s is invalidated (wal_status lost): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size), so changes were lost. A DBA drops it (capisync slot drop, or SELECT pg_drop_replication_slot('%s');) and capisync recreates it on start; changes in the gap must be re-sent (a polling backfill).", s.name, s.cfg.Slot, s.cfg.Slot)
+	}
+	return nil
+}
+
+// checkReplicaIdentity refuses tables whose rules read old values without
+// REPLICA IDENTITY FULL (unless old values come from shadows).
+func (s *Source) checkReplicaIdentity() error {
+	if s.cfg.OldValues == "shadow" || s.opt.RulesReadingOld == nil {
+		return nil
+	}
+	var problems []string
+	for _, t := range s.cfg.Tables.Names {
+		info := s.tables[t]
+		if info.identity == "f" {
+			continue
+		}
+		if rules := s.opt.RulesReadingOld(t, info.key...); len(rules) > 0 {
+			problems = append(problems, fmt.Sprintf("table %s has REPLICA IDENTITY %s, so updates carry only its key, but rule(s) %s read old values (old.* or changed()). A DBA runs: ALTER TABLE %s REPLICA IDENTITY FULL; — or set old_values: shadow on the source",
+				t, identityName(info.identity), strings.Join(rules, ", "), quoteTable(t)))
+		}
+	}
+	if len(problems) > 0 {
+		return setupErr("source %s: %s", s.name, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func identityName(c string) string {
+	switch c {
+	case "d":
+		return "DEFAULT"
+	case "n":
+		return "NOTHING"
+	case "i":
+		return "USING INDEX"
+	}
+	return "FULL"
+}

@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/capisync/capisync/internal/cdc"
+)
+
+// streamer is the state of one replication connection.
+type streamer struct {
+	s         *Source
+	repl      *pgconn.PgConn
+	out       chan<- cdc.Batch
+	relations map[uint32]*pglogrepl.RelationMessage
+	dec       *decoder
+	shadow    *shadowKeeper
+
+	tx           *txState
+	lastEmitted  pglogrepl.LSN // end LSN of the last batch with a position handed over
+	serverWALEnd pglogrepl.LSN
+	nextStatus   time.Time
+}
+
+// txState is the transaction being read.
+type txState struct {
+	begin   *pglogrepl.BeginMessage
+	changes []cdc.Change
+	shadows []cdc.Shadow
+	ordinal uint32
+	chunked bool
+}
+
+func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, out chan<- cdc.Batch) error {
+	st := &streamer{s: s, repl: repl, out: out, relations: map[uint32]*pglogrepl.RelationMessage{},
+		dec: &decoder{types: pgtype.NewMap(), domains: s.domains, loc: s.loc}, lastEmitted: pglogrepl.LSN(s.flushed.Load())}
+	if s.cfg.OldValues == "shadow" {
+		st.shadow = newShadowKeeper(s)
+	}
+	for {
+		if !time.Now().Before(st.nextStatus) {
+			if err := st.sendStatus(ctx); err != nil {
+				return err
+			}
+		}
+		rctx, cancel := context.WithDeadline(ctx, st.nextStatus)
+		raw, err := repl.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		switch m := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			perr := pgconn.ErrorResponseToPgError(m)
+			if isSlotLost(perr) {
+				return setupErr("source %s: slot %s was invalidated while streaming (%v). Drop it (capisync slot drop) and let capisync recreate it; changes in the gap must be re-sent.", s.name, s.cfg.Slot, perr)
+			}
+			return perr
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				continue
+			}
+			switch m.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+				if err != nil {
+					return err
+				}
+				st.serverWALEnd = max(st.serverWALEnd, pkm.ServerWALEnd)
+				if pkm.ReplyRequested {
+					st.nextStatus = time.Time{} // answer at once
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+				if err != nil {
+					return err
+				}
+				st.serverWALEnd = max(st.serverWALEnd, xld.ServerWALEnd)
+				if err := st.handle(ctx, xld.WALData); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// sendStatus reports the durable position: write, flush and apply all set
+// to it, explicitly. With nothing pending, that is the server's WAL end, so
+// an idle slot holds no WAL.
+func (st *streamer) sendStatus(ctx context.Context) error {
+	s := st.s
+	f := pglogrepl.LSN(s.flushed.Load())
+	if st.tx == nil && st.lastEmitted <= f && st.serverWALEnd > f {
+		s.flushed.CompareAndSwap(uint64(f), uint64(st.serverWALEnd))
+		f = pglogrepl.LSN(s.flushed.Load())
+		st.lastEmitted = max(st.lastEmitted, f)
+	}
+	if f == 0 {
+		return fmt.Errorf("no position to confirm yet") // never send a zero flush: pglogrepl would copy write into it
+	}
+	st.nextStatus = time.Now().Add(s.opt.StatusInterval)
+	if st.shadow != nil {
+		st.shadow.prune(f)
+	}
+	return pglogrepl.SendStandbyStatusUpdate(ctx, st.repl, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: f, WALFlushPosition: f, WALApplyPosition: f, ClientTime: time.Now(),
+	})
+}
+
+// hand gives a batch to the pipeline, sending status while it waits so the
+// server never times the connection out under backpressure.
+func (st *streamer) hand(ctx context.Context, b cdc.Batch) error {
+	for {
+		t := time.NewTimer(time.Until(st.nextStatus))
+		select {
+		case st.out <- b:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+			if err := st.sendStatus(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (st *streamer) handle(ctx context.Context, data []byte) error {
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return fmt.Errorf("parse pgoutput message: %w", err)
+	}
+	s := st.s
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		st.relations[m.RelationID] = m
+	case *pglogrepl.BeginMessage:
+		st.tx = &txState{begin: m}
+	case *pglogrepl.InsertMessage:
+		return st.change(ctx, m.RelationID, cdc.Insert, nil, m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		return st.change(ctx, m.RelationID, cdc.Update, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		return st.change(ctx, m.RelationID, cdc.Delete, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessage:
+		var names []string
+		for _, id := range m.RelationIDs {
+			if rel := st.relations[id]; rel != nil {
+				names = append(names, rel.Namespace+"."+rel.RelationName)
+			}
+		}
+		s.update(func(x *Stats) { x.Truncates++ })
+		s.log.Warn("TRUNCATE read: no events are made for it", "tables", names)
+	case *pglogrepl.CommitMessage:
+		return st.commit(ctx, m)
+	case *pglogrepl.TypeMessage, *pglogrepl.OriginMessage, *pglogrepl.LogicalDecodingMessage:
+		// Types decode by OID; origins and messages (our heartbeat) carry no rows.
+	}
+	return nil
+}
+
+func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, newT *pglogrepl.TupleData) error {
+	s := st.s
+	rel := st.relations[relID]
+	if rel == nil {
+		return fmt.Errorf("change for unknown relation %d", relID)
+	}
+	if st.tx == nil {
+		return fmt.Errorf("change outside a transaction")
+	}
+	name := rel.Namespace + "." + rel.RelationName
+	info := s.tables[name]
+	if info == nil {
+		return nil // in the publication but not configured
+	}
+	st.tx.ordinal++
+	c := cdc.Change{Source: s.name, Table: name, Op: op, CommitTime: st.tx.begin.CommitTime.UTC(),
+		Position: changePosition(st.tx.begin.FinalLSN, st.tx.ordinal)}
+	var err error
+	if oldT != nil {
+		if c.Old, err = st.dec.tuple(rel, oldT, nil); err != nil {
+			return fmt.Errorf("%s: old row: %w", name, err)
+		}
+	}
+	if newT != nil {
+		if c.New, err = st.dec.tuple(rel, newT, c.Old); err != nil {
+			return fmt.Errorf("%s: new row: %w", name, err)
+		}
+	}
+	keyRow := c.New
+	if op == cdc.Delete {
+		keyRow = c.Old
+	}
+	c.Key = cdc.Row{}
+	for _, k := range keyColumns(info, rel) {
+		c.Key[k] = keyRow[k]
+	}
+	if op == cdc.Update && c.Old == nil {
+		c.Old = cdc.Row{} // DEFAULT identity, key unchanged: only the key is known
+		for k, v := range c.Key {
+			c.Old[k] = v
+		}
+	}
+	if st.shadow != nil && info.identity != "f" {
+		sh, err := st.shadow.apply(&c, st.tx.begin.FinalLSN)
+		if err != nil {
+			return err
+		}
+		st.tx.shadows = append(st.tx.shadows, sh)
+	}
+	st.tx.changes = append(st.tx.changes, c)
+	if len(st.tx.changes) >= s.opt.ChunkSize {
+		// A large transaction goes to the outbox in chunks, with no
+		// checkpoint until its commit.
+		b := cdc.Batch{Source: s.name, Changes: st.tx.changes, Shadows: st.tx.shadows}
+		st.tx.changes, st.tx.shadows, st.tx.chunked = nil, nil, true
+		return st.hand(ctx, b)
+	}
+	return nil
+}
+
+func (st *streamer) commit(ctx context.Context, m *pglogrepl.CommitMessage) error {
+	s := st.s
+	tx := st.tx
+	st.tx = nil
+	end := m.TransactionEndLSN
+	if tx == nil {
+		return fmt.Errorf("commit without begin at %s", m.CommitLSN)
+	}
+	s.update(func(x *Stats) {
+		x.LastCommit, x.LastCommitSeen = m.CommitTime.UTC(), time.Now()
+		x.Transactions++
+		x.Changes += int64(tx.ordinal)
+	})
+	if len(tx.changes) == 0 && !tx.chunked {
+		// Nothing of ours: nothing to make durable. Confirm it directly
+		// when nothing else is pending.
+		if f := pglogrepl.LSN(s.flushed.Load()); st.lastEmitted <= f && end > f {
+			s.flushed.CompareAndSwap(uint64(f), uint64(end))
+			st.lastEmitted = max(st.lastEmitted, end)
+		}
+		return nil
+	}
+	st.lastEmitted = end
+	s.log.Debug("transaction", "lsn", end.String(), "changes", tx.ordinal)
+	return st.hand(ctx, cdc.Batch{Source: s.name, Changes: tx.changes, Shadows: tx.shadows, Position: cdc.Position(end.String())})
+}
+
+// keyColumns are the table's primary key, or the relation's identity
+// columns when it has none.
+func keyColumns(info *tableInfo, rel *pglogrepl.RelationMessage) []string {
+	if len(info.key) > 0 {
+		return info.key
+	}
+	var out []string
+	for _, c := range rel.Columns {
+		if c.Flags&1 != 0 {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// changePosition identifies a change: its transaction's commit LSN and its
+// ordinal inside it — the same when the transaction is read again.
+func changePosition(final pglogrepl.LSN, ordinal uint32) cdc.Position {
+	return cdc.Position(fmt.Sprintf("%s#%d", final, ordinal))
+}

@@ -1,0 +1,172 @@
+package cdc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"strings"
+	"time"
+)
+
+// Value encoding, for shadow keys and values: a tag byte, then the
+// payload. Deterministic, so equal values encode to equal bytes; sources
+// that keep row shadows (polling, and logical replication with
+// old_values: shadow) share it.
+const (
+	tNil byte = iota
+	tString
+	tInt
+	tFloat
+	tTrue
+	tFalse
+	tTime
+	tBytes
+	tJSON
+)
+
+// AppendValue appends v's encoding to b.
+func AppendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, tNil)
+	case string:
+		b = append(b, tString)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	case int64:
+		return binary.AppendVarint(append(b, tInt), x)
+	case float64:
+		return binary.BigEndian.AppendUint64(append(b, tFloat), math.Float64bits(x))
+	case bool:
+		if x {
+			return append(b, tTrue)
+		}
+		return append(b, tFalse)
+	case time.Time:
+		return binary.AppendVarint(append(b, tTime), x.UnixNano())
+	case []byte:
+		b = append(b, tBytes)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	}
+	// maps and lists (JSON): encoding/json sorts map keys, so it is
+	// deterministic.
+	j, _ := json.Marshal(v)
+	b = append(b, tJSON)
+	b = binary.AppendUvarint(b, uint64(len(j)))
+	return append(b, j...)
+}
+
+// ErrCorrupt is returned for bytes that are no encoded values.
+var ErrCorrupt = errors.New("corrupt encoded value")
+
+func readValue(b []byte) (any, []byte, error) {
+	if len(b) == 0 {
+		return nil, nil, ErrCorrupt
+	}
+	tag, b := b[0], b[1:]
+	switch tag {
+	case tNil:
+		return nil, b, nil
+	case tTrue:
+		return true, b, nil
+	case tFalse:
+		return false, b, nil
+	case tInt, tTime:
+		n, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, nil, ErrCorrupt
+		}
+		if tag == tTime {
+			return time.Unix(0, n).UTC(), b[k:], nil
+		}
+		return n, b[k:], nil
+	case tFloat:
+		if len(b) < 8 {
+			return nil, nil, ErrCorrupt
+		}
+		return math.Float64frombits(binary.BigEndian.Uint64(b)), b[8:], nil
+	case tString, tBytes, tJSON:
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, nil, ErrCorrupt
+		}
+		payload := b[k : k+int(n)]
+		rest := b[k+int(n):]
+		switch tag {
+		case tString:
+			return string(payload), rest, nil
+		case tBytes:
+			return append([]byte(nil), payload...), rest, nil
+		}
+		var v any
+		if err := json.Unmarshal(payload, &v); err != nil {
+			return nil, nil, ErrCorrupt
+		}
+		return v, rest, nil
+	}
+	return nil, nil, ErrCorrupt
+}
+
+// EncodeKey encodes a row's key values.
+func EncodeKey(vals []any) []byte {
+	var b []byte
+	for _, v := range vals {
+		b = AppendValue(b, v)
+	}
+	return b
+}
+
+// DecodeValues decodes n encoded values.
+func DecodeValues(b []byte, n int) ([]any, error) {
+	out := make([]any, 0, n)
+	for len(b) > 0 {
+		v, rest, err := readValue(b)
+		if err != nil {
+			return nil, err
+		}
+		out, b = append(out, v), rest
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%w: %d values, want %d", ErrCorrupt, len(out), n)
+	}
+	return out, nil
+}
+
+// ShadowCodec encodes the tracked values of a row, prefixed with a
+// fingerprint of the tracked column names: when `track` changes, old
+// shadows no longer match and are treated as unknown rather than misread.
+type ShadowCodec struct {
+	cols []string
+	fp   [4]byte
+}
+
+// NewShadowCodec returns the codec for these tracked columns, in order.
+func NewShadowCodec(cols []string) ShadowCodec {
+	c := ShadowCodec{cols: cols}
+	binary.BigEndian.PutUint32(c.fp[:], crc32.ChecksumIEEE([]byte(strings.Join(cols, "\x00"))))
+	return c
+}
+
+// Encode encodes the tracked values, in the codec's column order.
+func (c ShadowCodec) Encode(vals []any) []byte {
+	b := append([]byte{}, c.fp[:]...)
+	for _, v := range vals {
+		b = AppendValue(b, v)
+	}
+	return b
+}
+
+// Decode returns the values, or ok=false when the shadow was written for
+// other tracked columns (or is damaged).
+func (c ShadowCodec) Decode(b []byte) (vals []any, ok bool) {
+	if len(b) < 4 || !bytes.Equal(b[:4], c.fp[:]) {
+		return nil, false
+	}
+	vals, err := DecodeValues(b[4:], len(c.cols))
+	return vals, err == nil
+}
