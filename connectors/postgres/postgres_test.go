@@ -190,4 +190,3 @@ func TestSetupErrors(t *testing.T) {
 		t.Errorf("slot with another plugin: %v", err)
 	}
 }
-
