@@ -295,13 +295,31 @@ func (s *Source) monitor(ctx context.Context, conn *pgx.Conn) {
 	}
 }
 
-// DropSlot drops the source's replication slot (for `capisync slot drop`).
-func (s *Source) DropSlot(ctx context.Context) error {
+// DropSlot drops the source's replication slot, and its publication when
+// asked (for `capisync slot drop`). It refuses while the slot is in use.
+func (s *Source) DropSlot(ctx context.Context, publication bool) error {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.cfg.Slot)
-	return err
+	si, err := s.readSlot(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("read slot %s: %w", s.cfg.Slot, err)
+	}
+	switch {
+	case !si.exists:
+		return fmt.Errorf("slot %s does not exist", s.cfg.Slot)
+	case si.active:
+		return fmt.Errorf("slot %s is in use (is capisync running?); stop the consumer first", s.cfg.Slot)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.cfg.Slot); err != nil {
+		return fmt.Errorf("drop slot %s: %w", s.cfg.Slot, err)
+	}
+	if publication {
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{s.cfg.Publication}.Sanitize()); err != nil {
+			return fmt.Errorf("drop publication %s: %w", s.cfg.Publication, err)
+		}
+	}
+	return nil
 }
