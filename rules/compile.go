@@ -225,17 +225,26 @@ func (c *compiler) collectColumns(root ast.Node) {
 				}
 			}
 		case *ast.IdentifierNode:
+			// new or old read as a whole (old == nil, new[x], len(new)):
+			// every column may be needed.
 			if n.Value == "old" {
 				c.r.readsOld = true
-				c.r.oldColumns["*"] = true // the whole old row (e.g. old == nil, old[x])
+				c.r.oldColumns[AllColumns] = true
+			}
+			if n.Value == "new" || n.Value == "old" {
+				c.r.columns[AllColumns] = true
 			}
 		}
 		return false
 	})
 }
 
+// AllColumns in Columns means a rule reads a whole row (len(new), new[x]).
+const AllColumns = "*"
+
 // Columns returns, sorted, every column of source.table that some rule
-// reads (the default set of columns a polling source tracks).
+// reads (the default set of columns a polling source tracks); AllColumns
+// among them means every column.
 func (s *Set) Columns(source, table string) []string {
 	seen := map[string]bool{}
 	for _, r := range s.byTable[source+"\x00"+table] {

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -35,16 +34,6 @@ type CommitResult struct {
 	Duplicates int // events already queued or recently delivered, skipped
 }
 
-// record is an outbox entry.
-type record struct {
-	Rule     string          `json:"r,omitempty"`
-	Enqueued int64           `json:"t"`
-	Attempts int             `json:"a,omitempty"`
-	First    int64           `json:"f,omitempty"`
-	Last     int64           `json:"l,omitempty"`
-	Event    json.RawMessage `json:"e"`
-}
-
 func eventKey(e *capi.Event) []byte { return []byte(e.EventName + "\x00" + e.EventID) }
 
 // Commit writes the batches — events, dead letters, shadows, counters and
@@ -55,9 +44,13 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	now := s.now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res = CommitResult{}
+		depth := map[string]int64{}
 		for _, b := range batches {
 			for i := range b.Events {
 				dup, err := enqueue(tx, &b.Events[i], now, 0)
+				if !dup && err == nil {
+					depth[b.Events[i].Destination]++
+				}
 				if err != nil {
 					return fmt.Errorf("commit %s: %w", b.Source, err)
 				}
@@ -100,6 +93,11 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 				}
 			}
 		}
+		for dest, n := range depth {
+			if err := addCounter(tx, depthCounter(dest), n); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return res, err
@@ -107,28 +105,27 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 
 // enqueue adds one event to its destination's outbox unless the same
 // (event_name, event_id) is queued or was delivered within SentTTL.
+//
+// The outbox_ids index serves both: its value is the 8-byte sequence
+// number while the event is queued, and a delivered marker (0xFF and the
+// 8-byte delivery time) once it is delivered, until pruned after SentTTL.
 func enqueue(tx *bolt.Tx, e *Enqueue, now time.Time, attempts int) (dup bool, err error) {
 	key := eventKey(&e.Event)
 	ids, err := sub(tx, bOutboxIDs, e.Destination, true)
 	if err != nil {
 		return false, err
 	}
-	if ids.Get(key) != nil {
-		return true, nil
-	}
-	if sent, _ := sub(tx, bSent, e.Destination, false); sent != nil {
-		if t := sent.Get(key); t != nil && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(t)))) < SentTTL {
-			return true, nil
+	if v := ids.Get(key); v != nil {
+		if delivered, at := deliveredAt(v); !delivered || now.Sub(at) < SentTTL {
+			return true, nil // queued, or delivered within Meta's de-duplication window
 		}
 	}
-	raw, err := json.Marshal(e.Event)
+	raw, err := capi.Marshal(&e.Event)
 	if err != nil {
 		return false, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
 	}
-	rec, err := json.Marshal(record{Rule: e.Rule, Enqueued: now.UnixNano(), Attempts: attempts, Event: raw})
-	if err != nil {
-		return false, err
-	}
+	rec := (&record{Rule: e.Rule, Enqueued: now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
+		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: raw}).encode()
 	ob, err := sub(tx, bOutbox, e.Destination, true)
 	if err != nil {
 		return false, err
@@ -140,10 +137,7 @@ func enqueue(tx *bolt.Tx, e *Enqueue, now time.Time, attempts int) (dup bool, er
 	if err := ob.Put(u64(seq), rec); err != nil {
 		return false, err
 	}
-	if err := ids.Put(key, u64(seq)); err != nil {
-		return false, err
-	}
-	return false, addCounter(tx, depthCounter(e.Destination), 1)
+	return false, ids.Put(key, u64(seq))
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
@@ -168,4 +162,18 @@ func (s *Store) Checkpoint(source string) (cdc.Position, error) {
 		return nil
 	})
 	return pos, err
+}
+
+const deliveredMark = 0xFF
+
+func deliveredValue(at time.Time) []byte {
+	return binary.BigEndian.AppendUint64([]byte{deliveredMark}, uint64(at.UnixNano()))
+}
+
+// deliveredAt reads an outbox_ids value: delivered and when, or queued.
+func deliveredAt(v []byte) (bool, time.Time) {
+	if len(v) == 9 && v[0] == deliveredMark {
+		return true, time.Unix(0, int64(binary.BigEndian.Uint64(v[1:])))
+	}
+	return false, time.Time{}
 }

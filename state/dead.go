@@ -80,13 +80,21 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		if dl.Event == nil {
 			return false, nil
 		}
-		// A retried event is queued afresh: forget that it was delivered.
-		if sent, _ := sub(tx, bSent, dl.Destination, false); sent != nil {
-			if err := sent.Delete(eventKey(dl.Event)); err != nil {
-				return false, err
+		// A retried event is queued afresh, even if an identical one was
+		// delivered: the operator asked for it.
+		if ids, _ := sub(tx, bOutboxIDs, dl.Destination, false); ids != nil {
+			if v := ids.Get(eventKey(dl.Event)); v != nil {
+				if delivered, _ := deliveredAt(v); delivered {
+					if err := ids.Delete(eventKey(dl.Event)); err != nil {
+						return false, err
+					}
+				}
 			}
 		}
-		_, err := enqueue(tx, &Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, s.now(), 0)
+		dup, err := enqueue(tx, &Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, s.now(), 0)
+		if err == nil && !dup {
+			err = addCounter(tx, depthCounter(dl.Destination), 1)
+		}
 		return err == nil, err
 	})
 }

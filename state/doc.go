@@ -27,10 +27,10 @@
 //	meta                      "schema" -> uint64 schema version
 //	checkpoints               source -> position bytes
 //	checkpoint_times          source -> unix nanos of the last checkpoint
-//	outbox/<dest>             seq (8-byte big endian) -> record (JSON)
-//	outbox_ids/<dest>         event_name 0x00 event_id -> seq
-//	sent/<dest>               event_name 0x00 event_id -> unix nanos delivered (48 h)
-//	sent_by_time/<dest>       unix nanos (8 BE) + seq (8 BE) -> event_name 0x00 event_id
+//	outbox/<dest>             seq (8-byte big endian) -> record
+//	outbox_ids/<dest>         event_name 0x00 event_id -> seq (8 BE) while queued,
+//	                          or 0xFF + delivery time (unix nanos, 8 BE) for 48 h after
+//	outbox record             see record.go: a binary header, then the event's JSON
 //	dead/<dest>               seq -> dead letter (JSON)
 //	shadows/<source>\x00<table>  key -> tracked values (the source's own encoding)
 //	counters                  name -> int64 (8 BE)

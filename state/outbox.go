@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -12,13 +11,24 @@ import (
 	"github.com/capisync/capisync/internal/capi"
 )
 
-// Queued is an event waiting in an outbox.
+// Queued is an event waiting in an outbox: its JSON as it will be sent,
+// and the fields delivery needs without parsing it.
 type Queued struct {
-	Seq      uint64
-	Rule     string
-	Event    capi.Event
-	Enqueued time.Time
-	Attempts int
+	Seq          uint64
+	Rule         string
+	EventName    string
+	EventID      string
+	EventTime    int64
+	ActionSource string
+	JSON         []byte // the event, exactly as it goes into the request's data array
+	Enqueued     time.Time
+	Attempts     int
+}
+
+// Event parses the queued event (numbers kept exact).
+func (q *Queued) Event() (capi.Event, error) {
+	var e capi.Event
+	return e, decodeEvent(q.JSON, &e)
 }
 
 // Pending returns up to max of the oldest events queued for dest, oldest
@@ -32,15 +42,13 @@ func (s *Store) Pending(dest string, max int) ([]Queued, error) {
 		}
 		c := ob.Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			var rec record
-			if err := json.Unmarshal(v, &rec); err != nil {
+			rec, err := decodeRecord(v)
+			if err != nil {
 				return fmt.Errorf("outbox %s seq %d: %w", dest, binary.BigEndian.Uint64(k), err)
 			}
-			q := Queued{Seq: binary.BigEndian.Uint64(k), Rule: rec.Rule, Enqueued: time.Unix(0, rec.Enqueued), Attempts: rec.Attempts}
-			if err := decodeEvent(rec.Event, &q.Event); err != nil {
-				return fmt.Errorf("outbox %s seq %d: %w", dest, q.Seq, err)
-			}
-			out = append(out, q)
+			out = append(out, Queued{Seq: binary.BigEndian.Uint64(k), Rule: rec.Rule, EventName: rec.EventName, EventID: rec.EventID,
+				EventTime: rec.EventTime, ActionSource: rec.ActionSource, JSON: append([]byte(nil), rec.Event...),
+				Enqueued: time.Unix(0, rec.Enqueued), Attempts: int(rec.Attempts)})
 		}
 		return nil
 	})
@@ -80,54 +88,49 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 			return err
 		}
 		ids, _ := sub(tx, bOutboxIDs, dest, true)
-		sent, _ := sub(tx, bSent, dest, true)
-		byTime, _ := sub(tx, bSentByTime, dest, true)
+		removed := int64(0)
 		for _, o := range outcomes {
 			k := u64(o.Seq)
 			v := ob.Get(k)
 			if v == nil {
 				continue // settled before (a repeated report)
 			}
-			var rec record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
-			}
-			var ev capi.Event
-			if err := decodeEvent(rec.Event, &ev); err != nil {
+			rec, err := decodeRecord(v)
+			if err != nil {
 				return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
 			}
 			if o.Attempts > 0 {
-				rec.Attempts += o.Attempts
+				rec.Attempts += uint32(o.Attempts)
 				if rec.First == 0 {
 					rec.First = now.UnixNano()
 				}
 				rec.Last = now.UnixNano()
 			}
-			key := eventKey(&ev)
+			key := rec.key()
 			switch o.Status {
 			case Deferred:
 				if o.Attempts > 0 {
-					nv, err := json.Marshal(rec)
-					if err != nil {
-						return err
-					}
-					if err := ob.Put(k, nv); err != nil {
+					if err := ob.Put(k, rec.encode()); err != nil {
 						return err
 					}
 				}
 				continue
 			case Delivered:
-				ts := u64(uint64(now.UnixNano()))
-				if err := sent.Put(key, ts); err != nil {
-					return err
-				}
-				if err := byTime.Put(append(ts, k...), key); err != nil {
-					return err
+				// Remember it was delivered (until pruned after SentTTL), so
+				// that a replayed change does not queue it again.
+				if seq := ids.Get(key); seq == nil || bytes.Equal(seq, k) {
+					if err := ids.Put(key, deliveredValue(now)); err != nil {
+						return err
+					}
 				}
 			case DeadLettered:
+				var ev capi.Event
+				if err := decodeEvent(rec.Event, &ev); err != nil {
+					return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
+				}
 				dl := DeadLetter{Destination: dest, Rule: rec.Rule, Event: &ev, Reason: o.Reason,
 					Code: o.Code, Subcode: o.Subcode, Message: o.Message, FBTraceID: o.FBTraceID,
-					Attempts: rec.Attempts, Enqueued: time.Unix(0, rec.Enqueued).UTC()}
+					Attempts: int(rec.Attempts), Enqueued: time.Unix(0, rec.Enqueued).UTC()}
 				if rec.First != 0 {
 					dl.FirstAttempt, dl.LastAttempt = time.Unix(0, rec.First).UTC(), time.Unix(0, rec.Last).UTC()
 				}
@@ -140,41 +143,50 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 			if err := ob.Delete(k); err != nil {
 				return err
 			}
-			if seq := ids.Get(key); seq != nil && bytes.Equal(seq, k) {
-				if err := ids.Delete(key); err != nil {
-					return err
+			if o.Status == DeadLettered {
+				if seq := ids.Get(key); seq != nil && bytes.Equal(seq, k) {
+					if err := ids.Delete(key); err != nil {
+						return err
+					}
 				}
 			}
-			if err := addCounter(tx, depthCounter(dest), -1); err != nil {
-				return err
-			}
+			removed++
 		}
-		return pruneSent(sent, byTime, now, 1000)
+		if err := addCounter(tx, depthCounter(dest), -removed); err != nil {
+			return err
+		}
+		return s.pruneDelivered(dest, ids, now, 256)
 	})
 }
 
-// pruneSent forgets at most limit delivered ids older than SentTTL.
-func pruneSent(sent, byTime *bolt.Bucket, now time.Time, limit int) error {
-	cutoff := u64(uint64(now.Add(-SentTTL).UnixNano()))
-	c := byTime.Cursor()
-	for k, v := c.First(); k != nil && limit > 0 && bytes.Compare(k[:8], cutoff) < 0; k, v = c.First() {
-		if t := sent.Get(v); t != nil && bytes.Equal(t, k[:8]) {
-			if err := sent.Delete(v); err != nil {
+// pruneDelivered forgets delivered markers older than SentTTL, looking at
+// no more than limit index entries per call: a rolling scan that resumes
+// where the previous one stopped, so the index stays bounded at a small
+// steady cost per settle. It runs inside the write transaction, which
+// serializes access to the scan positions.
+func (s *Store) pruneDelivered(dest string, ids *bolt.Bucket, now time.Time, limit int) error {
+	c := ids.Cursor()
+	var k, v []byte
+	if from := s.prunePos[dest]; from != nil {
+		k, v = c.Seek(from)
+	} else {
+		k, v = c.First()
+	}
+	for ; limit > 0; limit-- {
+		if k == nil {
+			s.prunePos[dest] = nil
+			return nil
+		}
+		if delivered, at := deliveredAt(v); delivered && now.Sub(at) >= SentTTL {
+			key := append([]byte(nil), k...) // k points into the page Delete changes
+			if err := c.Delete(); err != nil {
 				return err
 			}
+			k, v = c.Seek(key) // continue at the next key
+			continue
 		}
-		if err := c.Delete(); err != nil {
-			return err
-		}
-		limit--
+		k, v = c.Next()
 	}
+	s.prunePos[dest] = append([]byte(nil), k...)
 	return nil
-}
-
-// decodeEvent reads a stored event keeping numbers as json.Number, so that
-// money queued as 1234.50 is sent as 1234.50, digit for digit.
-func decodeEvent(raw []byte, e *capi.Event) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	return dec.Decode(e)
 }

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -66,8 +65,7 @@ func (s *Store) Status() (Status, error) {
 		}
 		return tx.Bucket(bOutbox).ForEachBucket(func(name []byte) error {
 			if _, v := tx.Bucket(bOutbox).Bucket(name).Cursor().First(); v != nil {
-				var rec record
-				if json.Unmarshal(v, &rec) == nil {
+				if rec, err := decodeRecord(v); err == nil {
 					o := st.Destinations[string(name)]
 					o.OldestEnqueued = time.Unix(0, rec.Enqueued).UTC()
 					st.Destinations[string(name)] = o

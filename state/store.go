@@ -25,8 +25,6 @@ var (
 	bCheckpointTimes = []byte("checkpoint_times")
 	bOutbox          = []byte("outbox")
 	bOutboxIDs       = []byte("outbox_ids")
-	bSent            = []byte("sent")
-	bSentByTime      = []byte("sent_by_time")
 	bDead            = []byte("dead")
 	bShadows         = []byte("shadows")
 	bCounters        = []byte("counters")
@@ -43,6 +41,7 @@ type Store struct {
 	path     string
 	lockPath string
 	now      func() time.Time
+	prunePos map[string][]byte // per destination: where pruneDelivered resumes
 }
 
 // Options tune Open.
@@ -65,7 +64,7 @@ func Open(path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, lockPath: path + ".lock", now: opt.Now}
+	s := &Store{db: db, path: path, lockPath: path + ".lock", now: opt.Now, prunePos: map[string][]byte{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -107,7 +106,7 @@ func (s *Store) Close() error {
 
 func (s *Store) migrate() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bSent, bSentByTime, bDead, bShadows, bCounters} {
+		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bCounters} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

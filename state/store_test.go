@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/state"
@@ -82,4 +83,34 @@ func BenchmarkCommit(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestDeliveredIDsExpire: a delivered event id blocks re-queuing for
+// Meta's 48 h window, then is pruned and may be queued again.
+func TestDeliveredIDsExpire(t *testing.T) {
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := []state.Enqueue{{Destination: "meta", Event: statetest.Event(1)}}
+	if _, err := s.Commit(state.Batch{Source: "src", Events: ev}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Pending("meta", 1)
+	if err := s.Settle("meta", []state.Outcome{{Seq: p[0].Seq, Status: state.Delivered}}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(47 * time.Hour)
+	if r, _ := s.Commit(state.Batch{Source: "src", Events: ev}); r.Enqueued != 0 {
+		t.Fatal("re-queued inside the 48 h window")
+	}
+	now = now.Add(2 * time.Hour)
+	if err := s.Settle("meta", nil); err != nil { // settling prunes
+		t.Fatal(err)
+	}
+	if r, _ := s.Commit(state.Batch{Source: "src", Events: ev}); r.Enqueued != 1 {
+		t.Fatal("not queued again after the window")
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/capisync/capisync/state"
 )
@@ -21,6 +24,23 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft ceiling for the heap: the daemon's working set is small
+		// (batches in flight), so collect harder rather than grow. The
+		// store's file is mapped separately.
+		debug.SetMemoryLimit(96 << 20)
+	}
+	if path := os.Getenv("CAPISYNC_CPUPROFILE"); path != "" {
+		// A debugging aid: a CPU profile of the whole run.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	store, err := state.Open(cfg.State.Path, state.Options{})
 	if err != nil {
 		return err

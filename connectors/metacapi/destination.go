@@ -191,7 +191,11 @@ func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, p
 	var dead []Outcome
 	valid := make([]Item, 0, len(items))
 	for _, it := range items {
-		if err := Check(&it.Event, now); err != nil {
+		check := Check
+		if it.JSON != nil {
+			check = CheckAge
+		}
+		if err := check(&it.Event, now); err != nil {
 			dead = append(dead, Outcome{Seq: it.Seq, Status: DeadLettered, Reason: "rejected before sending: " + err.Error()})
 			continue
 		}
@@ -308,12 +312,40 @@ func outcomes(batch []Item, s Status, reason string, err *Error, attempts int) [
 	return out
 }
 
-// request is the body Meta receives.
-type request struct {
-	Data          []capi.Event `json:"data"`
-	AccessToken   string       `json:"access_token,omitempty"`
-	TestEventCode string       `json:"test_event_code,omitempty"`
-	PartnerAgent  string       `json:"partner_agent,omitempty"`
+// Check finds what would make Meta reject the event; the pipeline calls it
+// before queuing, so a bad event is dead-lettered at once.
+func (d *Destination) Check(e *capi.Event, now time.Time) error { return Check(e, now) }
+
+// body writes the request body: {"data":[...], "access_token", ...}. The
+// events are written as they are kept (no re-encoding); the token only
+// when sending for real.
+func (d *Destination) body(buf *bytes.Buffer, batch []Item, withToken bool) error {
+	buf.WriteString(`{"data":[`)
+	for i := range batch {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if batch[i].JSON != nil {
+			buf.Write(batch[i].JSON)
+		} else if err := capi.AppendJSON(buf, &batch[i].Event); err != nil {
+			return err
+		}
+	}
+	buf.WriteByte(']')
+	field := func(name, v string) {
+		if v != "" {
+			b, _ := json.Marshal(v)
+			buf.WriteString(`,"` + name + `":`)
+			buf.Write(b)
+		}
+	}
+	if withToken {
+		field("access_token", d.cfg.AccessToken.Reveal()) // in the body: URLs end up in proxy logs
+	}
+	field("test_event_code", d.cfg.TestEventCode)
+	field("partner_agent", d.cfg.PartnerAgent)
+	buf.WriteByte('}')
+	return nil
 }
 
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -321,19 +353,14 @@ var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // send makes one request with the batch; nil means Meta took every event.
 func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 	d.count(func(s *Stats) { s.Requests++ })
-	req := request{Data: make([]capi.Event, len(batch)), TestEventCode: d.cfg.TestEventCode, PartnerAgent: d.cfg.PartnerAgent}
-	for i := range batch {
-		req.Data[i] = batch[i].Event
-	}
 	buf := bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufs.Put(buf)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
+	if err := d.body(buf, batch, !d.cfg.DryRun); err != nil {
+		return &Error{Kind: Invalid, Message: "encode: " + err.Error()}
+	}
 	if d.cfg.DryRun {
-		if err := enc.Encode(req); err != nil {
-			return &Error{Kind: Invalid, Message: "encode: " + err.Error()}
-		}
+		buf.WriteByte('\n')
 		d.dryMu.Lock()
 		_, err := d.dryOut.Write(buf.Bytes())
 		d.dryMu.Unlock()
@@ -342,10 +369,6 @@ func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 		}
 		d.obs.Request("delivered", 0, 0, len(batch))
 		return nil
-	}
-	req.AccessToken = d.cfg.AccessToken.Reveal() // in the body: URLs end up in proxy logs
-	if err := enc.Encode(req); err != nil {
-		return &Error{Kind: Invalid, Message: "encode: " + err.Error()}
 	}
 	start := time.Now()
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, d.endpoint, bytes.NewReader(buf.Bytes()))

@@ -45,7 +45,9 @@ func (d *Destination) Run(ctx context.Context, q Queue) error {
 			}
 			continue
 		}
-		want := d.cfg.BatchSize * d.cfg.InFlight
+		// Several batches per in-flight slot, so that a slot freed by one
+		// answer takes the next batch at once.
+		want := d.cfg.BatchSize * d.cfg.InFlight * 4
 		items, err := q.Pending(ctx, want)
 		if err != nil {
 			return err

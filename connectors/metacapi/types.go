@@ -9,8 +9,13 @@ import (
 
 // Item is one queued event.
 type Item struct {
-	Seq      uint64 // the outbox's sequence number, unique per destination
-	Event    capi.Event
+	Seq   uint64 // the outbox's sequence number, unique per destination
+	Event capi.Event
+	// JSON, when set, is the event already encoded exactly as it is sent
+	// (as the outbox keeps it). Event then needs only event_name, event_id,
+	// event_time and action_source: the full Check ran when the event was
+	// queued, and only its age is checked again.
+	JSON     []byte
 	Enqueued time.Time // when it entered the outbox
 }
 

@@ -25,15 +25,23 @@ type decoder struct {
 	loc     *time.Location
 }
 
-// tuple decodes a row. An unchanged TOASTed value ('u') is taken from old
-// when old has it, and otherwise left out.
-func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, old cdc.Row) (cdc.Row, error) {
-	row := make(cdc.Row, len(t.Columns))
+// tuple decodes a row: only the columns in want (nil: all), since rules
+// read few of a wide table's columns. An unchanged TOASTed value ('u') is
+// taken from old when old has it, and otherwise left out.
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, old cdc.Row, want map[string]bool) (cdc.Row, error) {
+	n := len(t.Columns)
+	if want != nil {
+		n = len(want)
+	}
+	row := make(cdc.Row, n)
 	for i, col := range t.Columns {
 		if i >= len(rel.Columns) {
 			return nil, fmt.Errorf("tuple has more columns than relation %s.%s", rel.Namespace, rel.RelationName)
 		}
 		name := rel.Columns[i].Name
+		if want != nil && !want[name] {
+			continue
+		}
 		switch col.DataType {
 		case pglogrepl.TupleDataTypeNull:
 			row[name] = nil

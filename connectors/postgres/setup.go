@@ -82,6 +82,16 @@ func (s *Source) readTable(ctx context.Context, conn *pgx.Conn, name string) (*t
 		return nil, fmt.Errorf("read table %s: %w", name, err)
 	}
 	info := &tableInfo{name: name, oid: oid, identity: ident}
+	if s.opt.Track != nil {
+		info.want = map[string]bool{}
+		for _, c := range s.opt.Track(name) {
+			if c == "*" {
+				info.want = nil
+				break
+			}
+			info.want[c] = true
+		}
+	}
 	rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
 		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`, oid)
 	if err != nil {
@@ -94,6 +104,9 @@ func (s *Source) readTable(ctx context.Context, conn *pgx.Conn, name string) (*t
 			return nil, err
 		}
 		info.key = append(info.key, col)
+		if info.want != nil {
+			info.want[col] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

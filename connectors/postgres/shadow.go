@@ -40,7 +40,7 @@ func newShadowKeeper(s *Source) *shadowKeeper {
 		}
 		var track []string
 		for _, c := range cols {
-			if !isKey[c] {
+			if !isKey[c] && c != "*" { // whole-row readers get the columns rules name
 				track = append(track, c)
 			}
 		}

@@ -29,13 +29,15 @@ type Options struct {
 	// RulesReadingOld names the rules on a table that read old values
 	// other than the key columns given.
 	RulesReadingOld func(table string, key ...string) []string
-	// Track lists a table's tracked columns for old_values: shadow.
+	// Track lists the columns rules read on a table ("*": all): only these
+	// (and the key) are decoded, and they are the tracked columns for
+	// old_values: shadow. Nil decodes every column.
 	Track func(table string) []string
 	// StatusInterval is the longest time between two status updates
 	// (default 10 s).
 	StatusInterval time.Duration
 	// ChunkSize is how many changes of one transaction are handed over at
-	// once (default 2000).
+	// once (default 500).
 	ChunkSize int
 }
 
@@ -44,7 +46,8 @@ type tableInfo struct {
 	name     string
 	oid      uint32
 	key      []string
-	identity string // relreplident: d, f, i, n
+	identity string          // relreplident: d, f, i, n
+	want     map[string]bool // columns to decode (nil: all)
 }
 
 // Source is a logical replication source.
@@ -88,7 +91,7 @@ func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source,
 		opt.StatusInterval = 10 * time.Second
 	}
 	if opt.ChunkSize <= 0 {
-		opt.ChunkSize = 2000
+		opt.ChunkSize = 500
 	}
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {

@@ -191,13 +191,14 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 	c := cdc.Change{Source: s.name, Table: name, Op: op, CommitTime: st.tx.begin.CommitTime.UTC(),
 		Position: changePosition(st.tx.begin.FinalLSN, st.tx.ordinal)}
 	var err error
+	want := info.want
 	if oldT != nil {
-		if c.Old, err = st.dec.tuple(rel, oldT, nil); err != nil {
+		if c.Old, err = st.dec.tuple(rel, oldT, nil, want); err != nil {
 			return fmt.Errorf("%s: old row: %w", name, err)
 		}
 	}
 	if newT != nil {
-		if c.New, err = st.dec.tuple(rel, newT, c.Old); err != nil {
+		if c.New, err = st.dec.tuple(rel, newT, c.Old, want); err != nil {
 			return fmt.Errorf("%s: new row: %w", name, err)
 		}
 	}

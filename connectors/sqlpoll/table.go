@@ -59,8 +59,13 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 	}
 	ruleCols := make([]string, 0, len(users))
 	for c := range users {
+		if c == "*" { // a rule reads whole rows
+			ruleCols = append(ruleCols, existing...)
+			continue
+		}
 		ruleCols = append(ruleCols, c)
 	}
+	ruleCols = sortedUnique(ruleCols)
 	sort.Strings(ruleCols)
 	for _, c := range ruleCols {
 		need(c, "used by rule "+strings.Join(users[c], ", "))

@@ -1,6 +1,9 @@
 package capi
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Event is one server event exactly as it is sent in the request's data
 // array. user_data values are already normalized and hashed where Meta
@@ -28,31 +31,24 @@ type OriginalEvent struct {
 	EventTime int64  `json:"event_time,omitempty"`
 }
 
-// MarshalJSON keeps HTML characters (&, <, >) unescaped, as they were in
-// the source (event_source_url often holds &).
-func (e Event) MarshalJSON() ([]byte, error) {
-	type plain Event
-	return marshalNoEscape(plain(e))
+// AppendJSON appends e's JSON (as sent in the request's data array) to
+// buf. HTML characters (&, <, >) are kept as they are, not escaped: an
+// event_source_url often holds &.
+func AppendJSON(buf *bytes.Buffer, e *Event) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return err
+	}
+	buf.Truncate(buf.Len() - 1) // the encoder's newline
+	return nil
 }
 
-func marshalNoEscape(v any) ([]byte, error) {
-	var b jsonBuffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+// Marshal returns e's JSON as AppendJSON writes it.
+func Marshal(e *Event) ([]byte, error) {
+	var b bytes.Buffer
+	if err := AppendJSON(&b, e); err != nil {
 		return nil, err
 	}
-	return b.bytes(), nil
-}
-
-type jsonBuffer struct{ buf []byte }
-
-func (b *jsonBuffer) Write(p []byte) (int, error) { b.buf = append(b.buf, p...); return len(p), nil }
-
-// bytes returns the encoded value without the encoder's trailing newline.
-func (b *jsonBuffer) bytes() []byte {
-	if n := len(b.buf); n > 0 && b.buf[n-1] == '\n' {
-		return b.buf[:n-1]
-	}
-	return b.buf
+	return b.Bytes(), nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
@@ -28,6 +29,9 @@ type Source interface {
 type Destination interface {
 	Run(ctx context.Context, q metacapi.Queue) error
 	Health() (ok bool, reason string)
+	// Check says why the destination would refuse an event, so that it is
+	// dead-lettered instead of queued.
+	Check(e *capi.Event, now time.Time) error
 }
 
 // Store is what the pipeline needs of the store.
@@ -74,6 +78,7 @@ type Pipeline struct {
 	sources map[string]Source
 	queues  []*queue
 	all     []string
+	dests   map[string]Destination
 
 	mu      sync.Mutex
 	blocked string // why the committer waits, for status
@@ -87,12 +92,13 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}, dests: map[string]Destination{}}
 	for _, s := range cfg.Sources {
 		p.sources[s.Name] = s.Source
 	}
 	for _, d := range cfg.Destinations {
 		p.all = append(p.all, d.Name)
+		p.dests[d.Name] = d.Destination
 		p.queues = append(p.queues, &queue{store: cfg.Store, dest: d.Name, wake: make(chan struct{}, 1)})
 	}
 	if p.cfg.Routes == nil {
@@ -190,45 +196,71 @@ func (p *Pipeline) drain(timeout time.Duration) {
 	p.log.Warn("shutdown timeout reached; undelivered events stay queued for the next start")
 }
 
-// maxCoalesce is how many ready batches one store transaction takes.
-const maxCoalesce = 32
+// A store transaction takes several ready batches (to amortise fsync), up
+// to maxCoalesce batches or maxCoalesceChanges changes: a bigger one would
+// hold the store's single writer lock — and the senders' settling — too
+// long, and its dirty pages in memory.
+const (
+	maxCoalesce        = 32
+	maxCoalesceChanges = 2000
+)
 
+// commitLoop evaluates and commits batches in source order, in two
+// stages so that evaluating the next group overlaps committing (and
+// fsyncing) the previous one. Acks follow commits, in order.
 func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
-	for {
-		if err := p.waitForRoom(ctx); err != nil {
-			return nil
-		}
-		var first cdc.Batch
-		select {
-		case <-ctx.Done():
-			return nil
-		case first = <-in:
-		}
-		group := []cdc.Batch{first}
-	coalesce:
-		for len(group) < maxCoalesce {
+	type evaluated struct {
+		group []cdc.Batch
+		sbs   []state.Batch
+	}
+	ready := make(chan evaluated, 1)
+	go func() {
+		defer close(ready)
+		for {
+			if err := p.waitForRoom(ctx); err != nil {
+				return
+			}
+			var first cdc.Batch
 			select {
-			case b := <-in:
-				group = append(group, b)
-			default:
-				break coalesce
+			case <-ctx.Done():
+				return
+			case first = <-in:
+			}
+			group := []cdc.Batch{first}
+			changes := len(first.Changes)
+		coalesce:
+			for len(group) < maxCoalesce && changes < maxCoalesceChanges {
+				select {
+				case b := <-in:
+					group = append(group, b)
+					changes += len(b.Changes)
+				default:
+					break coalesce
+				}
+			}
+			sbs := make([]state.Batch, len(group))
+			for i := range group {
+				sbs[i] = p.evaluate(&group[i])
+			}
+			select {
+			case ready <- evaluated{group, sbs}:
+			case <-ctx.Done():
+				return
 			}
 		}
-		sbs := make([]state.Batch, len(group))
-		for i := range group {
-			sbs[i] = p.evaluate(&group[i])
-		}
-		res, err := p.cfg.Store.Commit(sbs...)
+	}()
+	for ev := range ready {
+		res, err := p.cfg.Store.Commit(ev.sbs...)
 		if err != nil {
 			return fmt.Errorf("commit to the store: %w", err)
 		}
 		if p.cfg.OnCommit != nil {
-			p.cfg.OnCommit(sbs, res)
+			p.cfg.OnCommit(ev.sbs, res)
 		}
 		for _, q := range p.queues {
 			q.notify()
 		}
-		for _, b := range group {
+		for _, b := range ev.group {
 			if b.Position == nil {
 				continue
 			}
@@ -236,8 +268,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 				return fmt.Errorf("source %s: ack: %w", b.Source, err)
 			}
 		}
-		p.log.Debug("committed", "batches", len(group), "events", res.Enqueued, "duplicates", res.Duplicates)
+		p.log.Debug("committed", "batches", len(ev.group), "events", res.Enqueued, "duplicates", res.Duplicates)
 	}
+	return nil
 }
 
 // waitForRoom blocks while a destination's outbox is over its bound.
@@ -283,6 +316,7 @@ func (p *Pipeline) Blocked() string {
 // evaluate runs the rules over a batch and builds what to commit.
 func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 	sb := state.Batch{Source: b.Source, Position: b.Position, Shadows: b.Shadows, Counters: map[string]int64{}}
+	now := time.Now()
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		sb.Counters["changes/"+c.Source+"/"+c.Table+"/"+string(c.Op)]++
@@ -303,6 +337,15 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 				sb.Counters["rule_keys/"+r.Rule+"/"+k]++
 			}
 			for _, d := range dests {
+				if dest := p.dests[d]; dest != nil {
+					if err := dest.Check(&r.Event, now); err != nil {
+						ev := r.Event
+						sb.Counters["rule_rejected/"+r.Rule]++
+						sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Event: &ev,
+							Reason: "rejected before sending: " + err.Error()})
+						continue
+					}
+				}
 				sb.Events = append(sb.Events, state.Enqueue{Destination: d, Rule: r.Rule, Event: r.Event})
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/internal/capi"
 )
 
 // queue is a destination's outbox in the store, as a metacapi.Queue.
@@ -28,7 +29,8 @@ func (q *queue) Pending(_ context.Context, max int) ([]metacapi.Item, error) {
 	}
 	items := make([]metacapi.Item, len(qs))
 	for i, e := range qs {
-		items[i] = metacapi.Item{Seq: e.Seq, Event: e.Event, Enqueued: e.Enqueued}
+		items[i] = metacapi.Item{Seq: e.Seq, JSON: e.JSON, Enqueued: e.Enqueued,
+			Event: capi.Event{EventName: e.EventName, EventID: e.EventID, EventTime: e.EventTime, ActionSource: e.ActionSource}}
 	}
 	return items, nil
 }

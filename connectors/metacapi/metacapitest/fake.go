@@ -195,13 +195,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Data          []json.RawMessage `json:"data"`
-		AccessToken   string            `json:"access_token"`
-		TestEventCode *string           `json:"test_event_code"`
-		PartnerAgent  *string           `json:"partner_agent"`
+		Data          []map[string]any `json:"data"`
+		AccessToken   string           `json:"access_token"`
+		TestEventCode *string          `json:"test_event_code"`
+		PartnerAgent  *string          `json:"partner_agent"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
+	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
 		s.fail(w, invalid(2804019), "Malformed request body: "+err.Error())
 		return
@@ -219,8 +220,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events := make([]Event, len(req.Data))
-	for i, raw := range req.Data {
-		e, sub, msg := s.validate(raw)
+	for i, ev := range req.Data {
+		e, sub, msg := s.validate(ev)
 		if msg != "" {
 			s.fail(w, invalid(sub), fmt.Sprintf("$['data'][%d]: %s", i, msg))
 			return
@@ -247,7 +248,6 @@ func invalid(subcode int) Failure {
 }
 
 var (
-	hashRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	curRe  = regexp.MustCompile(`^[A-Za-z]{3}$`)
 	hashed = set("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id")
 	plain  = set("client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id",
@@ -269,11 +269,8 @@ func set(keys ...string) map[string]bool {
 }
 
 // validate checks one server event as Meta does; msg is empty when valid.
-func (s *Server) validate(raw json.RawMessage) (e Event, subcode int, msg string) {
-	var ev map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&ev); err != nil {
+func (s *Server) validate(ev map[string]any) (e Event, subcode int, msg string) {
+	if ev == nil {
 		return e, 2804019, "the event is not a JSON object"
 	}
 	e.Raw = ev
@@ -372,17 +369,30 @@ func (s *Server) validate(raw json.RawMessage) (e Event, subcode int, msg string
 func allHashed(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return hashRe.MatchString(x)
+		return isHash(x)
 	case []any:
 		if len(x) == 0 {
 			return false
 		}
 		for _, e := range x {
-			if s, ok := e.(string); !ok || !hashRe.MatchString(s) {
+			if s, ok := e.(string); !ok || !isHash(s) {
 				return false
 			}
 		}
 		return true
 	}
 	return false
+}
+
+// isHash: 64 lowercase hex characters, as Meta wants SHA-256 values.
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/internal/testenv"
+)
+
+// TestBenchLogical is the logical replication benchmark (scripts/
+// bench-logical.sh): one UPDATE of 200,000 rows of a 14-column table with
+// REPLICA IDENTITY FULL; capisync's end-to-end rows/s (WAL -> rules ->
+// outbox -> fake Graph API, the real binary) next to pg_recvlogical
+// draining an identical pgoutput slot, and capisync's peak RSS.
+func TestBenchLogical(t *testing.T) {
+	if os.Getenv("CAPISYNC_BENCH") == "" {
+		t.Skip("a benchmark: run scripts/bench-logical.sh")
+	}
+	rows := 200000
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
+		rows = n
+	}
+	dsn := testenv.PostgresDSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cleanup := func() {
+		db.Exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('bench_capisync', 'bench_recv')")
+		db.Exec("DROP PUBLICATION IF EXISTS bench_pub")
+		db.Exec("DROP TABLE IF EXISTS bench_leads")
+	}
+	cleanup()
+	defer cleanup()
+	for _, q := range []string{
+		`CREATE TABLE bench_leads (id bigint PRIMARY KEY, status text, email text, phone text, first_name text, last_name text,
+			city text, zip text, country text, total numeric(12,2), score int, notes text, created_at timestamptz, updated_at timestamptz)`,
+		"ALTER TABLE bench_leads REPLICA IDENTITY FULL",
+		fmt.Sprintf(`INSERT INTO bench_leads SELECT g, 'contacted', 'lead' || g || '@example.com', '+1 650 555 ' || lpad((g %% 10000)::text, 4, '0'),
+			'First' || g, 'Last' || g, 'San Francisco', '94105', 'US', (g %% 1000) + 0.99, g %% 100, 'a short note', now(), now()
+			FROM generate_series(1, %d) g`, rows),
+		"CREATE PUBLICATION bench_pub FOR TABLE bench_leads",
+		"SELECT pg_create_logical_replication_slot('bench_capisync', 'pgoutput')",
+		"SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	if _, err := db.Exec("UPDATE bench_leads SET status = 'qualified', updated_at = now()"); err != nil {
+		t.Fatal(err)
+	}
+	var endpos string
+	db.QueryRow("SELECT pg_current_wal_lsn()::text").Scan(&endpos)
+
+	// pg_recvlogical drains its slot to the WAL end after the UPDATE.
+	start := time.Now()
+	recv := exec.Command("pg_recvlogical", "-d", dsn, "--slot", "bench_recv", "--start", "-E", endpos,
+		"-o", "proto_version=1", "-o", "publication_names=bench_pub", "-f", "/dev/null", "--no-loop")
+	if out, err := recv.CombinedOutput(); err != nil {
+		t.Fatalf("pg_recvlogical: %v\n%s", err, out)
+	}
+	recvTook := time.Since(start)
+
+	// capisync, the real binary, to the fake Graph API.
+	bin := buildBinary(t)
+	fake := metacapitest.New("1234567890", "EAAbench")
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	listen := freeAddr(t)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %s/state.db}
+http: {listen: "`+listen+`"}
+log: {level: warn}
+sources:
+  crm:
+    type: postgres
+    dsn: '%s'
+    slot: bench_capisync
+    publication: bench_pub
+    create: false
+    tables: [public.bench_leads]
+destinations:
+  meta:
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: EAAbench
+    base_url: %s
+    max_outbox: 10000   # bound the store (and its mmap): WAL holds the backlog
+rules:
+  - name: qualified
+    source: crm
+    table: public.bench_leads
+    when: changed_to("status", "qualified")
+    event: Lead
+    event_time: new.updated_at
+    event_id: '"lead-" + string(new.id)'
+    user_data: {em: new.email, ph: new.phone, fn: new.first_name, ln: new.last_name, ct: new.city, zp: new.zip, external_id: string(new.id)}
+    custom_data: {value: new.total, currency: '"USD"', event_source: '"crm"'}
+`, dir, dsn, fake.URL)), 0o600)
+	start = time.Now()
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "CAPISYNC_CPUPROFILE="+os.Getenv("CAPISYNC_BENCH_PROFILE"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	peak, peakAnon, peakFile := 0, 0, 0
+	deadline := time.Now().Add(10 * time.Minute)
+	var curve []string
+	lastMark := time.Now()
+	for fake.Stats().Accepted < rows && time.Now().Before(deadline) {
+		if time.Since(lastMark) >= time.Second {
+			lastMark = time.Now()
+			var depth string
+			if resp, err := http.Get("http://" + listen + "/status"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if i := strings.Index(string(b), `"outbox_depth"`); i >= 0 {
+					depth = strings.Fields(string(b[i+15:]))[0]
+				}
+			}
+			curve = append(curve, fmt.Sprintf("%.0fs: delivered %d, queued %s", time.Since(start).Seconds(), fake.Stats().Accepted, strings.TrimSuffix(depth, ",")))
+		}
+		if kb := vmHWM(cmd.Process.Pid); kb > peak {
+			peak = kb
+		}
+		if a := procField(cmd.Process.Pid, "RssAnon:"); a > peakAnon {
+			peakAnon = a
+			if p := os.Getenv("CAPISYNC_BENCH_HEAP"); p != "" {
+				if resp, err := http.Get("http://" + listen + "/debug/pprof/heap"); err == nil {
+					f, _ := os.Create(p)
+					io.Copy(f, resp.Body)
+					f.Close()
+					resp.Body.Close()
+				}
+			}
+		}
+		peakFile = max(peakFile, procField(cmd.Process.Pid, "RssFile:"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	cpu := procCPU(cmd.Process.Pid)
+	dbInfo, _ := os.Stat(filepath.Join(dir, "state.db"))
+	capTook := time.Since(start)
+	if kb := vmHWM(cmd.Process.Pid); kb > peak {
+		peak = kb
+	}
+	_ = cpu
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if got := fake.Stats().Accepted; got != rows {
+		t.Fatalf("fake received %d events, want %d", got, rows)
+	}
+	recvRate := float64(rows) / recvTook.Seconds()
+	capRate := float64(rows) / capTook.Seconds()
+	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, 14 columns", rows)
+	t.Logf("progress: %s", strings.Join(curve, "; "))
+	t.Logf("pg_recvlogical: %s, %.0f rows/s", recvTook.Round(time.Millisecond), recvRate)
+	t.Logf("capisync end to end (WAL -> rules -> outbox -> fake Graph API): %s, %.0f rows/s", capTook.Round(time.Millisecond), capRate)
+	t.Logf("ratio capisync / pg_recvlogical: %.2f (goal >= 0.6); capisync peak RSS %.1f MiB (goal < 100): anonymous %.1f MiB, file-backed (the store's mmap) %.1f MiB; store file %.1f MiB; capisync CPU %.1fs",
+		capRate/recvRate, float64(peak)/1024, float64(peakAnon)/1024, float64(peakFile)/1024, float64(dbInfo.Size())/(1<<20), cpu)
+}
+
+// procCPU is a process's user+system CPU seconds so far.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return float64(utime+stime) / 100
+}
+
+func procField(pid int, name string) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+// vmHWM is a process's peak resident set in KiB (0 when unknown).
+func vmHWM(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
