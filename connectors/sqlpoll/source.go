@@ -50,8 +50,9 @@ type Source struct {
 	tables  []*table
 	acks    chan cdc.Position
 
-	mu    sync.Mutex
-	stats Stats
+	mu     sync.Mutex
+	stats  Stats
+	waited time.Duration // in emit, during the current poll
 }
 
 // Stats describe the source for status and metrics.
@@ -59,6 +60,9 @@ type Stats struct {
 	Connected      bool
 	LastError      string
 	LastPoll       time.Time // end of the last successful poll
+	LastPollTook   time.Duration
+	LastPollWait   time.Duration // of which spent waiting for the pipeline to commit pages
+	LastPollRows   int64         // rows the last poll read
 	Polls          int64
 	SkippedPolls   int64 // scheduled polls skipped because the previous one still ran
 	RowsScanned    int64
@@ -223,6 +227,10 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			continue
 		}
 		start := s.opt.Now()
+		rowsBefore := s.Stats().RowsScanned
+		s.mu.Lock()
+		s.waited = 0
+		s.mu.Unlock()
 		err := s.poll(ctx, pos, out)
 		if ctx.Err() != nil {
 			return nil
@@ -234,6 +242,9 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			s.mu.Lock()
 			s.stats.Polls++
 			s.stats.LastPoll = s.opt.Now()
+			s.stats.LastPollTook = s.stats.LastPoll.Sub(start)
+			s.stats.LastPollRows = s.stats.RowsScanned - rowsBefore
+			s.stats.LastPollWait = s.waited
 			s.mu.Unlock()
 			s.log.Debug("poll done", "took", time.Since(start).Round(time.Millisecond))
 		}
@@ -254,6 +265,12 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 // emit hands a batch to the pipeline and waits until it is committed, so
 // that the next page reads the shadows this one wrote.
 func (s *Source) emit(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) error {
+	start := time.Now()
+	defer func() {
+		s.mu.Lock()
+		s.waited += time.Since(start)
+		s.mu.Unlock()
+	}()
 	select {
 	case out <- b:
 	case <-ctx.Done():

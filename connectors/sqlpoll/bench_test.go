@@ -1,0 +1,92 @@
+package sqlpoll_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchPoll is the polling benchmark (scripts/bench-poll.sh): a
+// 1,000,000-row MariaDB table with 10,000 changed rows. It reports one
+// poll's wall time next to the raw SELECT of the changed rows in the same
+// run (goal <= 2x), and an idle poll (nothing changed) next to a full-table
+// read, to show the idle poll costs O(rows in the lookback window).
+func TestBenchPoll(t *testing.T) {
+	if os.Getenv("CAPISYNC_BENCH") == "" {
+		t.Skip("a benchmark: run scripts/bench-poll.sh")
+	}
+	rows, changed := 1_000_000, 10_000
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
+		rows = n
+	}
+	e := newEnv(t, kinds[0], "", "")
+	e.cfg.Sources["shop"].PageSize = 5000
+	e.cfg.Sources["shop"].Tables.Tables[e.table].Lookback.Duration = time.Minute
+	start := time.Now()
+	e.exec(fmt.Sprintf(`INSERT INTO TABLE (id, status, email, total, updated_at)
+		SELECT seq, 'new', CONCAT('buyer', seq, '@example.com'), 10.00, NOW - INTERVAL 1 HOUR - INTERVAL ((%d - seq) * 50000) MICROSECOND
+		FROM seq_1_to_%d`, rows, rows)) // rows 50 ms apart, as a real table's updates spread over time
+	t.Logf("loaded %d rows in %s", rows, time.Since(start).Round(time.Millisecond))
+
+	e.start()
+	e.polls(1)
+	base := e.src.Stats()
+	t.Logf("baseline poll: %d rows in %s (%.0f rows/s)", base.LastPollRows, base.LastPollTook.Round(time.Millisecond), float64(base.LastPollRows)/base.LastPollTook.Seconds())
+
+	e.exec(fmt.Sprintf("UPDATE TABLE SET status = 'paid', total = 42.50, updated_at = NOW WHERE id %% %d = 0", rows/changed))
+	e.polls(1)
+	poll := e.src.Stats()
+	e.waitFor(changed)
+
+	// The raw SELECT of the changed rows, as the poll's query reads them.
+	cols := "id, status, email, total, updated_at"
+	q := strings.ReplaceAll("SELECT updated_at, "+cols+" FROM TABLE WHERE updated_at >= NOW(6) - INTERVAL 1 MINUTE ORDER BY updated_at, id", "TABLE", e.table)
+	rawTook, rawRows := timeQuery(t, e, q)
+	read := poll.LastPollTook - poll.LastPollWait
+	t.Logf("poll with %d changed rows: %s for %d rows read, of which reading and diffing against shadows %s and waiting while the pipeline evaluated rules and committed %d events %s",
+		changed, poll.LastPollTook.Round(time.Millisecond), poll.LastPollRows, read.Round(time.Millisecond), changed, poll.LastPollWait.Round(time.Millisecond))
+	t.Logf("raw SELECT of the changed rows: %s for %d rows; poll read / raw SELECT = %.2f (goal <= 2); whole poll / raw SELECT = %.2f",
+		rawTook.Round(time.Millisecond), rawRows, read.Seconds()/rawTook.Seconds(), poll.LastPollTook.Seconds()/rawTook.Seconds())
+
+	e.polls(1)
+	idle := e.src.Stats()
+	fullTook, fullRows := timeQuery(t, e, strings.ReplaceAll("SELECT updated_at, "+cols+" FROM TABLE", "TABLE", e.table))
+	t.Logf("idle poll (nothing changed): %s for %d rows read (the lookback window); a full-table read: %s for %d rows",
+		idle.LastPollTook.Round(time.Millisecond), idle.LastPollRows, fullTook.Round(time.Millisecond), fullRows)
+}
+
+func timeQuery(t *testing.T, e *env, q string) (time.Duration, int) {
+	start := time.Now()
+	rs, err := e.db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rs.Next() {
+		vals := make([]any, 6)
+		ptrs := make([]any, 6)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	rs.Close()
+	return time.Since(start), n
+}
+
+// waitFor waits until the fake Graph API holds n events.
+func (e *env) waitFor(n int) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(e.fake.Events()) < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := len(e.fake.Events()); got != n {
+		e.t.Fatalf("fake holds %d events, want %d", got, n)
+	}
+}
