@@ -1,8 +1,10 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -98,7 +100,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 				return err
 			}
 		}
-		return nil
+		return s.pruneWindows(tx, now)
 	})
 	return res, err
 }
@@ -176,4 +178,34 @@ func deliveredAt(v []byte) (bool, time.Time) {
 		return true, time.Unix(0, int64(binary.BigEndian.Uint64(v[1:])))
 	}
 	return false, time.Time{}
+}
+
+// Counters named h/<unix hour>/... are hourly buckets (for status over a
+// window); they are kept WindowRetention and pruned on the first commit of
+// each hour.
+const WindowRetention = 8 * 24 * time.Hour
+
+func (s *Store) pruneWindows(tx *bolt.Tx, now time.Time) error {
+	hour := now.Unix() / 3600
+	if hour == s.prunedHour {
+		return nil
+	}
+	s.prunedHour = hour
+	oldest := (now.Add(-WindowRetention).Unix()) / 3600
+	c := tx.Bucket(bCounters).Cursor()
+	prefix := []byte("h/")
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
+		rest := k[2:]
+		i := bytes.IndexByte(rest, '/')
+		if h, err := strconv.ParseInt(string(rest[:max(i, 0)]), 10, 64); i > 0 && err == nil && h < oldest {
+			key := append([]byte(nil), k...)
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			k, _ = c.Seek(key)
+			continue
+		}
+		k, _ = c.Next()
+	}
+	return nil
 }

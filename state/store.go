@@ -42,6 +42,9 @@ type Store struct {
 	lockPath string
 	now      func() time.Time
 	prunePos map[string][]byte // per destination: where pruneDelivered resumes
+	// prunedHour is the hour whose window counters were last pruned;
+	// written inside write transactions only.
+	prunedHour int64
 }
 
 // Options tune Open.

@@ -18,6 +18,7 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("status", stderr)
 	file := fs.String("config", "", "config file")
 	asJSON := fs.Bool("json", false, "print JSON")
+	window := fs.Duration("window", ops.DefaultWindow, "match-key coverage over this past window (hourly buckets, kept 8 days)")
 	if err := parse(fs, args, file); err != nil {
 		return err
 	}
@@ -28,10 +29,10 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 	var rep ops.Report
 	err = withStore(cfg, func(s *state.Store) error {
 		st, err := s.Status()
-		rep = ops.Build(st, sourceTypes(cfg), sortedNames(cfg.Destinations), set.Names(), nil)
+		rep = ops.Build(st, sourceTypes(cfg), sortedNames(cfg.Destinations), set.Names(), *window, nil)
 		return err
 	}, func(c *ops.Client) error {
-		rep, err = c.Status()
+		rep, err = c.Status(*window)
 		return err
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ type daemon struct {
 	polls    map[string]*sqlpoll.Source
 	logical  map[string]*postgres.Source
 	dests    map[string]*metacapi.Destination
+	metrics  *ops.Metrics
 	closers  []io.Closer
 }
 
@@ -36,7 +37,10 @@ type daemon struct {
 // per type, no registration magic.
 func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{}}
-	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log}
+	d.metrics = ops.NewMetrics(d.gauges)
+	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log,
+		OnCommit: func(b []state.Batch, _ state.CommitResult) { d.metrics.ObserveCommit(b) },
+		OnSettle: d.metrics.ObserveSettle}
 	for _, name := range sortedNames(cfg.Sources) {
 		src := cfg.Sources[name]
 		switch src.Type {
@@ -73,7 +77,7 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 		dc := cfg.Destinations[name]
 		switch dc.Type {
 		case config.TypeMetaCAPI:
-			m, err := metacapi.New(name, *dc, metacapi.Options{Logger: log, DryRunOut: os.Stdout})
+			m, err := metacapi.New(name, *dc, metacapi.Options{Logger: log, DryRunOut: os.Stdout, Observer: d.metrics.Requests(name)})
 			if err != nil {
 				d.close()
 				return nil, err
@@ -101,13 +105,43 @@ func (d *daemon) close() {
 	}
 }
 
+// gauges reads the point-in-time metrics.
+func (d *daemon) gauges() (ops.Gauges, error) {
+	st, err := d.store.Status()
+	if err != nil {
+		return ops.Gauges{}, err
+	}
+	g := ops.Gauges{Status: st, Paused: map[string]bool{}, Sources: map[string]ops.SourceGauges{}}
+	for name, dest := range d.dests {
+		ok, _ := dest.Health()
+		g.Paused[name] = !ok
+	}
+	for name, s := range d.polls {
+		st := s.Stats()
+		sg := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: -1, LastCommitAge: -1, RowsScanned: float64(st.RowsScanned)}
+		if !st.LastPoll.IsZero() {
+			sg.LastPoll = float64(st.LastPoll.UnixNano()) / 1e9
+		}
+		g.Sources[name] = sg
+	}
+	for name, s := range d.logical {
+		st := s.Stats()
+		sg := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: float64(st.RetainedWAL), LastCommitAge: -1, RowsScanned: -1}
+		if !st.LastCommitSeen.IsZero() {
+			sg.LastCommitAge = time.Since(st.LastCommitSeen).Seconds()
+		}
+		g.Sources[name] = sg
+	}
+	return g, nil
+}
+
 // report builds the status report with live information.
-func (d *daemon) report() (ops.Report, error) {
+func (d *daemon) report(window time.Duration) (ops.Report, error) {
 	st, err := d.store.Status()
 	if err != nil {
 		return ops.Report{}, err
 	}
-	return ops.Build(st, sourceTypes(d.cfg), sortedNames(d.cfg.Destinations), d.rules.Names(), &ops.Live{
+	return ops.Build(st, sourceTypes(d.cfg), sortedNames(d.cfg.Destinations), d.rules.Names(), window, &ops.Live{
 		Source: func(name string) (bool, string, string) {
 			if s, ok := d.polls[name]; ok {
 				stats := s.Stats()
@@ -156,7 +190,7 @@ func (d *daemon) run(ctx context.Context) error {
 	defer stopOps()
 	opsErr := make(chan error, 1)
 	if d.cfg.HTTP.Listen != "" {
-		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log}
+		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log, Metrics: d.metrics.Handler()}
 		go func() { opsErr <- ops.Serve(opsCtx, d.cfg.HTTP.Listen, srv.Handler(), d.log) }()
 	}
 	runCtx, cancel := context.WithCancel(ctx)

@@ -27,7 +27,7 @@ type Options struct {
 	Observer      Observer
 	BackoffBase   time.Duration    // default 1 s
 	BackoffCap    time.Duration    // default 5 min
-	ProbeInterval time.Duration    // default 30 s: how often a paused destination tries again
+	ProbeInterval time.Duration    // default: the config's probe_interval (30 s)
 	DryRunOut     io.Writer        // dry_run output when dry_run_file is empty (default stdout)
 	Now           func() time.Time // default time.Now
 	HTTPClient    *http.Client     // default: one tuned client per destination
@@ -81,6 +81,9 @@ func New(name string, cfg config.Destination, opt Options) (*Destination, error)
 	}
 	if opt.BackoffCap <= 0 {
 		opt.BackoffCap = 5 * time.Minute
+	}
+	if opt.ProbeInterval <= 0 {
+		opt.ProbeInterval = cfg.ProbeInterval.Duration
 	}
 	if opt.ProbeInterval <= 0 {
 		opt.ProbeInterval = 30 * time.Second
@@ -196,7 +199,7 @@ func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, p
 			check = CheckAge
 		}
 		if err := check(&it.Event, now); err != nil {
-			dead = append(dead, Outcome{Seq: it.Seq, Status: DeadLettered, Reason: "rejected before sending: " + err.Error()})
+			dead = append(dead, Outcome{Seq: it.Seq, EventName: it.Event.EventName, Status: DeadLettered, Reason: "rejected before sending: " + err.Error()})
 			continue
 		}
 		valid = append(valid, it)
@@ -261,7 +264,7 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 		kept := batch[:0:0]
 		for _, it := range batch {
 			if err := CheckAge(&it.Event, d.opt.Now()); err != nil {
-				expired = append(expired, Outcome{Seq: it.Seq, Status: DeadLettered, Reason: "gave up retrying: " + err.Error() + "; last error: " + merr.Error(), Err: merr, Attempts: attempt})
+				expired = append(expired, Outcome{Seq: it.Seq, EventName: it.Event.EventName, Status: DeadLettered, Reason: "gave up retrying: " + err.Error() + "; last error: " + merr.Error(), Err: merr, Attempts: attempt})
 				continue
 			}
 			kept = append(kept, it)
@@ -307,7 +310,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func outcomes(batch []Item, s Status, reason string, err *Error, attempts int) []Outcome {
 	out := make([]Outcome, len(batch))
 	for i, it := range batch {
-		out[i] = Outcome{Seq: it.Seq, Status: s, Reason: reason, Err: err, Attempts: attempts}
+		out[i] = Outcome{Seq: it.Seq, EventName: it.Event.EventName, Status: s, Reason: reason, Err: err, Attempts: attempts}
 	}
 	return out
 }

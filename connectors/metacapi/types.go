@@ -35,11 +35,12 @@ func (s Status) String() string {
 
 // Outcome is what became of one event.
 type Outcome struct {
-	Seq      uint64
-	Status   Status
-	Reason   string // why it was dead-lettered or deferred
-	Err      *Error // Meta's answer, when there was one
-	Attempts int    // requests that carried the event in this delivery
+	Seq       uint64
+	EventName string
+	Status    Status
+	Reason    string // why it was dead-lettered or deferred
+	Err       *Error // Meta's answer, when there was one
+	Attempts  int    // requests that carried the event in this delivery
 }
 
 // Reporter persists outcomes. Report is called right after each Graph API

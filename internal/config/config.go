@@ -133,6 +133,7 @@ type Destination struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 	InFlight      int      `yaml:"in_flight"`
 	Timeout       Duration `yaml:"timeout"`
+	ProbeInterval Duration `yaml:"probe_interval"` // how often a paused destination tries again
 	MaxOutbox     int      `yaml:"max_outbox"`
 	DryRun        bool     `yaml:"dry_run"`
 	DryRunFile    string   `yaml:"dry_run_file"` // empty: stdout

@@ -20,6 +20,7 @@ const (
 	DefaultInFlight        = 2
 	DefaultTimeout         = 30 * time.Second
 	DefaultMaxOutbox       = 1_000_000
+	DefaultProbeInterval   = 30 * time.Second
 	DefaultActionSource    = "system_generated"
 )
 
@@ -105,6 +106,9 @@ func (c *Config) applyDefaults() {
 		}
 		if d.Timeout.Duration == 0 {
 			d.Timeout.Duration = DefaultTimeout
+		}
+		if d.ProbeInterval.Duration == 0 {
+			d.ProbeInterval.Duration = DefaultProbeInterval
 		}
 		if d.MaxOutbox == 0 {
 			d.MaxOutbox = DefaultMaxOutbox

@@ -25,7 +25,7 @@ type DeadLetters interface {
 
 // Server serves the operations endpoints.
 type Server struct {
-	Status  func() (Report, error)
+	Status  func(window time.Duration) (Report, error)
 	DLQ     DeadLetters
 	Ready   func() (ok bool, reasons []string)
 	Metrics http.Handler // nil: no /metrics
@@ -55,7 +55,16 @@ func (s *Server) Handler() http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := s.Status()
+		window := DefaultWindow
+		if v := r.URL.Query().Get("window"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				http.Error(w, "window: want a duration such as 24h", http.StatusBadRequest)
+				return
+			}
+			window = d
+		}
+		rep, err := s.Status(window)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -155,10 +164,13 @@ func NewClient(addr string) *Client {
 }
 
 // Status fetches the daemon's report.
-func (c *Client) Status() (Report, error) {
+func (c *Client) Status(window time.Duration) (Report, error) {
 	var r Report
-	return r, c.do(http.MethodGet, "/status", nil, &r)
+	return r, c.do(http.MethodGet, "/status?window="+window.String(), nil, &r)
 }
+
+// DefaultWindow is the match-key coverage window of status reports.
+const DefaultWindow = 24 * time.Hour
 
 // DeadLetters fetches dead letters.
 func (c *Client) DeadLetters(dest string) ([]state.DeadLetter, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,7 @@ type Report struct {
 	Destinations []DestInfo   `json:"destinations"`
 	Rules        []RuleInfo   `json:"rules"`
 	Backpressure string       `json:"backpressure,omitempty"`
+	Window       string       `json:"coverage_window"` // of the Window* rule figures
 }
 
 // SourceInfo is one source's status.
@@ -48,13 +50,27 @@ type DestInfo struct {
 	Reason      string    `json:"reason,omitempty"`
 }
 
-// RuleInfo is one rule's counts since the store was created.
+// RuleInfo is one rule's counts since the store was created, and over
+// the report's window (for match-key coverage).
 type RuleInfo struct {
 	Name    string           `json:"name"`
 	Events  int64            `json:"events"`
 	Errors  int64            `json:"errors"`
 	Dropped map[string]int64 `json:"dropped_invalid_keys,omitempty"`
 	Keys    map[string]int64 `json:"match_keys,omitempty"` // events carrying each user_data key
+
+	WindowEvents  int64            `json:"window_events"`
+	WindowErrors  int64            `json:"window_errors"`
+	WindowKeys    map[string]int64 `json:"window_match_keys,omitempty"`
+	WindowDropped map[string]int64 `json:"window_dropped_invalid_keys,omitempty"`
+}
+
+// Coverage is the share of the rule's events in the window carrying key.
+func (r RuleInfo) Coverage(key string) float64 {
+	if r.WindowEvents == 0 {
+		return 0
+	}
+	return float64(r.WindowKeys[key]) / float64(r.WindowEvents)
 }
 
 // Live is what only a running daemon knows.
@@ -67,8 +83,9 @@ type Live struct {
 // Build makes a report from the store's status and, when running, live
 // information. sources maps names to types; rules lists rule names in
 // config order; dests lists destination names.
-func Build(st state.Status, sources map[string]string, dests, rules []string, live *Live) Report {
-	r := Report{Running: live != nil, Generated: time.Now().UTC()}
+func Build(st state.Status, sources map[string]string, dests, rules []string, window time.Duration, live *Live) Report {
+	r := Report{Running: live != nil, Generated: time.Now().UTC(), Window: window.String()}
+	fromHour := time.Now().Add(-window).Unix() / 3600
 	names := make([]string, 0, len(sources))
 	for n := range sources {
 		names = append(names, n)
@@ -100,8 +117,22 @@ func Build(st state.Status, sources map[string]string, dests, rules []string, li
 		r.Destinations = append(r.Destinations, di)
 	}
 	for _, name := range rules {
-		ri := RuleInfo{Name: name, Events: st.Counters["rule_events/"+name], Errors: st.Counters["rule_errors/"+name]}
+		ri := RuleInfo{Name: name, Events: st.Counters["rule_events/"+name], Errors: st.Counters["rule_errors/"+name],
+			WindowKeys: map[string]int64{}, WindowDropped: map[string]int64{}}
 		for k, v := range st.Counters {
+			if hour, rest, ok := cutHour(k); ok && hour >= fromHour {
+				switch {
+				case rest == "rule_events/"+name:
+					ri.WindowEvents += v
+				case rest == "rule_errors/"+name:
+					ri.WindowErrors += v
+				case strings.HasPrefix(rest, "rule_keys/"+name+"/"):
+					ri.WindowKeys[strings.TrimPrefix(rest, "rule_keys/"+name+"/")] += v
+				case strings.HasPrefix(rest, "rule_dropped/"+name+"/"):
+					ri.WindowDropped[strings.TrimPrefix(rest, "rule_dropped/"+name+"/")] += v
+				}
+				continue
+			}
 			if key, ok := strings.CutPrefix(k, "rule_dropped/"+name+"/"); ok {
 				if ri.Dropped == nil {
 					ri.Dropped = map[string]int64{}
@@ -121,6 +152,20 @@ func Build(st state.Status, sources map[string]string, dests, rules []string, li
 		r.Backpressure = live.Blocked()
 	}
 	return r
+}
+
+// cutHour splits an hourly counter name h/<hour>/<name>.
+func cutHour(name string) (int64, string, bool) {
+	rest, ok := strings.CutPrefix(name, "h/")
+	if !ok {
+		return 0, "", false
+	}
+	h, rest, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, "", false
+	}
+	n, err := strconv.ParseInt(h, 10, 64)
+	return n, rest, err == nil
 }
 
 // printable shows a position as text when it is, else as hex.
@@ -168,6 +213,24 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintln(tw, "\nRULE\tEVENTS\tERRORS\tDROPPED INVALID KEYS")
 	for _, ru := range r.Rules {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", ru.Name, ru.Events, ru.Errors, counts(ru.Dropped))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nMatch-key coverage over the last %s (share of each rule's events carrying the key; Meta's match quality follows it):\n", r.Window)
+	fmt.Fprint(tw, "RULE\tEVENTS")
+	for _, k := range MatchKeys {
+		fmt.Fprint(tw, "\t"+k)
+	}
+	fmt.Fprintln(tw, "\tDROPPED INVALID")
+	for _, ru := range r.Rules {
+		fmt.Fprintf(tw, "%s\t%d", ru.Name, ru.WindowEvents)
+		for _, k := range MatchKeys {
+			if ru.WindowEvents == 0 {
+				fmt.Fprint(tw, "\t-")
+				continue
+			}
+			fmt.Fprintf(tw, "\t%.0f%%", 100*ru.Coverage(k))
+		}
+		fmt.Fprintf(tw, "\t%s\n", counts(ru.WindowDropped))
 	}
 	if r.Backpressure != "" {
 		fmt.Fprintf(tw, "\nSources paused by backpressure: %s\n", r.Backpressure)

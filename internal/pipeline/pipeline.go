@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,6 +70,8 @@ type Config struct {
 	Routes func(ruleDestination string) []string
 	// OnCommit, when set, is called after each commit (for metrics).
 	OnCommit func(batches []state.Batch, res state.CommitResult)
+	// OnSettle, when set, is called after outcomes are settled (for metrics).
+	OnSettle func(dest string, outcomes []metacapi.Outcome)
 }
 
 // Pipeline is a running capisync.
@@ -99,7 +102,7 @@ func New(cfg Config) (*Pipeline, error) {
 	for _, d := range cfg.Destinations {
 		p.all = append(p.all, d.Name)
 		p.dests[d.Name] = d.Destination
-		p.queues = append(p.queues, &queue{store: cfg.Store, dest: d.Name, wake: make(chan struct{}, 1)})
+		p.queues = append(p.queues, &queue{store: cfg.Store, dest: d.Name, wake: make(chan struct{}, 1), onSettle: cfg.OnSettle})
 	}
 	if p.cfg.Routes == nil {
 		p.cfg.Routes = func(d string) []string {
@@ -317,24 +320,31 @@ func (p *Pipeline) Blocked() string {
 func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 	sb := state.Batch{Source: b.Source, Position: b.Position, Shadows: b.Shadows, Counters: map[string]int64{}}
 	now := time.Now()
+	// Rule counters are kept twice: since the start, and in hourly buckets
+	// (h/<unix hour>/...) for `capisync status --window`.
+	hour := "h/" + strconv.FormatInt(now.Unix()/3600, 10) + "/"
+	count := func(name string) {
+		sb.Counters[name]++
+		sb.Counters[hour+name]++
+	}
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		sb.Counters["changes/"+c.Source+"/"+c.Table+"/"+string(c.Op)]++
 		for _, r := range p.cfg.Rules.Eval(c) {
 			dests := p.cfg.Routes(r.Destination)
 			if r.Err != nil {
-				sb.Counters["rule_errors/"+r.Rule]++
+				count("rule_errors/" + r.Rule)
 				for _, d := range dests {
 					sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Key: r.Err.Key, Reason: r.Err.Error()})
 				}
 				continue
 			}
-			sb.Counters["rule_events/"+r.Rule]++
+			count("rule_events/" + r.Rule)
 			for _, k := range r.Dropped {
-				sb.Counters["rule_dropped/"+r.Rule+"/"+k]++
+				count("rule_dropped/" + r.Rule + "/" + k)
 			}
 			for k := range r.Event.UserData {
-				sb.Counters["rule_keys/"+r.Rule+"/"+k]++
+				count("rule_keys/" + r.Rule + "/" + k)
 			}
 			for _, d := range dests {
 				if dest := p.dests[d]; dest != nil {

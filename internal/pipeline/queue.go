@@ -10,9 +10,10 @@ import (
 
 // queue is a destination's outbox in the store, as a metacapi.Queue.
 type queue struct {
-	store Store
-	dest  string
-	wake  chan struct{}
+	store    Store
+	dest     string
+	wake     chan struct{}
+	onSettle func(string, []metacapi.Outcome)
 }
 
 func (q *queue) notify() {
@@ -36,7 +37,13 @@ func (q *queue) Pending(_ context.Context, max int) ([]metacapi.Item, error) {
 }
 
 func (q *queue) Report(_ context.Context, outcomes []metacapi.Outcome) error {
-	return q.store.Settle(q.dest, toState(outcomes))
+	if err := q.store.Settle(q.dest, toState(outcomes)); err != nil {
+		return err
+	}
+	if q.onSettle != nil {
+		q.onSettle(q.dest, outcomes)
+	}
+	return nil
 }
 
 func (q *queue) Wait(ctx context.Context, d time.Duration) {
