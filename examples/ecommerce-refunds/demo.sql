@@ -1,0 +1,6 @@
+-- step: two orders are paid
+UPDATE shop_orders SET status = 'paid' WHERE id IN (1001, 1002);
+-- step: one is delivered, the other refunded; the pending one is cancelled
+UPDATE shop_orders SET status = 'delivered' WHERE id = 1001;
+UPDATE shop_orders SET status = 'refunded' WHERE id = 1002;
+UPDATE shop_orders SET status = 'cancelled' WHERE id = 1003;
