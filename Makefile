@@ -9,5 +9,5 @@ build:
 
 # The quickstart: a SQLite CRM polled every 5 s, events printed (dry run).
 quickstart:
-	go run ./examples/quickstart/seed
+	go run ./examples/quickstart
 	go run ./cmd/capisync run --config examples/quickstart/config.yaml

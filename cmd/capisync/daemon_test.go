@@ -38,7 +38,7 @@ func TestStatusAndDLQFromARun(t *testing.T) {
 	dir := t.TempDir()
 	fake := metacapitest.New("1234567890", "EAAtok")
 	defer fake.Close()
-	seed := exec.Command("go", "run", "../../examples/quickstart/seed", "-db", filepath.Join(dir, "crm.db"),
+	seed := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db"),
 		"-sql", "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00'")
 	if out, err := seed.CombinedOutput(); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out)

@@ -213,7 +213,7 @@ func TestExamplesLive(t *testing.T) {
 			for _, e := range fake.Events() {
 				got = append(got, e.Name+" "+e.ID)
 			}
-			if !sameSet(got, want) {
+			if !testenv.SameSet(got, want) {
 				t.Errorf("the fake received %v\nwant %v\n%s", got, want, logs.String())
 			}
 		})
@@ -277,21 +277,3 @@ func execStatements(t *testing.T, db *sql.DB, text string) int {
 	return n
 }
 
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := map[string]int{}
-	for _, x := range a {
-		m[x]++
-	}
-	for _, x := range b {
-		m[x]--
-	}
-	for _, v := range m {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
-}

@@ -242,26 +242,8 @@ func (e *env) waitEvents(want ...string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	got := e.events()
-	if !sameSet(got, want) {
+	if !testenv.SameSet(got, want) {
 		e.t.Fatalf("events = %v, want %v", got, want)
 	}
 }
 
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := map[string]int{}
-	for _, x := range a {
-		m[x]++
-	}
-	for _, x := range b {
-		m[x]--
-	}
-	for _, v := range m {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
-}

@@ -28,3 +28,24 @@ func dsn(t testing.TB, name string) string {
 	}
 	return v
 }
+
+// SameSet reports whether a and b hold the same strings the same number of
+// times, in any order (events received versus events expected).
+func SameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		m[x]--
+	}
+	for _, v := range m {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,4 +1,4 @@
-// Command seed creates the quickstart's SQLite CRM (examples/quickstart/
+// Command quickstart creates the quickstart's SQLite CRM (examples/quickstart/
 // crm.db) from schema.sql when it is missing, and runs any SQL given with
 // -sql, so the quickstart needs no sqlite3 client.
 package main
@@ -39,6 +39,6 @@ func main() {
 }
 
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "seed:", err)
+	fmt.Fprintln(os.Stderr, "quickstart:", err)
 	os.Exit(1)
 }
