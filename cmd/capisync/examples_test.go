@@ -276,4 +276,3 @@ func execStatements(t *testing.T, db *sql.DB, text string) int {
 	}
 	return n
 }
-

@@ -246,4 +246,3 @@ func (e *env) waitEvents(want ...string) {
 		e.t.Fatalf("events = %v, want %v", got, want)
 	}
 }
-
