@@ -249,9 +249,17 @@ func (s *Source) session(ctx context.Context, out chan<- cdc.Batch) error {
 	s.update(func(st *Stats) { st.Connected, st.LastError = true, "" })
 	s.log.Info("streaming", "slot", s.cfg.Slot, "from", start.String())
 
+	// The monitor owns conn until it has stopped; stop it before conn closes.
 	mctx, stopMonitor := context.WithCancel(ctx)
-	defer stopMonitor()
-	go s.monitor(mctx, conn)
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		s.monitor(mctx, conn)
+	}()
+	defer func() {
+		stopMonitor()
+		<-monitorDone
+	}()
 	return s.stream(ctx, repl, out)
 }
 
