@@ -26,6 +26,7 @@ type rule struct {
 	event, actionSource, country     string
 
 	when                           *vm.Program
+	combined                       *vm.Program             // every field below in one program (see eval.go)
 	scalars                        [numScalars]*vm.Program // nil where not configured
 	original, userData, customData []field
 
@@ -88,6 +89,7 @@ func Compile(cfg *config.Config) (*Set, error) {
 		})
 		r.userData = c.compileMap("user_data", rc.UserData, func(string) fieldKind { return kindUserData })
 		r.customData = c.compileMap("custom_data", rc.CustomData, func(string) fieldKind { return kindAny })
+		r.combined = c.combine()
 		s.rules = append(s.rules, r)
 		key := r.source + "\x00" + r.table
 		s.byTable[key] = append(s.byTable[key], r)
@@ -131,6 +133,42 @@ func (c *compiler) compile(name string, e config.Expr, kind fieldKind) *vm.Progr
 		return nil
 	}
 	c.collectColumns(prog.Node())
+	return prog
+}
+
+// combine compiles every field of the rule into one program returning a
+// list, in the order evaluation reads them: one VM run per matching change
+// instead of one per field. The fields are still compiled one by one (for
+// type checks and positions, and to find which field failed at run time).
+func (c *compiler) combine() *vm.Program {
+	var parts []string
+	add := func(e config.Expr) {
+		if e.IsSet() {
+			parts = append(parts, "("+e.Src+")")
+		}
+	}
+	rc := c.rc
+	for _, e := range [numScalars]config.Expr{rc.EventTime, rc.EventID, rc.EventSourceURL, rc.ReferrerURL, rc.MessagingChannel,
+		rc.OptOut, rc.DataProcessingOptions, rc.DataProcessingOptionsCountry, rc.DataProcessingOptionsState} {
+		add(e)
+	}
+	for _, m := range []map[string]config.Expr{rc.OriginalEventData, rc.UserData, rc.CustomData} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			add(m[k])
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	prog, err := expr.Compile("[\n"+strings.Join(parts, ",\n")+"\n]", baseOptions...)
+	if err != nil {
+		return nil // the fields then run one by one
+	}
 	return prog
 }
 

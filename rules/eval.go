@@ -110,11 +110,28 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 	evt.ActionSource = r.actionSource
 	evt.UserData = make(map[string]any, len(r.userData))
 
+	// All fields at once when the combined program runs cleanly; field by
+	// field otherwise, to name the one that failed.
+	var vals []any
+	if r.combined != nil {
+		if v, err := ev.run(r.combined); err == nil {
+			vals, _ = v.([]any)
+		}
+	}
+	next := 0
+	get := func(p *vm.Program) (any, error) {
+		if vals != nil && next < len(vals) {
+			next++
+			return vals[next-1], nil
+		}
+		return ev.run(p)
+	}
+
 	for i, prog := range r.scalars {
 		if prog == nil {
 			continue
 		}
-		v, err := ev.run(prog)
+		v, err := get(prog)
 		if err != nil {
 			ev.fail(&res, scalarNames[i], cleanErr(err))
 			return res, true
@@ -136,7 +153,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 	if len(r.original) > 0 {
 		var o capi.OriginalEvent
 		for _, f := range r.original {
-			v, err := ev.run(f.prog)
+			v, err := get(f.prog)
 			if err != nil {
 				ev.fail(&res, "original_event_data."+f.key, cleanErr(err))
 				return res, true
@@ -161,7 +178,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		}
 	}
 	for _, f := range r.userData {
-		v, err := ev.run(f.prog)
+		v, err := get(f.prog)
 		if err != nil {
 			ev.fail(&res, "user_data."+f.key, cleanErr(err))
 			return res, true
@@ -177,7 +194,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		evt.UserData[f.key] = out
 	}
 	for _, f := range r.customData {
-		v, err := ev.run(f.prog)
+		v, err := get(f.prog)
 		if err != nil {
 			ev.fail(&res, "custom_data."+f.key, cleanErr(err))
 			return res, true

@@ -145,6 +145,15 @@ func TestRuntimeErrorFailsOneEvent(t *testing.T) {
     table: public.leads
     when: "true"
     event: Contact
+  - name: bad-user-data
+    source: crm
+    table: public.leads
+    when: "true"
+    event: Contact
+    event_id: '"c-" + string(new.id)'
+    user_data:
+      em: new.email
+      external_id: upper(new.id)
 `)
 	set, err := Compile(cfg)
 	if err != nil {
@@ -153,8 +162,12 @@ func TestRuntimeErrorFailsOneEvent(t *testing.T) {
 	c := cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, Key: cdc.Row{"id": int64(7)},
 		New: cdc.Row{"id": int64(7), "updated_at": "yesterday", "email": "secret@example.com"}, CommitTime: time.Unix(1, 0)}
 	res := set.Eval(&c)
-	if len(res) != 2 || res[0].Err == nil || res[1].Err != nil {
+	if len(res) != 3 || res[0].Err == nil || res[1].Err != nil || res[2].Err == nil {
 		t.Fatalf("results = %+v", res)
+	}
+	// A run-time error inside one field is attributed to that field.
+	if e := res[2].Err; e.Field != "user_data.external_id" || e.Rule != "bad-user-data" {
+		t.Errorf("error = %+v", e)
 	}
 	msg := res[0].Err.Error()
 	for _, want := range []string{`rule "bad-time"`, "event_time", "id=7"} {
