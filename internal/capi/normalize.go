@@ -187,11 +187,12 @@ func onlyDigits(s string) string {
 // digits are taken as already holding a country code (Meta's SDKs do the
 // same).
 func normalizePhone(s, defaultCountry string) (string, error) {
-	lower := strings.ToLower(s)
-	if i := strings.IndexAny(lower, "x#;"); i > 0 { // an extension: "555-1234 x12", "ext. 12"
-		s, lower = s[:i], lower[:i]
-		if j := strings.Index(lower, "ext"); j > 0 {
-			s = s[:j]
+	// Cut an extension: "555-1234 x12", "ext. 12", "#12". Searched on the
+	// bytes of s itself (lowercasing can change byte offsets).
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; c == 'x' || c == 'X' || c == '#' || c == ';' || i+3 <= len(s) && strings.EqualFold(s[i:i+3], "ext") {
+			s = s[:i]
+			break
 		}
 	}
 	if strings.ContainsFunc(s, unicode.IsLetter) {

@@ -31,6 +31,9 @@ func TestNormalize(t *testing.T) {
 		{"ph", "16505551234", "", "16505551234"},
 		{"ph", int64(16505551234), "", "16505551234"},
 		{"ph", "555-1234", "", ""},
+		{"ph", "+1 650 555 1234 ext. 12", "", "16505551234"},
+		{"ph", "(650) 555-1234 x7", "US", "16505551234"},
+		{"ph", "İİ", "US", ""}, // lowercasing changes its length: found by FuzzEval
 		{"ph", "call me", "US", ""},
 		{"ph", "12", "US", ""},
 		{"fn", "  JOHN ", "", "john"},
