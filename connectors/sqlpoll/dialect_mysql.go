@@ -22,6 +22,9 @@ func (mysqlDialect) open(dsn string) (*sql.DB, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// Parameters are interpolated client-side (with the driver's escaping):
+	// one round trip per page instead of prepare, execute and close.
+	cfg.InterpolateParams = true
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}

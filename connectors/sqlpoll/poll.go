@@ -51,20 +51,34 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 	}
 	prog := s.startProgress(ctx, t, baseline)
 	pollTime := s.opt.Now().UTC()
+	// Shadows this poll wrote, possibly not yet committed: a row changed
+	// again while the poll runs can come back in a later page.
+	var overlay map[string][]byte
+	if !baseline {
+		overlay = map[string][]byte{}
+	}
+	// While one page is diffed and committed, the next is read with its
+	// shadows. Rows of one poll are disjoint in (cursor, key), so the next
+	// page's shadows cannot be written by the page before it.
+	next := s.fetch(ctx, t, from, after)
 	for {
-		q, args := s.query(t, from, after, s.cfg.PageSize)
-		rows, err := s.readPage(ctx, t, q, args)
-		if err != nil {
-			return err
+		page := <-next
+		if page.err != nil {
+			return page.err
 		}
+		rows := page.rows
 		if len(rows) == 0 {
 			break
 		}
-		changes, shadows, err := s.diff(t, rows, baseline, pollTime)
+		last := rows[len(rows)-1]
+		full := len(rows) == s.cfg.PageSize
+		if full {
+			next = s.fetch(ctx, t, nil, &rowMark{cursor: last.cursor, key: pick(last.raw, t.keyIdx)})
+		}
+		changes, shadows, err := s.diff(t, rows, page.keys, page.shadows, overlay, baseline, pollTime)
 		if err != nil {
 			return err
 		}
-		last := rows[len(rows)-1]
 		moved, err := st.advance(last, t)
 		if err != nil {
 			return err
@@ -79,10 +93,9 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 		s.stats.ChangesEmitted += int64(len(changes))
 		s.mu.Unlock()
 		prog.add(len(rows))
-		if len(rows) < s.cfg.PageSize {
+		if !full {
 			break
 		}
-		after, from = &rowMark{cursor: last.cursor, key: pick(last.raw, t.keyIdx)}, nil
 	}
 	if baseline {
 		st.Baselined = true
@@ -135,25 +148,54 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 	return out, nil
 }
 
+// page is a page of rows with their encoded keys and stored shadows.
+type page struct {
+	rows    []row
+	keys    [][]byte
+	shadows [][]byte
+	err     error
+}
+
+// fetch reads a page and its shadows in the background.
+func (s *Source) fetch(ctx context.Context, t *table, from any, after *rowMark) <-chan page {
+	ch := make(chan page, 1)
+	go func() {
+		q, args := s.query(t, from, after, s.cfg.PageSize)
+		rows, err := s.readPage(ctx, t, q, args)
+		if err != nil {
+			ch <- page{err: err}
+			return
+		}
+		keys := make([][]byte, len(rows))
+		for i, r := range rows {
+			keys[i] = cdc.EncodeKey(pick(r.norm, t.keyIdx))
+		}
+		stored, err := s.shadows.Shadows(s.name, t.name, keys)
+		if err != nil {
+			err = fmt.Errorf("read shadows: %w", err)
+		}
+		ch <- page{rows: rows, keys: keys, shadows: stored, err: err}
+	}()
+	return ch
+}
+
 // diff compares rows with their shadows.
-func (s *Source) diff(t *table, rows []row, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
-	keys := make([][]byte, len(rows))
-	for i, r := range rows {
-		keys[i] = cdc.EncodeKey(pick(r.norm, t.keyIdx))
-	}
-	stored, err := s.shadows.Shadows(s.name, t.name, keys)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read shadows: %w", err)
-	}
+func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[string][]byte, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
 	var changes []cdc.Change
 	var shadows []cdc.Shadow
 	for i, r := range rows {
 		enc := t.codec.Encode(pick(r.norm, t.trackIdx))
 		sh := stored[i]
+		if v, ok := overlay[string(keys[i])]; ok {
+			sh = v
+		}
 		if sh != nil && bytes.Equal(sh, enc) {
 			continue
 		}
 		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: keys[i], Value: enc})
+		if overlay != nil {
+			overlay[string(keys[i])] = enc
+		}
 		if baseline {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -48,7 +49,12 @@ type Source struct {
 	sched   cron.Schedule
 	delSch  cron.Schedule
 	tables  []*table
-	acks    chan cdc.Position
+	// Pages are handed over without waiting; a poll ends by waiting until
+	// the pipeline has committed every page it handed over (acked catches
+	// up with emitted), so the next poll reads committed shadows.
+	emitted   int64
+	acked     atomic.Int64
+	ackNotify chan struct{}
 
 	mu     sync.Mutex
 	stats  Stats
@@ -59,9 +65,10 @@ type Source struct {
 type Stats struct {
 	Connected      bool
 	LastError      string
-	LastPoll       time.Time // end of the last successful poll
-	LastPollTook   time.Duration
-	LastPollWait   time.Duration // of which spent waiting for the pipeline to commit pages
+	LastPoll       time.Time     // end of the last successful poll
+	LastPollTook   time.Duration // reading every page and handing it over
+	LastPollWait   time.Duration // of which spent waiting while the pipeline pushed back
+	LastPollCommit time.Duration // from the start until every page was committed
 	LastPollRows   int64         // rows the last poll read
 	Polls          int64
 	SkippedPolls   int64 // scheduled polls skipped because the previous one still ran
@@ -93,7 +100,7 @@ func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source,
 		return nil, fmt.Errorf("source %s: schedule: %w", name, err)
 	}
 	s := &Source{name: name, cfg: cfg, d: d, shadows: shadows, opt: opt, loc: loc, sched: sched,
-		log: opt.Logger.With("source", name), acks: make(chan cdc.Position, 1)}
+		log: opt.Logger.With("source", name), ackNotify: make(chan struct{}, 1)}
 	if cfg.Deletes == "full_scan" {
 		if s.delSch, err = config.CronParser.Parse(cfg.DeletesSchedule); err != nil {
 			return nil, fmt.Errorf("source %s: deletes_schedule: %w", name, err)
@@ -172,13 +179,25 @@ type ConfigError struct{ Msg string }
 func (e *ConfigError) Error() string { return e.Msg }
 
 // Ack implements pipeline.Source: the batch up to pos is committed.
-func (s *Source) Ack(ctx context.Context, pos cdc.Position) error {
+func (s *Source) Ack(_ context.Context, _ cdc.Position) error {
+	s.acked.Add(1)
 	select {
-	case s.acks <- pos:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	case s.ackNotify <- struct{}{}:
+	default:
 	}
+	return nil
+}
+
+// waitCommitted waits until every batch handed over is committed.
+func (s *Source) waitCommitted(ctx context.Context) error {
+	for s.acked.Load() < s.emitted {
+		select {
+		case <-s.ackNotify:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Run polls on the schedule until ctx ends: once at start, then at every
@@ -220,7 +239,11 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			return nil
 		}
 		if s.delSch != nil && !s.opt.Now().Before(nextDel) {
-			if err := s.scanDeletes(ctx, pos, out); err != nil && ctx.Err() == nil {
+			err := s.scanDeletes(ctx, pos, out)
+			if err == nil {
+				err = s.waitCommitted(ctx)
+			}
+			if err != nil && ctx.Err() == nil {
 				s.log.Error("delete scan failed; will retry at the next scheduled scan", "error", err)
 			}
 			nextDel = s.delSch.Next(s.opt.Now())
@@ -232,6 +255,11 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		s.waited = 0
 		s.mu.Unlock()
 		err := s.poll(ctx, pos, out)
+		read := s.opt.Now().Sub(start)
+		// Even after a failed poll: the next one must read committed shadows.
+		if werr := s.waitCommitted(ctx); err == nil {
+			err = werr
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -242,7 +270,8 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			s.mu.Lock()
 			s.stats.Polls++
 			s.stats.LastPoll = s.opt.Now()
-			s.stats.LastPollTook = s.stats.LastPoll.Sub(start)
+			s.stats.LastPollTook = read
+			s.stats.LastPollCommit = s.stats.LastPoll.Sub(start)
 			s.stats.LastPollRows = s.stats.RowsScanned - rowsBefore
 			s.stats.LastPollWait = s.waited
 			s.mu.Unlock()
@@ -262,8 +291,8 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	}
 }
 
-// emit hands a batch to the pipeline and waits until it is committed, so
-// that the next page reads the shadows this one wrote.
+// emit hands a batch to the pipeline (waiting only while the pipeline
+// pushes back); waitCommitted waits for the commits.
 func (s *Source) emit(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) error {
 	start := time.Now()
 	defer func() {
@@ -273,11 +302,7 @@ func (s *Source) emit(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) er
 	}()
 	select {
 	case out <- b:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-s.acks:
+		s.emitted++
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
