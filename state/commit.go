@@ -47,9 +47,10 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res = CommitResult{}
 		depth := map[string]int64{}
+		q := newEnqueuer(tx, now)
 		for _, b := range batches {
 			for i := range b.Events {
-				dup, err := enqueue(tx, &b.Events[i], now, 0)
+				dup, err := q.add(&b.Events[i], 0)
 				if !dup && err == nil {
 					depth[b.Events[i].Destination]++
 				}
@@ -105,33 +106,49 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	return res, err
 }
 
-// enqueue adds one event to its destination's outbox unless the same
-// (event_name, event_id) is queued or was delivered within SentTTL.
+// enqueuer adds events to outboxes within one write transaction, looking
+// each destination's buckets up once and encoding into one scratch buffer.
 //
-// The outbox_ids index serves both: its value is the 8-byte sequence
-// number while the event is queued, and a delivered marker (0xFF and the
-// 8-byte delivery time) once it is delivered, until pruned after SentTTL.
-func enqueue(tx *bolt.Tx, e *Enqueue, now time.Time, attempts int) (dup bool, err error) {
-	key := eventKey(&e.Event)
-	ids, err := sub(tx, bOutboxIDs, e.Destination, true)
-	if err != nil {
-		return false, err
+// An event is skipped when the same (event_name, event_id) is queued or was
+// delivered within SentTTL. The outbox_ids index serves both: its value is
+// the 8-byte sequence number while the event is queued, and a delivered
+// marker (0xFF and the 8-byte delivery time) once it is delivered, until
+// pruned after SentTTL.
+type enqueuer struct {
+	tx      *bolt.Tx
+	now     time.Time
+	buckets map[string][2]*bolt.Bucket // destination -> outbox, outbox_ids
+	scratch bytes.Buffer
+}
+
+func newEnqueuer(tx *bolt.Tx, now time.Time) *enqueuer {
+	return &enqueuer{tx: tx, now: now, buckets: map[string][2]*bolt.Bucket{}}
+}
+
+func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
+	bk, ok := q.buckets[e.Destination]
+	if !ok {
+		if bk[0], err = sub(q.tx, bOutbox, e.Destination, true); err != nil {
+			return false, err
+		}
+		if bk[1], err = sub(q.tx, bOutboxIDs, e.Destination, true); err != nil {
+			return false, err
+		}
+		q.buckets[e.Destination] = bk
 	}
+	ob, ids := bk[0], bk[1]
+	key := eventKey(&e.Event)
 	if v := ids.Get(key); v != nil {
-		if delivered, at := deliveredAt(v); !delivered || now.Sub(at) < SentTTL {
+		if delivered, at := deliveredAt(v); !delivered || q.now.Sub(at) < SentTTL {
 			return true, nil // queued, or delivered within Meta's de-duplication window
 		}
 	}
-	raw, err := capi.Marshal(&e.Event)
-	if err != nil {
+	q.scratch.Reset()
+	if err := capi.AppendJSON(&q.scratch, &e.Event); err != nil {
 		return false, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
 	}
-	rec := (&record{Rule: e.Rule, Enqueued: now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
-		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: raw}).encode()
-	ob, err := sub(tx, bOutbox, e.Destination, true)
-	if err != nil {
-		return false, err
-	}
+	rec := (&record{Rule: e.Rule, Enqueued: q.now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
+		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: q.scratch.Bytes()}).encode()
 	seq, err := ob.NextSequence()
 	if err != nil {
 		return false, err

@@ -91,7 +91,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 				}
 			}
 		}
-		dup, err := enqueue(tx, &Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, s.now(), 0)
+		dup, err := newEnqueuer(tx, s.now()).add(&Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
 		if err == nil && !dup {
 			err = addCounter(tx, depthCounter(dl.Destination), 1)
 		}

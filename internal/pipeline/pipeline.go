@@ -320,37 +320,51 @@ func (p *Pipeline) Blocked() string {
 func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 	sb := state.Batch{Source: b.Source, Position: b.Position, Shadows: b.Shadows, Counters: map[string]int64{}}
 	now := time.Now()
-	// Rule counters are kept twice: since the start, and in hourly buckets
-	// (h/<unix hour>/...) for `capisync status --window`.
-	hour := "h/" + strconv.FormatInt(now.Unix()/3600, 10) + "/"
-	count := func(name string) {
-		sb.Counters[name]++
-		sb.Counters[hour+name]++
-	}
+	// Counts are gathered under small keys and named once per batch (not
+	// per event): rule counters are kept twice, since the start and in
+	// hourly buckets (h/<unix hour>/...) for `capisync status --window`.
+	type tally struct{ kind, a, b, c string }
+	counts := map[tally]int64{}
+	defer func() {
+		hour := "h/" + strconv.FormatInt(now.Unix()/3600, 10) + "/"
+		for t, n := range counts {
+			name := t.kind + "/" + t.a
+			if t.b != "" {
+				name += "/" + t.b
+			}
+			if t.c != "" {
+				name += "/" + t.c
+			}
+			sb.Counters[name] += n
+			if t.kind != "changes" && t.kind != "rule_rejected" {
+				sb.Counters[hour+name] += n
+			}
+		}
+	}()
 	for i := range b.Changes {
 		c := &b.Changes[i]
-		sb.Counters["changes/"+c.Source+"/"+c.Table+"/"+string(c.Op)]++
+		counts[tally{"changes", c.Source, c.Table, string(c.Op)}]++
 		for _, r := range p.cfg.Rules.Eval(c) {
 			dests := p.cfg.Routes(r.Destination)
 			if r.Err != nil {
-				count("rule_errors/" + r.Rule)
+				counts[tally{kind: "rule_errors", a: r.Rule}]++
 				for _, d := range dests {
 					sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Key: r.Err.Key, Reason: r.Err.Error()})
 				}
 				continue
 			}
-			count("rule_events/" + r.Rule)
+			counts[tally{kind: "rule_events", a: r.Rule}]++
 			for _, k := range r.Dropped {
-				count("rule_dropped/" + r.Rule + "/" + k)
+				counts[tally{kind: "rule_dropped", a: r.Rule, b: k}]++
 			}
 			for k := range r.Event.UserData {
-				count("rule_keys/" + r.Rule + "/" + k)
+				counts[tally{kind: "rule_keys", a: r.Rule, b: k}]++
 			}
 			for _, d := range dests {
 				if dest := p.dests[d]; dest != nil {
 					if err := dest.Check(&r.Event, now); err != nil {
 						ev := r.Event
-						sb.Counters["rule_rejected/"+r.Rule]++
+						counts[tally{kind: "rule_rejected", a: r.Rule}]++
 						sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Event: &ev,
 							Reason: "rejected before sending: " + err.Error()})
 						continue
