@@ -190,7 +190,7 @@ func normalizePhone(s, defaultCountry string) (string, error) {
 	// Cut an extension: "555-1234 x12", "ext. 12", "#12". Searched on the
 	// bytes of s itself (lowercasing can change byte offsets).
 	for i := 1; i < len(s); i++ {
-		if c := s[i]; c == 'x' || c == 'X' || c == '#' || c == ';' || i+3 <= len(s) && strings.EqualFold(s[i:i+3], "ext") {
+		if c := s[i]; c == 'x' || c == 'X' || c == '#' || c == ';' || (c == 'e' || c == 'E') && i+3 <= len(s) && strings.EqualFold(s[i:i+3], "ext") {
 			s = s[:i]
 			break
 		}
