@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"time"
+
+	"github.com/capisync/capisync/connectors/postgres"
+	"github.com/capisync/capisync/connectors/sqlpoll"
 
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/rules"
@@ -16,14 +21,77 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parse(fs, args, file); err != nil {
 		return err
 	}
-	cfg, _, err := loadRules(*file)
+	cfg, set, err := loadRules(*file)
 	if err != nil {
 		return err
 	}
-	if *connect {
-		return usagef("validate --connect waits for the sources and delivery issues (#4, #6, #7); run without --connect to check the config")
-	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d destinations, %d rules)\n", cfg.File, len(cfg.Sources), len(cfg.Destinations), len(cfg.Rules))
+	if !*connect {
+		return nil
+	}
+	return reachAll(ctx, cfg, set, stdout)
+}
+
+// reachAll connects to every source (checking tables, columns, slots and
+// publications without changing anything) and every destination's host.
+func reachAll(ctx context.Context, cfg *config.Config, set *rules.Set, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	failed := 0
+	report := func(kind, name, note string, err error) {
+		switch {
+		case err != nil:
+			failed++
+			fmt.Fprintf(stdout, "%s %s: %v\n", kind, name, err)
+		case note != "":
+			fmt.Fprintf(stdout, "%s %s: ok (%s)\n", kind, name, note)
+		default:
+			fmt.Fprintf(stdout, "%s %s: ok\n", kind, name)
+		}
+	}
+	for _, name := range sortedNames(cfg.Sources) {
+		src := cfg.Sources[name]
+		switch src.Type {
+		case config.TypePostgres:
+			s, err := postgres.New(name, *src, nil, postgres.Options{
+				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
+				Track:           func(table string) []string { return set.Columns(name, table) },
+			})
+			note := ""
+			if err == nil {
+				note, err = s.Verify(ctx)
+			}
+			report("source", name, note, err)
+		default:
+			s, err := sqlpoll.New(name, *src, nil, sqlpoll.Options{
+				ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) },
+			})
+			if err == nil {
+				err = s.Check(ctx)
+				s.Close()
+			}
+			report("source", name, "", err)
+		}
+	}
+	for _, name := range sortedNames(cfg.Destinations) {
+		d := cfg.Destinations[name]
+		if d.DryRun {
+			report("destination", name, "dry run: nothing to reach", nil)
+			continue
+		}
+		// Reach the Graph API host without sending the token or an event;
+		// the token is checked on the first delivery (a refused one pauses
+		// the destination and turns /readyz red).
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.BaseURL, nil)
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		report("destination", name, "host reachable; the token is checked on the first delivery", err)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d source(s) or destination(s) cannot be reached", failed)
+	}
 	return nil
 }
 

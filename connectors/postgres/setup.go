@@ -10,8 +10,12 @@ import (
 )
 
 // SetupError is a problem with the database's configuration that
-// restarting will not fix; Msg says what to run.
-type SetupError struct{ Msg string }
+// restarting will not fix; Msg says what to run. Creatable marks a missing
+// publication or slot that capisync would create itself (create: true).
+type SetupError struct {
+	Msg       string
+	Creatable bool
+}
 
 func (e *SetupError) Error() string { return e.Msg }
 
@@ -152,7 +156,7 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 	if !exists {
 		create := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", pub, s.quotedTables())
 		if !s.create() {
-			return setupErr("source %s: publication %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Publication, create)
+			return &SetupError{Msg: fmt.Sprintf("source %s: publication %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Publication, create), Creatable: true}
 		}
 		if _, err := conn.Exec(ctx, create); err != nil {
 			return fmt.Errorf("source %s: %s: %w", s.name, create, err)
@@ -185,7 +189,7 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 	}
 	alter := fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pub, strings.Join(missing, ", "))
 	if !s.create() {
-		return setupErr("source %s: publication %s lacks %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), alter)
+		return &SetupError{Msg: fmt.Sprintf("source %s: publication %s lacks %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), alter), Creatable: true}
 	}
 	if _, err := conn.Exec(ctx, alter); err != nil {
 		return fmt.Errorf("source %s: %s: %w", s.name, alter, err)
@@ -214,7 +218,7 @@ func (s *Source) ensureSlot(ctx context.Context, conn *pgx.Conn) error {
 	if !si.exists {
 		create := fmt.Sprintf("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", s.cfg.Slot)
 		if !s.create() {
-			return setupErr("source %s: replication slot %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Slot, create)
+			return &SetupError{Msg: fmt.Sprintf("source %s: replication slot %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Slot, create), Creatable: true}
 		}
 		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s.cfg.Slot); err != nil {
 			return fmt.Errorf("source %s: create slot %s: %w", s.name, s.cfg.Slot, err)
@@ -266,4 +270,29 @@ func identityName(c string) string {
 		return "USING INDEX"
 	}
 	return "FULL"
+}
+
+// Verify checks, without creating or changing anything, what Run's setup
+// checks: connection, wal_level, REPLICATION, tables, publication, slot and
+// replica identity. With create: true a missing publication or slot is
+// fine (Run creates it) and is reported in note.
+func (s *Source) Verify(ctx context.Context) (note string, err error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	cfg := s.cfg
+	no := false
+	cfg.Create = &no // look, never create
+	v, err := New(s.name, cfg, nil, s.opt)
+	if err != nil {
+		return "", err
+	}
+	err = v.setup(ctx, conn)
+	var se *SetupError
+	if errors.As(err, &se) && se.Creatable && s.create() {
+		return "publication or slot missing: capisync run creates them", nil
+	}
+	return "", err
 }

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/capisync/capisync/internal/testenv"
+)
+
+// TestValidateConnect reaches the sources without changing anything.
+func TestValidateConnect(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "crm.db")
+	t.Setenv("QUICKSTART_DB", db)
+	t.Setenv("CAPISYNC_STATE", filepath.Join(t.TempDir(), "state.db"))
+	code, out, errOut := runCLI(t, "validate", "--connect", "--config", "../../examples/quickstart/config.yaml")
+	if code != 1 || !strings.Contains(out, "table leads does not exist") {
+		t.Errorf("missing table: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, err := exec.Command("go", "run", "../../examples/quickstart", "-db", db).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	code, out, errOut = runCLI(t, "validate", "--connect", "--config", "../../examples/quickstart/config.yaml")
+	if code != 0 || !strings.Contains(out, "source crm: ok") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+
+	dsn := testenv.PostgresDSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema, _ := os.ReadFile("../../examples/whatsapp-ctwa/schema.sql")
+	if _, err := conn.Exec(ctx, string(schema)); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "DROP SCHEMA IF EXISTS ctwa CASCADE")
+	t.Setenv("CTWA_PG_DSN", dsn)
+	code, out, errOut = runCLI(t, "validate", "--connect", "--config", "../../examples/whatsapp-ctwa/config.yaml")
+	if code != 0 || !strings.Contains(out, "capisync run creates them") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	var slots int
+	conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'capisync_example_ctwa'").Scan(&slots)
+	if slots != 0 {
+		t.Error("validate --connect created a slot")
+	}
+}
