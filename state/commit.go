@@ -131,6 +131,9 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 		if bk[0], err = sub(q.tx, bOutbox, e.Destination, true); err != nil {
 			return false, err
 		}
+		// Sequence keys only grow: fill pages instead of splitting them
+		// in half, which keeps the file (and its mapped pages) small.
+		bk[0].FillPercent = 0.95
 		if bk[1], err = sub(q.tx, bOutboxIDs, e.Destination, true); err != nil {
 			return false, err
 		}

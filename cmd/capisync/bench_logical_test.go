@@ -98,7 +98,7 @@ destinations:
     pixel_id: "1234567890"
     access_token: EAAbench
     base_url: %s
-    max_outbox: 10000   # bound the store (and its mmap): WAL holds the backlog
+    max_outbox: 5000    # bound the store (and its mmap): WAL holds the backlog
 rules:
   - name: qualified
     source: crm

@@ -28,7 +28,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		// A soft ceiling for the heap: the daemon's working set is small
 		// (batches in flight), so collect harder rather than grow. The
 		// store's file is mapped separately.
-		debug.SetMemoryLimit(96 << 20)
+		debug.SetMemoryLimit(56 << 20)
 	}
 	if path := os.Getenv("CAPISYNC_CPUPROFILE"); path != "" {
 		// A debugging aid: a CPU profile of the whole run.

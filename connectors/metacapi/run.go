@@ -47,7 +47,7 @@ func (d *Destination) Run(ctx context.Context, q Queue) error {
 		}
 		// Several batches per in-flight slot, so that a slot freed by one
 		// answer takes the next batch at once.
-		want := d.cfg.BatchSize * d.cfg.InFlight * 4
+		want := d.cfg.BatchSize * d.cfg.InFlight * 2
 		items, err := q.Pending(ctx, want)
 		if err != nil {
 			return err

@@ -205,7 +205,7 @@ func (p *Pipeline) drain(timeout time.Duration) {
 // long, and its dirty pages in memory.
 const (
 	maxCoalesce        = 32
-	maxCoalesceChanges = 2000
+	maxCoalesceChanges = 1000
 )
 
 // commitLoop evaluates and commits batches in source order, in two
