@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +78,7 @@ func TestBenchLogical(t *testing.T) {
 	// capisync, the real binary, to the fake Graph API.
 	bin := buildBinary(t)
 	fake := metacapitest.New("1234567890", "EAAbench")
+	fake.CountOnly = true // validate every event, keep none: the test process stays small
 	defer fake.Close()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
@@ -110,6 +112,8 @@ rules:
     user_data: {em: new.email, ph: new.phone, fn: new.first_name, ln: new.last_name, ct: new.city, zp: new.zip, external_id: string(new.id)}
     custom_data: {value: new.total, currency: '"USD"', event_source: '"crm"'}
 `, dir, dsn, fake.URL)), 0o600)
+	var selfBefore syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &selfBefore)
 	start = time.Now()
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Stderr = os.Stderr
@@ -152,6 +156,12 @@ rules:
 		time.Sleep(50 * time.Millisecond)
 	}
 	cpu := procCPU(cmd.Process.Pid)
+	var walsender int
+	db.QueryRow("SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = 'bench_capisync'").Scan(&walsender)
+	walCPU := procCPU(walsender)
+	var selfAfter syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &selfAfter)
+	fakeCPU := time.Duration(selfAfter.Utime.Nano()+selfAfter.Stime.Nano()-selfBefore.Utime.Nano()-selfBefore.Stime.Nano()).Seconds()
 	dbInfo, _ := os.Stat(filepath.Join(dir, "state.db"))
 	capTook := time.Since(start)
 	if kb := vmHWM(cmd.Process.Pid); kb > peak {
@@ -171,6 +181,8 @@ rules:
 	t.Logf("capisync end to end (WAL -> rules -> outbox -> fake Graph API): %s, %.0f rows/s", capTook.Round(time.Millisecond), capRate)
 	t.Logf("ratio capisync / pg_recvlogical: %.2f (goal >= 0.6); capisync peak RSS %.1f MiB (goal < 100): anonymous %.1f MiB, file-backed (the store's mmap) %.1f MiB; store file %.1f MiB; capisync CPU %.1fs",
 		capRate/recvRate, float64(peak)/1024, float64(peakAnon)/1024, float64(peakFile)/1024, float64(dbInfo.Size())/(1<<20), cpu)
+	t.Logf("CPU during capisync's run: capisync %.1fs, PostgreSQL walsender %.1fs, the fake Graph API (this test process) %.1fs, on %d cores over %.1fs",
+		cpu, walCPU, fakeCPU, runtime.NumCPU(), capTook.Seconds())
 }
 
 // procCPU is a process's user+system CPU seconds so far.

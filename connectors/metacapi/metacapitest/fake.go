@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,8 @@ type Event struct {
 	Name, ID     string
 	ActionSource string
 	Time         int64
-	Raw          map[string]any
+	Raw          map[string]any // the event as received (numbers as json.Number)
+	wire         *wireEvent
 }
 
 // Server is the fake Graph API.
@@ -56,10 +58,14 @@ type Server struct {
 	PixelID    string
 	APIVersion string
 	Now        func() time.Time
+	// CountOnly keeps counters and duplicate detection but not the events
+	// themselves (benchmarks with hundreds of thousands of events).
+	CountOnly bool
 
 	mu         sync.Mutex
 	token      string
 	accepted   []Event
+	count      int
 	seen       map[[2]string]int
 	duplicates int
 	requests   int
@@ -108,7 +114,14 @@ func (s *Server) SetLatency(d time.Duration) { s.mu.Lock(); s.latency = d; s.mu.
 func (s *Server) Events() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Event(nil), s.accepted...)
+	out := append([]Event(nil), s.accepted...)
+	for i := range out {
+		b, _ := json.Marshal(out[i].wire) // raw user_data and custom_data values are kept byte for byte
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		dec.Decode(&out[i].Raw)
+	}
+	return out
 }
 
 // Stats are the fake's counters.
@@ -124,7 +137,7 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.requests, Rejected: s.rejected, Accepted: len(s.accepted), Duplicates: s.duplicates, TokenInURL: s.tokenInURL}
+	return Stats{Requests: s.requests, Rejected: s.rejected, Accepted: s.count, Duplicates: s.duplicates, TokenInURL: s.tokenInURL}
 }
 
 // RequestTimes returns when each request arrived.
@@ -195,15 +208,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Data          []map[string]any `json:"data"`
-		AccessToken   string           `json:"access_token"`
-		TestEventCode *string          `json:"test_event_code"`
-		PartnerAgent  *string          `json:"partner_agent"`
+		Data          []wireEvent `json:"data"`
+		AccessToken   string      `json:"access_token"`
+		TestEventCode *string     `json:"test_event_code"`
+		PartnerAgent  *string     `json:"partner_agent"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			s.fail(w, invalid(2804019), "unknown parameter: "+err.Error())
+			return
+		}
 		s.fail(w, invalid(2804019), "Malformed request body: "+err.Error())
 		return
 	}
@@ -220,8 +236,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events := make([]Event, len(req.Data))
-	for i, ev := range req.Data {
-		e, sub, msg := s.validate(ev)
+	for i := range req.Data {
+		e, sub, msg := s.validate(&req.Data[i])
+		e.wire = &req.Data[i]
 		if msg != "" {
 			s.fail(w, invalid(sub), fmt.Sprintf("$['data'][%d]: %s", i, msg))
 			return
@@ -234,7 +251,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 			s.duplicates++
 		}
 		s.seen[k]++
-		s.accepted = append(s.accepted, e)
+		s.count++
+		if !s.CountOnly {
+			s.accepted = append(s.accepted, e)
+		}
 	}
 	if req.TestEventCode != nil {
 		s.testCodes[*req.TestEventCode] += len(events)
@@ -253,9 +273,6 @@ var (
 	plain  = set("client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id",
 		"lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid", "ig_account_id",
 		"ig_sid", "whatsapp_business_account_id")
-	topLevel = set("event_name", "event_time", "event_id", "action_source", "event_source_url", "referrer_url",
-		"opt_out", "messaging_channel", "data_processing_options", "data_processing_options_country",
-		"data_processing_options_state", "original_event_data", "user_data", "custom_data", "app_data")
 	actionSources = set("website", "app", "email", "phone_call", "chat", "physical_store", "system_generated", "business_messaging", "other")
 	channels      = set("whatsapp", "messenger", "instagram")
 )
@@ -268,39 +285,49 @@ func set(keys ...string) map[string]bool {
 	return m
 }
 
+// wireEvent is a server event as Meta reads it: every top-level parameter
+// Meta knows (any other is an error), user_data and custom_data values kept
+// raw to check their JSON types.
+type wireEvent struct {
+	EventName                    *string                    `json:"event_name,omitempty"`
+	EventTime                    json.RawMessage            `json:"event_time,omitempty"`
+	EventID                      json.RawMessage            `json:"event_id,omitempty"`
+	ActionSource                 string                     `json:"action_source,omitempty"`
+	EventSourceURL               string                     `json:"event_source_url,omitempty"`
+	ReferrerURL                  string                     `json:"referrer_url,omitempty"`
+	OptOut                       *bool                      `json:"opt_out,omitempty"`
+	MessagingChannel             string                     `json:"messaging_channel,omitempty"`
+	DataProcessingOptions        []string                   `json:"data_processing_options,omitempty"`
+	DataProcessingOptionsCountry *int                       `json:"data_processing_options_country,omitempty"`
+	DataProcessingOptionsState   *int                       `json:"data_processing_options_state,omitempty"`
+	OriginalEventData            json.RawMessage            `json:"original_event_data,omitempty"`
+	UserData                     map[string]json.RawMessage `json:"user_data,omitempty"`
+	CustomData                   map[string]json.RawMessage `json:"custom_data,omitempty"`
+	AppData                      json.RawMessage            `json:"app_data,omitempty"`
+}
+
 // validate checks one server event as Meta does; msg is empty when valid.
-func (s *Server) validate(ev map[string]any) (e Event, subcode int, msg string) {
-	if ev == nil {
-		return e, 2804019, "the event is not a JSON object"
-	}
-	e.Raw = ev
-	for k := range ev {
-		if !topLevel[k] {
-			return e, 2804019, fmt.Sprintf("unknown parameter %q", k)
-		}
-	}
-	name, _ := ev["event_name"].(string)
-	if strings.TrimSpace(name) == "" {
+func (s *Server) validate(ev *wireEvent) (e Event, subcode int, msg string) {
+	if ev.EventName == nil || strings.TrimSpace(*ev.EventName) == "" {
 		return e, 2804019, "The parameter event_name is required."
 	}
-	e.Name = name
-	if id, ok := ev["event_id"]; ok {
-		sid, isStr := id.(string)
-		if !isStr {
+	e.Name = *ev.EventName
+	if len(ev.EventID) > 0 {
+		var id string
+		if json.Unmarshal(ev.EventID, &id) != nil {
 			return e, 2804019, "event_id must be a string"
 		}
-		e.ID = sid
+		e.ID = id
 	}
-	num, ok := ev["event_time"].(json.Number)
-	if !ok {
+	if len(ev.EventTime) == 0 {
 		return e, 2804019, "The parameter event_time is required."
 	}
-	t, err := num.Int64()
+	t, err := strconv.ParseInt(string(ev.EventTime), 10, 64)
 	if err != nil {
 		return e, 2804019, "event_time must be a unix timestamp in seconds"
 	}
 	e.Time = t
-	src, _ := ev["action_source"].(string)
+	src := ev.ActionSource
 	if !actionSources[src] {
 		return e, 2804019, fmt.Sprintf("action_source %q is not valid", src)
 	}
@@ -316,20 +343,17 @@ func (s *Server) validate(ev map[string]any) (e Event, subcode int, msg string) 
 	if time.Unix(t, 0).Sub(now) > time.Minute {
 		return e, 2804004, fmt.Sprintf("event_time %d is in the future", t)
 	}
-	ud, ok := ev["user_data"].(map[string]any)
-	if !ok || len(ud) == 0 {
+	if len(ev.UserData) == 0 {
 		return e, 2804050, "The parameter user_data is required and must hold customer information parameters."
 	}
-	for k, v := range ud {
+	for k, v := range ev.UserData {
 		switch {
 		case hashed[k]:
-			if !allHashed(v) {
+			if !allHashedRaw(v) {
 				return e, 2804050, fmt.Sprintf("user_data.%s must be SHA-256 hashed: 64 lowercase hex characters", k)
 			}
 		case plain[k]:
-			switch v.(type) {
-			case string, json.Number:
-			default:
+			if len(v) == 0 || !(v[0] == '"' || v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
 				return e, 2804050, fmt.Sprintf("user_data.%s must be a string", k)
 			}
 		default:
@@ -338,32 +362,48 @@ func (s *Server) validate(ev map[string]any) (e Event, subcode int, msg string) 
 	}
 	switch src {
 	case "website":
-		if s, _ := ev["event_source_url"].(string); s == "" {
+		if ev.EventSourceURL == "" {
 			return e, 2804019, "The parameter event_source_url is required for action_source website."
 		}
-		if s, _ := ud["client_user_agent"].(string); s == "" {
+		if ua := ev.UserData["client_user_agent"]; len(ua) < 3 || ua[0] != '"' {
 			return e, 2804019, "The parameter user_data.client_user_agent is required for action_source website."
 		}
 	case "business_messaging":
-		if ch, _ := ev["messaging_channel"].(string); !channels[ch] {
+		if !channels[ev.MessagingChannel] {
 			return e, 2804019, "messaging_channel (whatsapp, messenger or instagram) is required for action_source business_messaging."
 		}
 	}
-	cd, _ := ev["custom_data"].(map[string]any)
-	if v, ok := cd["value"]; ok {
-		if _, isNum := v.(json.Number); !isNum {
-			return e, 2804019, "custom_data.value must be a number"
+	value, hasValue := ev.CustomData["value"]
+	if hasValue && (len(value) == 0 || !(value[0] == '-' || value[0] >= '0' && value[0] <= '9')) {
+		return e, 2804019, "custom_data.value must be a number"
+	}
+	cur, hasCur := ev.CustomData["currency"]
+	if hasCur {
+		var c string
+		if json.Unmarshal(cur, &c) != nil || !curRe.MatchString(c) {
+			return e, 2804019, fmt.Sprintf("custom_data.currency %s is not an ISO 4217 code", cur)
 		}
 	}
-	if c, ok := cd["currency"]; ok {
-		if s, _ := c.(string); !curRe.MatchString(s) {
-			return e, 2804019, fmt.Sprintf("custom_data.currency %v is not an ISO 4217 code", c)
-		}
-	}
-	if name == "Purchase" && (cd["value"] == nil || cd["currency"] == nil) {
+	if e.Name == "Purchase" && (!hasValue || !hasCur || string(value) == "null" || string(cur) == "null") {
 		return e, 2804019, "custom_data.value and custom_data.currency are required for Purchase events."
 	}
 	return e, 0, ""
+}
+
+// allHashedRaw: a hashed user_data value ("<64 lowercase hex>"), or a
+// non-empty list of them, read straight from the JSON.
+func allHashedRaw(v json.RawMessage) bool {
+	quoted := func(b []byte) bool { return len(b) == 66 && b[0] == '"' && b[65] == '"' && isHash(string(b[1:65])) }
+	if len(v) > 1 && v[0] == '[' && v[len(v)-1] == ']' {
+		items := bytes.Split(bytes.TrimSpace(v[1:len(v)-1]), []byte(","))
+		for _, it := range items {
+			if !quoted(bytes.TrimSpace(it)) {
+				return false
+			}
+		}
+		return len(items) > 0
+	}
+	return quoted(v)
 }
 
 func allHashed(v any) bool {
