@@ -161,7 +161,7 @@ rules:
 	walCPU := procCPU(walsender)
 	var selfAfter syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &selfAfter)
-	fakeCPU := time.Duration(selfAfter.Utime.Nano()+selfAfter.Stime.Nano()-selfBefore.Utime.Nano()-selfBefore.Stime.Nano()).Seconds()
+	fakeCPU := time.Duration(selfAfter.Utime.Nano() + selfAfter.Stime.Nano() - selfBefore.Utime.Nano() - selfBefore.Stime.Nano()).Seconds()
 	dbInfo, _ := os.Stat(filepath.Join(dir, "state.db"))
 	capTook := time.Since(start)
 	if kb := vmHWM(cmd.Process.Pid); kb > peak {
