@@ -270,7 +270,7 @@ func (e *env) events() map[string]int {
 func (e *env) waitEvents(want ...string) {
 	e.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for len(e.fake.Events()) < len(want) && time.Now().Before(deadline) {
+	for e.fake.Stats().Accepted < len(want) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	got := e.events()
@@ -280,7 +280,7 @@ func (e *env) waitEvents(want ...string) {
 			ok = false
 		}
 	}
-	if !ok || len(e.fake.Events()) != len(want) {
+	if !ok || e.fake.Stats().Accepted != len(want) {
 		e.t.Fatalf("events = %v, want %v", got, want)
 	}
 }

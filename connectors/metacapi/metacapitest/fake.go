@@ -114,14 +114,16 @@ func (s *Server) SetLatency(d time.Duration) { s.mu.Lock(); s.latency = d; s.mu.
 func (s *Server) Events() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := append([]Event(nil), s.accepted...)
-	for i := range out {
-		b, _ := json.Marshal(out[i].wire) // raw user_data and custom_data values are kept byte for byte
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		dec.Decode(&out[i].Raw)
+	for i := range s.accepted { // decoded once, on first demand
+		if e := &s.accepted[i]; e.Raw == nil && e.wire != nil {
+			b, _ := json.Marshal(e.wire) // raw user_data and custom_data values are kept byte for byte
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.UseNumber()
+			dec.Decode(&e.Raw)
+			e.wire = nil
+		}
 	}
-	return out
+	return append([]Event(nil), s.accepted...)
 }
 
 // Stats are the fake's counters.
