@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection keeps the layout's promises (STYLE.md): the shared
+// vocabulary imports nothing of ours, connectors know neither rules, the
+// store nor each other, and the store knows no rules or connectors.
+func TestImportDirection(t *testing.T) {
+	const mod = "github.com/capisync/capisync/"
+	deps := func(pkg string) []string {
+		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		var ours []string
+		for _, d := range strings.Fields(string(out)) {
+			if strings.HasPrefix(d, mod) && d != mod+pkg {
+				ours = append(ours, strings.TrimPrefix(d, mod))
+			}
+		}
+		return ours
+	}
+	rules := []struct {
+		pkg    string
+		allow  []string // prefixes it may import
+		reason string
+	}{
+		{"internal/cdc", nil, "the shared vocabulary imports nothing of ours"},
+		{"internal/capi", nil, "Meta's rules are pure"},
+		{"state", []string{"internal/cdc", "internal/capi"}, "the store knows no rules or connectors"},
+		{"rules", []string{"internal/cdc", "internal/capi", "internal/config"}, "rules know no store or connector"},
+		// (internal/capi comes through internal/config, which checks names.)
+		{"connectors/postgres", []string{"internal/cdc", "internal/config", "internal/capi"}, "a source knows only the vocabulary and its config"},
+		{"connectors/sqlpoll", []string{"internal/cdc", "internal/config", "internal/capi"}, "a source knows only the vocabulary and its config"},
+		{"connectors/metacapi", []string{"internal/capi", "internal/config"}, "the destination knows only Meta's rules and its config"},
+	}
+	for _, r := range rules {
+		for _, d := range deps(r.pkg) {
+			ok := false
+			for _, a := range r.allow {
+				ok = ok || d == a || strings.HasPrefix(d, a+"/")
+			}
+			if !ok {
+				t.Errorf("%s imports %s: %s", r.pkg, d, r.reason)
+			}
+		}
+	}
+}
