@@ -170,16 +170,7 @@ func TestExamplesLive(t *testing.T) {
 				cmd.Process.Signal(syscall.SIGTERM)
 				cmd.Wait()
 			}()
-			until := func(what string, cond func() bool) {
-				t.Helper()
-				deadline := time.Now().Add(45 * time.Second)
-				for !cond() {
-					if time.Now().After(deadline) {
-						t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-			}
+			until := func(what string, cond func() bool) { t.Helper(); eventually(t, what, 45*time.Second, &logs, cond) }
 			until("ready", func() bool { code, _ := httpGet(addr, "/readyz"); return code == 200 })
 			checkpoint := func() string {
 				_, body := httpGet(addr, "/status")
@@ -234,6 +225,19 @@ func demoSteps(t *testing.T, file string) []string {
 		steps[len(steps)-1] += line + "\n"
 	}
 	return steps
+}
+
+// eventually waits until cond holds, failing with the daemon's logs after
+// timeout.
+func eventually(t *testing.T, what string, timeout time.Duration, logs fmt.Stringer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\nlogs:\n%s", what, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func httpGet(addr, path string) (int, string) {

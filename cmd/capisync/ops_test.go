@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,25 +122,8 @@ rules:
 		t.Fatal(err)
 	}
 	defer daemon.Process.Kill()
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\nlogs:\n%s", what, logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	get := func(path string) (int, string) { return httpGet(addr, path) }
+	waitUntil := func(what string, cond func() bool) { t.Helper(); eventually(t, what, 30*time.Second, &logs, cond) }
 	waitUntil("/healthz", func() bool { c, _ := get("/healthz"); return c == 200 })
 	admin.Exec(ctx, fmt.Sprintf("INSERT INTO %s (id, status, email, phone, note) VALUES (1, 'qualified', $1, $2, 'x'), (2, 'broken', $1, $2, 'not a time')", table), email, phone)
 	waitUntil("the event at the fake", func() bool { return fake.Stats().Accepted == 1 })
