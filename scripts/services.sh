@@ -83,6 +83,13 @@ SQL
 	if [ -z "$(pg_psql -Atc "select 1 from pg_database where datname = 'capisync_test'")" ]; then
 		pg_psql -c "CREATE DATABASE capisync_test OWNER capisync"
 	fi
+	# A test run that was killed leaves its replication slot behind, and each
+	# one holds one of max_replication_slots for good: a few of them and every
+	# logical replication test fails to create its slot. Nothing but tests uses
+	# capisync_test, and no test runs while this script does.
+	local stale
+	stale=$(pg_psql -d capisync_test -Atc "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = 'capisync_test' AND NOT active")
+	[ "$stale" = 0 ] || log "dropped $stale replication slot(s) left in capisync_test by earlier test runs"
 	PGPASSWORD=capisync psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U capisync -d capisync_test -Atc 'select 1' >/dev/null ||
 		die "cannot log in to PostgreSQL on 127.0.0.1:$PG_PORT as capisync; check pg_hba.conf allows md5/scram or trust for 127.0.0.1"
 }

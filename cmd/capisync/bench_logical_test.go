@@ -39,7 +39,7 @@ func TestBenchLogical(t *testing.T) {
 	}
 	defer db.Close()
 	cleanup := func() {
-		db.Exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('bench_capisync', 'bench_recv')")
+		testenv.DropSlots(t, dsn, "bench_capisync", "bench_recv")
 		db.Exec("DROP PUBLICATION IF EXISTS bench_pub")
 		db.Exec("DROP TABLE IF EXISTS bench_leads")
 	}

@@ -79,7 +79,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() {
-			db.Exec(fmt.Sprintf("SELECT pg_drop_replication_slot('crash_slot_%d')", n))
+			testenv.DropSlots(t, dsn, fmt.Sprintf("crash_slot_%d", n))
 			db.Exec(fmt.Sprintf("DROP PUBLICATION IF EXISTS crash_pub_%d", n))
 			db.Close()
 		}()

@@ -145,7 +145,7 @@ func TestExamplesLive(t *testing.T) {
 					db.Exec(q)
 				}
 				if ex.slot != "" {
-					db.Exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", ex.slot)
+					testenv.DropSlots(t, dsn, ex.slot)
 					db.Exec("DROP PUBLICATION IF EXISTS " + ex.slot)
 				}
 			}

@@ -61,7 +61,7 @@ func newEnv(t *testing.T, sourceExtra, rulesYAML string) *env {
 	t.Cleanup(func() {
 		e.stop()
 		c := context.Background()
-		conn.Exec(c, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "slot_"+e.suffix)
+		testenv.DropSlots(t, e.dsn, "slot_"+e.suffix)
 		conn.Exec(c, "DROP PUBLICATION IF EXISTS pub_"+e.suffix)
 		conn.Exec(c, "DROP TABLE IF EXISTS leads_"+e.suffix+", orders_"+e.suffix)
 		conn.Close(c)
@@ -221,7 +221,7 @@ func (e *env) streaming() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatal("timed out waiting for the source to stream")
+			e.t.Fatalf("timed out waiting for the source to stream (last error: %s)", e.src.Stats().LastError)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

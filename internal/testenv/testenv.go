@@ -6,8 +6,12 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PostgresDSN returns the test PostgreSQL DSN (a superuser that may
@@ -48,4 +52,39 @@ func SameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// DropSlots removes the named logical replication slots from the test
+// PostgreSQL. A slot still held by a walsender that has not noticed its
+// client left cannot be dropped, and a slot left behind holds one of the
+// server's max_replication_slots for good, so the walsender is terminated and
+// the drop retried until the slot is gone (or ten seconds pass, which fails
+// the test naming the slot).
+func DropSlots(t testing.TB, dsn string, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Errorf("drop slots %v: connect: %v", names, err)
+		return
+	}
+	defer conn.Close(context.Background())
+	for {
+		var left []string
+		err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(slot_name::text), '{}') FROM pg_replication_slots WHERE slot_name = ANY($1)`, names).Scan(&left)
+		if err == nil && len(left) == 0 {
+			return
+		}
+		for _, s := range left {
+			conn.Exec(ctx, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL", s)
+			conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s)
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("replication slots %v still there after 10 s (last error: %v)", left, err)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
