@@ -28,13 +28,13 @@ type decoder struct {
 // tuple decodes a row: only the columns in want (nil: all), since rules
 // read few of a wide table's columns. An unchanged TOASTed value ('u') is
 // taken from old when old has it, and otherwise left out.
-func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, old cdc.Row, want map[string]bool) (cdc.Row, error) {
-	n := len(t.Columns)
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t []column, old cdc.Row, want map[string]bool) (cdc.Row, error) {
+	n := len(t)
 	if want != nil {
 		n = len(want)
 	}
 	row := make(cdc.Row, n)
-	for i, col := range t.Columns {
+	for i, col := range t {
 		if i >= len(rel.Columns) {
 			return nil, fmt.Errorf("tuple has more columns than relation %s.%s", rel.Namespace, rel.RelationName)
 		}
@@ -42,21 +42,21 @@ func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, 
 		if want != nil && !want[name] {
 			continue
 		}
-		switch col.DataType {
-		case pglogrepl.TupleDataTypeNull:
+		switch col.kind {
+		case 'n':
 			row[name] = nil
-		case pglogrepl.TupleDataTypeToast:
+		case 'u':
 			if v, ok := old[name]; ok {
 				row[name] = v
 			}
-		case pglogrepl.TupleDataTypeText:
-			v, err := d.value(rel.Columns[i].DataType, col.Data)
+		case 't':
+			v, err := d.value(rel.Columns[i].DataType, col.data)
 			if err != nil {
 				return nil, fmt.Errorf("column %s: %w", name, err)
 			}
 			row[name] = v
 		default:
-			return nil, fmt.Errorf("column %s: unexpected tuple data type %q", name, col.DataType)
+			return nil, fmt.Errorf("column %s: unexpected tuple data kind %q (binary values are not requested)", name, col.kind)
 		}
 	}
 	return row, nil

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -20,6 +21,7 @@ type streamer struct {
 	out       chan<- cdc.Batch
 	relations map[uint32]*pglogrepl.RelationMessage
 	dec       *decoder
+	row       rowMessage
 	shadow    *shadowKeeper
 
 	tx           *txState
@@ -140,6 +142,20 @@ func (st *streamer) hand(ctx context.Context, b cdc.Batch) error {
 }
 
 func (st *streamer) handle(ctx context.Context, data []byte) error {
+	if len(data) > 0 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D') {
+		m := &st.row
+		if err := m.parse(data); err != nil {
+			return fmt.Errorf("parse pgoutput message: %w", err)
+		}
+		op := cdc.Insert
+		switch m.op {
+		case 'U':
+			op = cdc.Update
+		case 'D':
+			op = cdc.Delete
+		}
+		return st.change(ctx, m.relation, op, m.old, m.new)
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return fmt.Errorf("parse pgoutput message: %w", err)
@@ -150,12 +166,6 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 		st.relations[m.RelationID] = m
 	case *pglogrepl.BeginMessage:
 		st.tx = &txState{begin: m}
-	case *pglogrepl.InsertMessage:
-		return st.change(ctx, m.RelationID, cdc.Insert, nil, m.Tuple)
-	case *pglogrepl.UpdateMessage:
-		return st.change(ctx, m.RelationID, cdc.Update, m.OldTuple, m.NewTuple)
-	case *pglogrepl.DeleteMessage:
-		return st.change(ctx, m.RelationID, cdc.Delete, m.OldTuple, nil)
 	case *pglogrepl.TruncateMessage:
 		var names []string
 		for _, id := range m.RelationIDs {
@@ -173,7 +183,7 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 	return nil
 }
 
-func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, newT *pglogrepl.TupleData) error {
+func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, newT []column) error {
 	s := st.s
 	rel := st.relations[relID]
 	if rel == nil {
@@ -279,5 +289,17 @@ func keyColumns(info *tableInfo, rel *pglogrepl.RelationMessage) []string {
 // changePosition identifies a change: its transaction's commit LSN and its
 // ordinal inside it — the same when the transaction is read again.
 func changePosition(final pglogrepl.LSN, ordinal uint32) cdc.Position {
-	return cdc.Position(fmt.Sprintf("%s#%d", final, ordinal))
+	// final.String()+"#"+ordinal, without fmt: one per change.
+	b := make([]byte, 0, 32)
+	b = strconv.AppendUint(b, uint64(final>>32), 16)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, uint64(uint32(final)), 16)
+	b = append(b, '#')
+	for i, c := range b {
+		if 'a' <= c && c <= 'f' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	b = strconv.AppendUint(b, uint64(ordinal), 10)
+	return cdc.Position(b)
 }
