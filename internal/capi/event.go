@@ -164,6 +164,10 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			return append(b, "null"...), nil
 		}
 		return appendStrings(b, x), nil
+	case json.Number:
+		if x != "" && validNumber(string(x)) {
+			return append(b, x...), nil // money, as exact decimal text
+		}
 	case bool:
 		return strconv.AppendBool(b, x), nil
 	case int64:
@@ -241,4 +245,50 @@ func Marshal(e *Event) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// validNumber reports whether s is a JSON number (RFC 8259 grammar, as
+// encoding/json checks a json.Number).
+func validNumber(s string) bool {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	digits := func() int {
+		n := 0
+		for n < len(s) && '0' <= s[n] && s[n] <= '9' {
+			n++
+		}
+		return n
+	}
+	switch n := digits(); {
+	case n == 0:
+		return false
+	case s[0] == '0' && n > 1:
+		return false
+	default:
+		s = s[n:]
+	}
+	if s != "" && s[0] == '.' {
+		s = s[1:]
+		n := digits()
+		if n == 0 {
+			return false
+		}
+		s = s[n:]
+	}
+	if s != "" && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s != "" && (s[0] == '+' || s[0] == '-') {
+			s = s[1:]
+		}
+		n := digits()
+		if n == 0 {
+			return false
+		}
+		s = s[n:]
+	}
+	return s == ""
 }

@@ -83,6 +83,8 @@ type Pipeline struct {
 	all     []string
 	dests   map[string]Destination
 
+	settled chan struct{} // a sender settled events: backpressure may lift
+
 	mu      sync.Mutex
 	blocked string // why the committer waits, for status
 }
@@ -95,14 +97,14 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}, dests: map[string]Destination{}}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}, dests: map[string]Destination{}, settled: make(chan struct{}, 1)}
 	for _, s := range cfg.Sources {
 		p.sources[s.Name] = s.Source
 	}
 	for _, d := range cfg.Destinations {
 		p.all = append(p.all, d.Name)
 		p.dests[d.Name] = d.Destination
-		p.queues = append(p.queues, &queue{store: cfg.Store, dest: d.Name, wake: make(chan struct{}, 1), onSettle: cfg.OnSettle})
+		p.queues = append(p.queues, &queue{store: cfg.Store, dest: d.Name, wake: make(chan struct{}, 1), settled: p.settled, onSettle: cfg.OnSettle})
 	}
 	if p.cfg.Routes == nil {
 		p.cfg.Routes = func(d string) []string {
@@ -276,7 +278,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 	return nil
 }
 
-// waitForRoom blocks while a destination's outbox is over its bound.
+// waitForRoom blocks while a destination's outbox is over its bound,
+// looking again as soon as a sender settles events (and every 50 ms, for a
+// store that shrinks otherwise, as dlq drop does).
 func (p *Pipeline) waitForRoom(ctx context.Context) error {
 	var logged time.Time
 	for {
@@ -304,6 +308,7 @@ func (p *Pipeline) waitForRoom(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.settled:
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -13,6 +13,7 @@ type queue struct {
 	store    Store
 	dest     string
 	wake     chan struct{}
+	settled  chan struct{} // the pipeline's: room may have been made
 	onSettle func(string, []metacapi.Outcome)
 }
 
@@ -42,6 +43,10 @@ func (q *queue) Report(_ context.Context, outcomes []metacapi.Outcome) error {
 	}
 	if q.onSettle != nil {
 		q.onSettle(q.dest, outcomes)
+	}
+	select {
+	case q.settled <- struct{}{}:
+	default:
 	}
 	return nil
 }
