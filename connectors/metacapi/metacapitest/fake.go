@@ -187,8 +187,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if lat > 0 {
 		time.Sleep(lat)
 	}
+	// Requests are served concurrently, as by Meta: the lock is held to
+	// count and to inject failures, not while a body is decoded.
+	reject := func(f Failure, userMsg string) {
+		s.mu.Lock()
+		s.fail(w, f, userMsg)
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.requests++
 	s.requestLog = append(s.requestLog, time.Now())
 	if r.URL.Query().Has("access_token") {
@@ -198,15 +204,19 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		f := s.failNext[0]
 		s.failNext = s.failNext[1:]
 		s.fail(w, f, "")
+		s.mu.Unlock()
 		return
 	}
 	if s.failRate > 0 && rand.Float64() < s.failRate {
 		s.fail(w, s.failWith, "")
+		s.mu.Unlock()
 		return
 	}
+	token := s.token
+	s.mu.Unlock()
 	want := "/" + s.APIVersion + "/" + s.PixelID + "/events"
 	if r.Method != http.MethodPost || r.URL.Path != want {
-		s.fail(w, Failure{Status: 400, Code: 100, Subcode: 33, Message: fmt.Sprintf("Unsupported post request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", r.URL.Path)}, "")
+		reject(Failure{Status: 400, Code: 100, Subcode: 33, Message: fmt.Sprintf("Unsupported post request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", r.URL.Path)}, "")
 		return
 	}
 	var req struct {
@@ -219,22 +229,22 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		if strings.Contains(err.Error(), "unknown field") {
-			s.fail(w, invalid(2804019), "unknown parameter: "+err.Error())
+			reject(invalid(2804019), "unknown parameter: "+err.Error())
 			return
 		}
-		s.fail(w, invalid(2804019), "Malformed request body: "+err.Error())
+		reject(invalid(2804019), "Malformed request body: "+err.Error())
 		return
 	}
-	if req.AccessToken == "" || req.AccessToken != s.token {
-		s.fail(w, TokenExpired, "")
+	if req.AccessToken == "" || req.AccessToken != token {
+		reject(TokenExpired, "")
 		return
 	}
 	if len(req.Data) == 0 {
-		s.fail(w, invalid(2804019), "The parameter $['data'] is required.")
+		reject(invalid(2804019), "The parameter $['data'] is required.")
 		return
 	}
 	if len(req.Data) > 1000 {
-		s.fail(w, invalid(2804018), fmt.Sprintf("$['data'] holds %d events; at most 1000 are allowed.", len(req.Data)))
+		reject(invalid(2804018), fmt.Sprintf("$['data'] holds %d events; at most 1000 are allowed.", len(req.Data)))
 		return
 	}
 	events := make([]Event, len(req.Data))
@@ -242,11 +252,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		e, sub, msg := s.validate(&req.Data[i])
 		e.wire = &req.Data[i]
 		if msg != "" {
-			s.fail(w, invalid(sub), fmt.Sprintf("$['data'][%d]: %s", i, msg))
+			reject(invalid(sub), fmt.Sprintf("$['data'][%d]: %s", i, msg))
 			return
 		}
 		events[i] = e
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, e := range events {
 		k := [2]string{e.Name, e.ID}
 		if e.ID != "" && s.seen[k] > 0 {
@@ -432,9 +444,16 @@ func isHash(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		if !lowerHex[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()
