@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Logical replication benchmark: a 200,000-row UPDATE (one transaction) of a
 # 14-column REPLICA IDENTITY FULL table; capisync end to end next to
-# pg_recvlogical on an identical slot, and capisync's peak RSS.
-# Usage: scripts/bench-logical.sh [rows]
+# pg_recvlogical on an identical slot, and capisync's peak RSS. The machine
+# is small and noisy, so it runs RUNS times (default 3) and prints medians.
+# Usage: [RUNS=n] scripts/bench-logical.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 export CAPISYNC_TEST_PG_DSN="${CAPISYNC_TEST_PG_DSN:-postgres://capisync:capisync@127.0.0.1:5432/capisync_test?sslmode=disable}"
-CAPISYNC_BENCH=1 CAPISYNC_BENCH_ROWS="${1:-200000}" go test -count=1 -timeout 30m -run TestBenchLogical -v ./cmd/capisync/ | grep -E "bench_logical_test|ok|FAIL"
+runs="${RUNS:-3}"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for i in $(seq "$runs"); do
+	echo "run $i of $runs"
+	CAPISYNC_BENCH=1 CAPISYNC_BENCH_ROWS="${1:-200000}" go test -count=1 -timeout 30m -run TestBenchLogical -v ./cmd/capisync/ |
+		grep -E "bench_logical_test|^ok|FAIL" | tee -a "$out"
+done
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+echo "medians over $runs runs:"
+echo "  ratio capisync / pg_recvlogical: $(grep -o 'pg_recvlogical: [0-9.]* (goal' "$out" | awk '{print $2}' | median) (goal >= 0.6)"
+echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $4}' | median); pg_recvlogical rows/s: $(grep -o 'pg_recvlogical: [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $3}' | median)"
+echo "  capisync peak RSS: $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | median) MiB (goal < 100)"
+echo "  capisync peak RSS, highest run: $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | sort -n | tail -1) MiB"

@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
 # Polling benchmark: a 1,000,000-row MariaDB table with 10,000 changed rows.
 # Prints one poll's time next to the raw SELECT of the changed rows, and an
-# idle poll next to a full-table read. Usage: scripts/bench-poll.sh [rows]
+# idle poll next to a full-table read. The machine is small and noisy, so it
+# runs RUNS times (default 5), each on a fresh table, and prints the medians.
+# Usage: [RUNS=n] scripts/bench-poll.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 export CAPISYNC_TEST_MYSQL_DSN="${CAPISYNC_TEST_MYSQL_DSN:-capisync:capisync@tcp(127.0.0.1:3306)/capisync_test}"
-CAPISYNC_BENCH=1 CAPISYNC_BENCH_ROWS="${1:-1000000}" go test -count=1 -timeout 30m -run TestBenchPoll -v ./connectors/sqlpoll/ | grep -E "bench_test|^ok|FAIL"
+runs="${RUNS:-5}"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for i in $(seq "$runs"); do
+	echo "run $i of $runs"
+	CAPISYNC_BENCH=1 CAPISYNC_BENCH_ROWS="${1:-1000000}" go test -count=1 -timeout 30m -run TestBenchPoll -v ./connectors/sqlpoll/ |
+		grep -E "bench_test|^ok|FAIL" | tee -a "$out"
+done
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+echo "medians over $runs runs:"
+echo "  poll / raw SELECT of the changed rows: $(grep -o 'poll / raw SELECT = [0-9.]*' "$out" | awk '{print $NF}' | median) (goal <= 2)"
+ms() { grep -o "$1 [0-9.]*ms" "$out" | sed 's/.* \([0-9.]*\)ms$/\1/' | median; }
+echo "  poll: $(ms 'with [0-9]* changed rows:') ms; raw SELECT: $(ms 'raw SELECT of the changed rows:') ms"
+echo "  idle poll: $(ms 'idle poll (nothing changed):') ms; full-table read: $(ms 'a full-table read:') ms"

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -68,10 +70,23 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 					return fmt.Errorf("commit %s: %w", b.Source, err)
 				}
 			}
-			for _, sh := range b.Shadows {
-				bk, err := sub(tx, bShadows, b.Source+"\x00"+sh.Table, true)
-				if err != nil {
-					return err
+			// In (table, key) order, one bucket lookup per table: bbolt
+			// writes sorted keys into the same few pages. The sort is
+			// stable, so of two writes of one key the later still wins.
+			shadows := slices.Clone(b.Shadows)
+			slices.SortStableFunc(shadows, func(x, y cdc.Shadow) int {
+				if c := strings.Compare(x.Table, y.Table); c != 0 {
+					return c
+				}
+				return bytes.Compare(x.Key, y.Key)
+			})
+			var bk *bolt.Bucket
+			var err error
+			for i, sh := range shadows {
+				if i == 0 || sh.Table != shadows[i-1].Table {
+					if bk, err = sub(tx, bShadows, b.Source+"\x00"+sh.Table, true); err != nil {
+						return err
+					}
 				}
 				if sh.Value == nil {
 					err = bk.Delete(sh.Key)

@@ -55,14 +55,15 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 	// again while the poll runs can come back in a later page.
 	var overlay map[string][]byte
 	if !baseline {
-		overlay = map[string][]byte{}
+		overlay = make(map[string][]byte, s.cfg.PageSize)
 	}
-	// While one page is diffed and committed, the next is read with its
-	// shadows. Rows of one poll are disjoint in (cursor, key), so the next
-	// page's shadows cannot be written by the page before it.
-	next := s.fetch(ctx, t, from, after)
-	for {
-		page := <-next
+	// Pages are read back to back while earlier ones get their shadows and
+	// are diffed and handed over (s.pages). Rows of one poll are disjoint
+	// in (cursor, key), so a page's shadows cannot be written by the page
+	// before it; the overlay covers a row that comes back in a later page.
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	for page := range s.pages(pctx, t, from, after) {
 		if page.err != nil {
 			return page.err
 		}
@@ -72,9 +73,6 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 		}
 		last := rows[len(rows)-1]
 		full := len(rows) == s.cfg.PageSize
-		if full {
-			next = s.fetch(ctx, t, nil, &rowMark{cursor: last.cursor, key: pick(last.raw, t.keyIdx)})
-		}
 		changes, shadows, err := s.diff(t, rows, page.keys, page.shadows, overlay, baseline, pollTime)
 		if err != nil {
 			return err
@@ -156,27 +154,51 @@ type page struct {
 	err     error
 }
 
-// fetch reads a page and its shadows in the background.
-func (s *Source) fetch(ctx context.Context, t *table, from any, after *rowMark) <-chan page {
-	ch := make(chan page, 1)
+// pages reads a table's pages in the background, in two stages: one
+// goroutine runs the keyset queries back to back (the next page's keyset is
+// known as soon as a page is read), another looks up each page's shadows.
+// A page with an error, or a short page, is the last; the channel closes
+// after it, or when ctx ends.
+func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) <-chan page {
+	read := make(chan page, 1)
 	go func() {
-		q, args := s.query(t, from, after, s.cfg.PageSize)
-		rows, err := s.readPage(ctx, t, q, args)
-		if err != nil {
-			ch <- page{err: err}
-			return
+		defer close(read)
+		for {
+			q, args := s.query(t, from, after, s.cfg.PageSize)
+			rows, err := s.readPage(ctx, t, q, args)
+			select {
+			case read <- page{rows: rows, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(rows) < s.cfg.PageSize {
+				return
+			}
+			last := rows[len(rows)-1]
+			from, after = nil, &rowMark{cursor: last.cursor, key: pick(last.raw, t.keyIdx)}
 		}
-		keys := make([][]byte, len(rows))
-		for i, r := range rows {
-			keys[i] = cdc.EncodeKey(pick(r.norm, t.keyIdx))
-		}
-		stored, err := s.shadows.Shadows(s.name, t.name, keys)
-		if err != nil {
-			err = fmt.Errorf("read shadows: %w", err)
-		}
-		ch <- page{rows: rows, keys: keys, shadows: stored, err: err}
 	}()
-	return ch
+	out := make(chan page, 1)
+	go func() {
+		defer close(out)
+		for p := range read {
+			if p.err == nil {
+				p.keys = make([][]byte, len(p.rows))
+				for i, r := range p.rows {
+					p.keys[i] = cdc.EncodeKey(pick(r.norm, t.keyIdx))
+				}
+				if p.shadows, p.err = s.shadows.Shadows(s.name, t.name, p.keys); p.err != nil {
+					p.err = fmt.Errorf("read shadows: %w", p.err)
+				}
+			}
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // diff compares rows with their shadows.
@@ -191,6 +213,15 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 		}
 		if sh != nil && bytes.Equal(sh, enc) {
 			continue
+		}
+		if shadows == nil {
+			// The first difference: room for the rest of the page, since
+			// rows that differ tend to come together (a lookback window of
+			// unchanged rows, then the changed ones).
+			shadows = make([]cdc.Shadow, 0, len(rows)-i)
+			if !baseline {
+				changes = make([]cdc.Change, 0, len(rows)-i)
+			}
 		}
 		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: keys[i], Value: enc})
 		if overlay != nil {

@@ -230,4 +230,17 @@ func shadows(t *testing.T, s Store) {
 	if got := must(s.Shadows("other", "orders", [][]byte{[]byte("2")})); got[0] != nil {
 		t.Error("shadows leak across sources")
 	}
+	// Within one commit, the later write of a key wins, whatever the order
+	// the store applies them in; lookups answer in the order asked.
+	must(s.Commit(state.Batch{Source: "src", Shadows: []cdc.Shadow{
+		{Table: "orders", Key: []byte("9"), Value: []byte("first")},
+		{Table: "leads", Key: []byte("9"), Value: []byte("lead")},
+		{Table: "orders", Key: []byte("5"), Value: []byte("five")},
+		{Table: "orders", Key: []byte("9"), Value: []byte("second")},
+		{Table: "orders", Key: []byte("5")},
+	}}))
+	got = must(s.Shadows("src", "orders", [][]byte{[]byte("9"), []byte("5"), []byte("2")}))
+	if string(got[0]) != "second" || got[1] != nil || string(got[2]) != "b" {
+		t.Errorf("after rewrites in one commit: shadows = %q, want [second <nil> b]", got)
+	}
 }
