@@ -45,15 +45,15 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, out chan<- cdc
 	if s.cfg.OldValues == "shadow" {
 		st.shadow = newShadowKeeper(s)
 	}
+	recv := &deadlineCtx{parent: ctx}
+	defer recv.stop()
 	for {
 		if !time.Now().Before(st.nextStatus) {
 			if err := st.sendStatus(ctx); err != nil {
 				return err
 			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, st.nextStatus)
-		raw, err := repl.ReceiveMessage(rctx)
-		cancel()
+		raw, err := repl.ReceiveMessage(recv.until(st.nextStatus))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -302,4 +302,29 @@ func changePosition(final pglogrepl.LSN, ordinal uint32) cdc.Position {
 	}
 	b = strconv.AppendUint(b, uint64(ordinal), 10)
 	return cdc.Position(b)
+}
+
+// deadlineCtx hands out a context ending at a given time, made again only
+// when that time changes: receiving stops at the next status time, and one
+// context serves every message until then rather than one per message.
+type deadlineCtx struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+	at     time.Time
+}
+
+func (d *deadlineCtx) until(at time.Time) context.Context {
+	if d.ctx == nil || !d.at.Equal(at) {
+		d.stop()
+		d.ctx, d.cancel = context.WithDeadline(d.parent, at)
+		d.at = at
+	}
+	return d.ctx
+}
+
+func (d *deadlineCtx) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
 }
