@@ -19,6 +19,6 @@ done
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "medians over $runs runs:"
 echo "  ratio capisync / pg_recvlogical: $(grep -o 'pg_recvlogical: [0-9.]* (goal' "$out" | awk '{print $2}' | median) (goal >= 0.6)"
-echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $4}' | median); pg_recvlogical rows/s: $(grep -o 'pg_recvlogical: [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $3}' | median)"
+echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $5}' | median); pg_recvlogical rows/s: $(grep -o 'pg_recvlogical: [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $3}' | median)"
 echo "  capisync peak RSS: $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | median) MiB (goal < 100)"
 echo "  capisync peak RSS, highest run: $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | sort -n | tail -1) MiB"
