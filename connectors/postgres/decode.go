@@ -27,8 +27,11 @@ type decoder struct {
 
 // tuple decodes a row: only the columns in want (nil: all), since rules
 // read few of a wide table's columns. An unchanged TOASTed value ('u') is
-// taken from old when old has it, and otherwise left out.
-func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t []column, old cdc.Row, want map[string]bool) (cdc.Row, error) {
+// taken from old when old has it, and otherwise left out. A value whose
+// text is the same as in the old tuple (oldT, decoded as old) is taken from
+// old rather than decoded again: an UPDATE under REPLICA IDENTITY FULL
+// carries every column twice and changes few.
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t, oldT []column, old cdc.Row, want map[string]bool) (cdc.Row, error) {
 	n := len(t)
 	if want != nil {
 		n = len(want)
@@ -50,6 +53,12 @@ func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t []column, old cdc.Row,
 				row[name] = v
 			}
 		case 't':
+			if i < len(oldT) && oldT[i].kind == 't' && bytes.Equal(oldT[i].data, col.data) {
+				if v, ok := old[name]; ok && immutable(v) {
+					row[name] = v
+					continue
+				}
+			}
 			v, err := d.value(rel.Columns[i].DataType, col.data)
 			if err != nil {
 				return nil, fmt.Errorf("column %s: %w", name, err)
@@ -66,20 +75,19 @@ func (d *decoder) value(oid uint32, data []byte) (any, error) {
 	if base, ok := d.domains[oid]; ok {
 		oid = base
 	}
-	s := string(data)
 	switch oid {
 	case pgtype.NumericOID:
-		return s, nil // exact, never rounded ("NaN" too)
+		return string(data), nil // exact, never rounded ("NaN" too)
 	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
-		return strconv.ParseInt(s, 10, 64)
+		return strconv.ParseInt(string(data), 10, 64)
 	case pgtype.Float4OID, pgtype.Float8OID:
-		return strconv.ParseFloat(s, 64)
+		return strconv.ParseFloat(string(data), 64)
 	case pgtype.BoolOID:
-		return s == "t", nil
+		return string(data) == "t", nil
 	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID:
-		return s, nil
+		return string(data), nil
 	case pgtype.TimestamptzOID, pgtype.TimestampOID, pgtype.DateOID:
-		if s == "infinity" || s == "-infinity" {
+		if s := string(data); s == "infinity" || s == "-infinity" {
 			return s, nil
 		}
 	case pgtype.JSONOID, pgtype.JSONBOID:
@@ -93,11 +101,11 @@ func (d *decoder) value(oid uint32, data []byte) (any, error) {
 	}
 	t, ok := d.types.TypeForOID(oid)
 	if !ok {
-		return s, nil // enums and other types we do not know: text
+		return string(data), nil // enums and other types we do not know: text
 	}
 	v, err := t.Codec.DecodeValue(d.types, oid, pgtype.TextFormatCode, data)
 	if err != nil {
-		return s, nil
+		return string(data), nil
 	}
 	if tm, ok := v.(time.Time); ok && oid == pgtype.TimestampOID {
 		return time.Date(tm.Year(), tm.Month(), tm.Day(), tm.Hour(), tm.Minute(), tm.Second(), tm.Nanosecond(), d.loc).UTC(), nil
@@ -146,4 +154,14 @@ func normalize(v any) any {
 		return x.String()
 	}
 	return fmt.Sprint(v)
+}
+
+// immutable reports whether v can be shared by the old and new rows of a
+// change: anything but a map, list or byte slice.
+func immutable(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any, []byte:
+		return false
+	}
+	return true
 }

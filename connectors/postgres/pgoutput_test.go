@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/capisync/capisync/internal/cdc"
 )
 
 // tupleBytes builds a pgoutput TupleData: nil is null, "\x00u" unchanged
@@ -152,4 +157,39 @@ func FuzzRowMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTupleTakesUnchangedValuesFromOld(t *testing.T) {
+	rel := &pglogrepl.RelationMessage{Namespace: "public", RelationName: "leads", Columns: []*pglogrepl.RelationMessageColumn{
+		{Name: "id", DataType: pgtype.Int8OID}, {Name: "status", DataType: pgtype.TextOID},
+		{Name: "doc", DataType: pgtype.JSONBOID}, {Name: "at", DataType: pgtype.TimestamptzOID}}}
+	d := &decoder{types: pgtype.NewMap(), loc: time.UTC}
+	var m rowMessage
+	data := message('U', 1,
+		byte('O'), tupleBytes("7", "new", `{"a":1}`, "2026-11-26 10:00:00+00"),
+		byte('N'), tupleBytes("7", "qualified", `{"a":1}`, "2026-11-26 10:00:00+00"))
+	if err := m.parse(data); err != nil {
+		t.Fatal(err)
+	}
+	old, err := d.tuple(rel, m.old, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := d.tuple(rel, m.new, m.old, old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cdc.Row{"id": int64(7), "status": "qualified", "doc": map[string]any{"a": int64(1)},
+		"at": time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	if !reflect.DeepEqual(row, want) {
+		t.Fatalf("new row = %#v\nwant %#v", row, want)
+	}
+	if old["status"] != "new" {
+		t.Errorf("old status = %v", old["status"])
+	}
+	// A map is never shared: changing one row's must not change the other's.
+	row["doc"].(map[string]any)["a"] = "changed"
+	if old["doc"].(map[string]any)["a"] != int64(1) {
+		t.Error("old and new rows share the jsonb map")
+	}
 }

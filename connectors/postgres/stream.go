@@ -203,12 +203,12 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 	var err error
 	want := info.want
 	if oldT != nil {
-		if c.Old, err = st.dec.tuple(rel, oldT, nil, want); err != nil {
+		if c.Old, err = st.dec.tuple(rel, oldT, nil, nil, want); err != nil {
 			return fmt.Errorf("%s: old row: %w", name, err)
 		}
 	}
 	if newT != nil {
-		if c.New, err = st.dec.tuple(rel, newT, c.Old, want); err != nil {
+		if c.New, err = st.dec.tuple(rel, newT, oldT, c.Old, want); err != nil {
 			return fmt.Errorf("%s: new row: %w", name, err)
 		}
 	}
