@@ -46,11 +46,25 @@ func eventKey(e *capi.Event) []byte { return []byte(e.EventName + "\x00" + e.Eve
 func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	var res CommitResult
 	now := s.now()
+	// Shadows are written in (table, key) order, one bucket lookup per
+	// table: bbolt puts sorted keys into the same few pages. Sorted before
+	// the transaction, which holds the store's only writer lock; stable, so
+	// of two writes of one key the later still wins.
+	sorted := make([][]cdc.Shadow, len(batches))
+	for i, b := range batches {
+		sorted[i] = slices.Clone(b.Shadows)
+		slices.SortStableFunc(sorted[i], func(x, y cdc.Shadow) int {
+			if c := strings.Compare(x.Table, y.Table); c != 0 {
+				return c
+			}
+			return bytes.Compare(x.Key, y.Key)
+		})
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res = CommitResult{}
 		depth := map[string]int64{}
 		q := newEnqueuer(tx, now)
-		for _, b := range batches {
+		for bi, b := range batches {
 			for i := range b.Events {
 				dup, err := q.add(&b.Events[i], 0)
 				if !dup && err == nil {
@@ -70,16 +84,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 					return fmt.Errorf("commit %s: %w", b.Source, err)
 				}
 			}
-			// In (table, key) order, one bucket lookup per table: bbolt
-			// writes sorted keys into the same few pages. The sort is
-			// stable, so of two writes of one key the later still wins.
-			shadows := slices.Clone(b.Shadows)
-			slices.SortStableFunc(shadows, func(x, y cdc.Shadow) int {
-				if c := strings.Compare(x.Table, y.Table); c != 0 {
-					return c
-				}
-				return bytes.Compare(x.Key, y.Key)
-			})
+			shadows := sorted[bi]
 			var bk *bolt.Bucket
 			var err error
 			for i, sh := range shadows {

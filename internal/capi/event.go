@@ -197,6 +197,11 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	}
 	// json.Number, float64 and anything else: encoding/json's own rules
 	// (number validation, float formatting, Marshalers).
+	return appendEncoded(b, v)
+}
+
+// appendEncoded appends v as encoding/json writes it without HTML escaping.
+func appendEncoded(b []byte, v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -231,11 +236,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 func appendQuoted(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})...)
+	b, _ = appendEncoded(b, s) // a string always encodes
+	return b
 }
 
 // Marshal returns e's JSON as AppendJSON writes it.
