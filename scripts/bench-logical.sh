@@ -11,14 +11,10 @@ export CAPISYNC_TEST_PG_DSN="${CAPISYNC_TEST_PG_DSN:-postgres://capisync:capisyn
 runs="${RUNS:-3}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for i in $(seq "$runs"); do
-	echo "run $i of $runs"
-	CAPISYNC_BENCH=1 CAPISYNC_BENCH_ROWS="${1:-200000}" go test -count=1 -timeout 30m -run TestBenchLogical -v ./cmd/capisync/ |
-		grep -E "bench_logical_test|^ok|FAIL" | tee -a "$out"
-done
-median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+source scripts/bench-lib.sh
+bench_runs "$runs" "$out" ./cmd/capisync/ TestBenchLogical CAPISYNC_BENCH_ROWS="${1:-200000}"
 echo "medians over $runs runs:"
 echo "  ratio capisync / pg_recvlogical: $(grep -o 'pg_recvlogical: [0-9.]* (goal' "$out" | awk '{print $2}' | median) (goal >= 0.6)"
-echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $5}' | median); pg_recvlogical rows/s: $(grep -o 'pg_recvlogical: [0-9.]*s, [0-9]* rows/s' "$out" | awk '{print $3}' | median)"
+echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $5}' | median); pg_recvlogical rows/s: $(grep -o 'pg_recvlogical: [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $3}' | median)"
 echo "  capisync peak RSS: $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | median) MiB (goal < 100)"
 echo "  capisync peak RSS, highest run: $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | sort -n | tail -1) MiB"

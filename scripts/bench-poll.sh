@@ -11,12 +11,8 @@ export CAPISYNC_TEST_MYSQL_DSN="${CAPISYNC_TEST_MYSQL_DSN:-capisync:capisync@tcp
 runs="${RUNS:-5}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for i in $(seq "$runs"); do
-	echo "run $i of $runs"
-	CAPISYNC_BENCH=1 CAPISYNC_BENCH_ROWS="${1:-1000000}" go test -count=1 -timeout 30m -run TestBenchPoll -v ./connectors/sqlpoll/ |
-		grep -E "bench_test|^ok|FAIL" | tee -a "$out"
-done
-median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+source scripts/bench-lib.sh
+bench_runs "$runs" "$out" ./connectors/sqlpoll/ TestBenchPoll CAPISYNC_BENCH_ROWS="${1:-1000000}"
 echo "medians over $runs runs:"
 echo "  poll / raw SELECT of the changed rows: $(grep -o 'poll / raw SELECT = [0-9.]*' "$out" | awk '{print $NF}' | median) (goal <= 2)"
 ms() { grep -o "$1 [0-9.]*ms" "$out" | sed 's/.* \([0-9.]*\)ms$/\1/' | median; }
