@@ -129,11 +129,12 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 // enqueuer adds events to outboxes within one write transaction, looking
 // each destination's buckets up once and encoding into one scratch buffer.
 //
-// An event is skipped when the same (event_name, event_id) is queued or was
-// delivered within SentTTL. The outbox_ids index serves both: its value is
-// the 8-byte sequence number while the event is queued, and a delivered
-// marker (0xFF and the 8-byte delivery time) once it is delivered, until
-// pruned after SentTTL.
+// An event is skipped when the same (event_name, event_id) is still queued
+// or was queued within SentTTL. The outbox_ids index serves both with one
+// entry written once, at enqueue: the sequence number and the time it was
+// queued (idValue). Delivering an event leaves its entry alone — settling
+// touches only the outbox's oldest pages, not the index's scattered ones —
+// and pruneIDs forgets it once it is out of the outbox and SentTTL old.
 type enqueuer struct {
 	tx      *bolt.Tx
 	now     time.Time
@@ -161,10 +162,8 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	}
 	ob, ids := bk[0], bk[1]
 	key := eventKey(&e.Event)
-	if v := ids.Get(key); v != nil {
-		if delivered, at := deliveredAt(v); !delivered || q.now.Sub(at) < SentTTL {
-			return true, nil // queued, or delivered within Meta's de-duplication window
-		}
+	if v := ids.Get(key); v != nil && remembered(ob, v, q.now) {
+		return true, nil // queued, or sent within Meta's de-duplication window
 	}
 	q.scratch.Reset()
 	if err := capi.AppendJSON(&q.scratch, &e.Event); err != nil {
@@ -179,7 +178,7 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	if err := ob.Put(u64(seq), rec); err != nil {
 		return false, err
 	}
-	return false, ids.Put(key, u64(seq))
+	return false, ids.Put(key, idValue(seq, q.now))
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
@@ -206,18 +205,36 @@ func (s *Store) Checkpoint(source string) (cdc.Position, error) {
 	return pos, err
 }
 
-const deliveredMark = 0xFF
-
-func deliveredValue(at time.Time) []byte {
-	return binary.BigEndian.AppendUint64([]byte{deliveredMark}, uint64(at.UnixNano()))
+// idValue is an outbox_ids value: the sequence number the event was
+// queued under and when (unix nanos), 8 bytes big endian each.
+func idValue(seq uint64, queued time.Time) []byte {
+	return binary.BigEndian.AppendUint64(u64(seq), uint64(queued.UnixNano()))
 }
 
-// deliveredAt reads an outbox_ids value: delivered and when, or queued.
-func deliveredAt(v []byte) (bool, time.Time) {
-	if len(v) == 9 && v[0] == deliveredMark {
-		return true, time.Unix(0, int64(binary.BigEndian.Uint64(v[1:])))
+// parseID reads an outbox_ids value: the sequence number (0 when unknown)
+// and the time its SentTTL runs from (zero when unknown). Schema 1 wrote
+// the bare sequence number while queued and 0xFF + the delivery time once
+// delivered; both are still read.
+func parseID(v []byte) (seq uint64, at time.Time) {
+	switch {
+	case len(v) == 16:
+		return binary.BigEndian.Uint64(v), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	case len(v) == 9 && v[0] == 0xFF:
+		return 0, time.Unix(0, int64(binary.BigEndian.Uint64(v[1:])))
+	case len(v) == 8:
+		return binary.BigEndian.Uint64(v), time.Time{}
 	}
-	return false, time.Time{}
+	return 0, time.Time{}
+}
+
+// remembered says whether an outbox_ids entry still stands for its event:
+// queued or sent within SentTTL, or still in the outbox ob.
+func remembered(ob *bolt.Bucket, v []byte, now time.Time) bool {
+	seq, at := parseID(v)
+	if !at.IsZero() && now.Sub(at) < SentTTL {
+		return true
+	}
+	return seq != 0 && ob.Get(u64(seq)) != nil
 }
 
 // Counters named h/<unix hour>/... are hourly buckets (for status over a

@@ -82,9 +82,11 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		}
 		// A retried event is queued afresh, even if an identical one was
 		// delivered: the operator asked for it.
-		if ids, _ := sub(tx, bOutboxIDs, dl.Destination, false); ids != nil {
+		ids, _ := sub(tx, bOutboxIDs, dl.Destination, false)
+		ob, _ := sub(tx, bOutbox, dl.Destination, false)
+		if ids != nil && ob != nil {
 			if v := ids.Get(eventKey(dl.Event)); v != nil {
-				if delivered, _ := deliveredAt(v); delivered {
+				if seq, _ := parseID(v); seq == 0 || ob.Get(u64(seq)) == nil { // sent, not queued
 					if err := ids.Delete(eventKey(dl.Event)); err != nil {
 						return false, err
 					}

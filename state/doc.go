@@ -12,7 +12,7 @@
 // updates and the source's new checkpoint are written in one transaction,
 // so after a crash either all of them are there or none is and the source
 // reads the batch again. An event whose (event_name, event_id) is already
-// queued, or was delivered in the last 48 hours, is not queued again, so
+// queued, or was queued in the last 48 hours, is not queued again, so
 // reading a change twice never sends it twice.
 //
 // Settle is atomic: delivered events leave the outbox and dead-lettered ones
@@ -28,8 +28,8 @@
 //	checkpoints               source -> position bytes
 //	checkpoint_times          source -> unix nanos of the last checkpoint
 //	outbox/<dest>             seq (8-byte big endian) -> record
-//	outbox_ids/<dest>         event_name 0x00 event_id -> seq (8 BE) while queued,
-//	                          or 0xFF + delivery time (unix nanos, 8 BE) for 48 h after
+//	outbox_ids/<dest>         event_name 0x00 event_id -> seq (8 BE) + queued unix nanos (8 BE);
+//	                          kept while queued and for 48 h after queueing
 //	outbox record             see record.go: a binary header, then the event's JSON
 //	dead/<dest>               seq -> dead letter (JSON)
 //	shadows/<source>\x00<table>  key -> tracked values (the source's own encoding)

@@ -78,8 +78,10 @@ type Outcome struct {
 }
 
 // Settle records outcomes for dest in one transaction: delivered events
-// leave the outbox (and are remembered for SentTTL), dead-lettered ones
-// move to the dead letters, deferred ones stay with their attempts counted.
+// leave the outbox (their ids stay remembered for SentTTL, see enqueuer),
+// dead-lettered ones move to the dead letters, deferred ones stay with their
+// attempts counted. A delivered event is only deleted: its record is not
+// read, and the outbox_ids index is not written.
 func (s *Store) Settle(dest string, outcomes []Outcome) error {
 	now := s.now()
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -89,13 +91,20 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 		}
 		ids, _ := sub(tx, bOutboxIDs, dest, true)
 		removed := int64(0)
+		c := ob.Cursor() // one cursor: its search stack is reused
 		for _, o := range outcomes {
 			k := u64(o.Seq)
-			v := ob.Get(k)
-			if v == nil {
+			if got, _ := c.Seek(k); !bytes.Equal(got, k) {
 				continue // settled before (a repeated report)
 			}
-			rec, err := decodeRecord(v)
+			if o.Status == Delivered {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				removed++
+				continue
+			}
+			rec, err := decodeRecord(ob.Get(k))
 			if err != nil {
 				return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
 			}
@@ -106,7 +115,6 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				}
 				rec.Last = now.UnixNano()
 			}
-			key := rec.key()
 			switch o.Status {
 			case Deferred:
 				if o.Attempts > 0 {
@@ -115,14 +123,6 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 					}
 				}
 				continue
-			case Delivered:
-				// Remember it was delivered (until pruned after SentTTL), so
-				// that a replayed change does not queue it again.
-				if seq := ids.Get(key); seq == nil || bytes.Equal(seq, k) {
-					if err := ids.Put(key, deliveredValue(now)); err != nil {
-						return err
-					}
-				}
 			case DeadLettered:
 				var ev capi.Event
 				if err := decodeEvent(rec.Event, &ev); err != nil {
@@ -137,34 +137,34 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				if err := putDead(tx, dl, now); err != nil {
 					return err
 				}
+				// Forgotten, so that the same change read again (or a
+				// retried dead letter) is queued again.
+				if seq, _ := parseID(ids.Get(rec.key())); seq == o.Seq {
+					if err := ids.Delete(rec.key()); err != nil {
+						return err
+					}
+				}
 			default:
 				return fmt.Errorf("settle %s seq %d: unknown status %d", dest, o.Seq, o.Status)
 			}
 			if err := ob.Delete(k); err != nil {
 				return err
 			}
-			if o.Status == DeadLettered {
-				if seq := ids.Get(key); seq != nil && bytes.Equal(seq, k) {
-					if err := ids.Delete(key); err != nil {
-						return err
-					}
-				}
-			}
 			removed++
 		}
 		if err := addCounter(tx, depthCounter(dest), -removed); err != nil {
 			return err
 		}
-		return s.pruneDelivered(dest, ids, now, 256)
+		return s.pruneIDs(dest, ob, ids, now, 256)
 	})
 }
 
-// pruneDelivered forgets delivered markers older than SentTTL, looking at
-// no more than limit index entries per call: a rolling scan that resumes
-// where the previous one stopped, so the index stays bounded at a small
-// steady cost per settle. It runs inside the write transaction, which
-// serializes access to the scan positions.
-func (s *Store) pruneDelivered(dest string, ids *bolt.Bucket, now time.Time, limit int) error {
+// pruneIDs forgets outbox_ids entries that no longer stand for an event
+// (see remembered), looking at no more than limit entries per call: a
+// rolling scan that resumes where the previous one stopped, so the index
+// stays bounded at a small steady cost per settle. It runs inside the
+// write transaction, which serializes access to the scan positions.
+func (s *Store) pruneIDs(dest string, ob, ids *bolt.Bucket, now time.Time, limit int) error {
 	c := ids.Cursor()
 	var k, v []byte
 	if from := s.prunePos[dest]; from != nil {
@@ -177,7 +177,7 @@ func (s *Store) pruneDelivered(dest string, ids *bolt.Bucket, now time.Time, lim
 			s.prunePos[dest] = nil
 			return nil
 		}
-		if delivered, at := deliveredAt(v); delivered && now.Sub(at) >= SentTTL {
+		if !remembered(ob, v, now) {
 			key := append([]byte(nil), k...) // k points into the page Delete changes
 			if err := c.Delete(); err != nil {
 				return err

@@ -14,10 +14,16 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations upgrade a store from version k to k+1 (migrations[k]).
-var migrations = map[uint64]func(tx *bolt.Tx) error{}
+var migrations = map[uint64]func(tx *bolt.Tx) error{
+	// 2 writes outbox_ids values as sequence number + queued time, once, and
+	// no longer rewrites them as delivered markers; parseID reads the values
+	// schema 1 wrote, so nothing is rewritten. The version still moves, so
+	// that a schema-1 capisync refuses a store it would misread.
+	1: func(*bolt.Tx) error { return nil },
+}
 
 var (
 	bMeta            = []byte("meta")
@@ -31,8 +37,8 @@ var (
 	kSchema          = []byte("schema")
 )
 
-// SentTTL is how long delivered event ids are remembered: Meta's own
-// de-duplication window.
+// SentTTL is how long queued event ids are remembered (and for as long as
+// the event is still queued): Meta's own de-duplication window.
 const SentTTL = 48 * time.Hour
 
 // Store is the embedded store. It is safe for concurrent use.

@@ -114,3 +114,29 @@ func TestDeliveredIDsExpire(t *testing.T) {
 		t.Fatal("not queued again after the window")
 	}
 }
+
+// TestQueuedIDsOutliveTTL: an event still queued after 48 h (a destination
+// paused that long) is still remembered: pruning never forgets it, and the
+// same change read again is not queued twice.
+func TestQueuedIDsOutliveTTL(t *testing.T) {
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := []state.Enqueue{{Destination: "meta", Event: statetest.Event(1)}}
+	if _, err := s.Commit(state.Batch{Source: "src", Events: ev}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(72 * time.Hour)
+	if err := s.Settle("meta", nil); err != nil { // settling prunes
+		t.Fatal(err)
+	}
+	if r, _ := s.Commit(state.Batch{Source: "src", Events: ev}); r.Enqueued != 0 || r.Duplicates != 1 {
+		t.Fatalf("queued again while still queued: %+v", r)
+	}
+	if p, _ := s.Pending("meta", 10); len(p) != 1 {
+		t.Fatalf("%d pending, want 1", len(p))
+	}
+}
