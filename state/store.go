@@ -66,7 +66,13 @@ var ErrLocked = errors.New("store is in use by another process")
 
 // Open opens (creating if needed) the store file at path, exclusively.
 func Open(path string, opt Options) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opt.NoSync, FreelistType: bolt.FreelistMapType})
+	// 16 KiB pages for a new file (an existing one keeps its own): an outbox
+	// record is ~1 KiB, and bbolt writes each dirty page with its own
+	// syscall, so a 1000-event commit takes ~60 writes instead of ~250. The
+	// freelist is not written on every commit but rebuilt when the file is
+	// opened, a scan of page headers.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opt.NoSync,
+		FreelistType: bolt.FreelistMapType, PageSize: 16 << 10, NoFreelistSync: true})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w (%s); stop it, or give this one another state.path", path, ErrLocked, holder(path+".lock"))
 	}

@@ -207,7 +207,7 @@ func (p *Pipeline) drain(timeout time.Duration) {
 // long, and its dirty pages in memory.
 const (
 	maxCoalesce        = 32
-	maxCoalesceChanges = 1000
+	maxCoalesceChanges = 2500
 )
 
 // commitLoop evaluates and commits batches in source order, in two
