@@ -33,7 +33,12 @@ func (q *Queued) Event() (capi.Event, error) {
 
 // Pending returns up to max of the oldest events queued for dest, oldest
 // first.
-func (s *Store) Pending(dest string, max int) ([]Queued, error) {
+func (s *Store) Pending(dest string, max int) ([]Queued, error) { return s.PendingAfter(dest, 0, max) }
+
+// PendingAfter returns up to max of the oldest events queued for dest
+// whose sequence number is above after, oldest first: a sender with
+// batches in flight reads on from the last event it took.
+func (s *Store) PendingAfter(dest string, after uint64, max int) ([]Queued, error) {
 	var out []Queued
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ob, err := sub(tx, bOutbox, dest, false)
@@ -41,7 +46,7 @@ func (s *Store) Pending(dest string, max int) ([]Queued, error) {
 			return err
 		}
 		c := ob.Cursor()
-		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 			rec, err := decodeRecord(v)
 			if err != nil {
 				return fmt.Errorf("outbox %s seq %d: %w", dest, binary.BigEndian.Uint64(k), err)

@@ -186,10 +186,14 @@ func (d *Destination) resume() {
 // Delivered, DeadLettered, or Deferred when the destination is paused or
 // ctx ends first. It returns an error only when the Reporter fails.
 func (d *Destination) Deliver(ctx context.Context, items []Item, rep Reporter) error {
-	return d.deliver(ctx, items, rep, false)
+	return d.deliver(ctx, items, rep, false, nil)
 }
 
-func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, probe bool) error {
+// deliver sends items in batches, in_flight at a time. release, when not
+// nil, is called once the answer that settles a batch of items (which then
+// hold at most one batch) has come, before it is reported: the sender's
+// slot takes the next batch while this one is settled.
+func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, probe bool, release func()) error {
 	now := d.opt.Now()
 	var dead []Outcome
 	valid := make([]Item, 0, len(items))
@@ -213,13 +217,13 @@ func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, p
 	g.SetLimit(d.cfg.InFlight)
 	for start := 0; start < len(valid); start += d.cfg.BatchSize {
 		batch := valid[start:min(start+d.cfg.BatchSize, len(valid))]
-		g.Go(func() error { return d.deliverBatch(gctx, batch, rep, probe) })
+		g.Go(func() error { return d.deliverBatch(gctx, batch, rep, probe, release) })
 	}
 	return g.Wait()
 }
 
 // deliverBatch sends one batch until each event has an outcome.
-func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool) error {
+func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool, release func()) error {
 	for attempt := 1; ; attempt++ {
 		if ok, reason := d.Health(); !ok && !probe {
 			return rep.Report(ctx, outcomes(batch, Deferred, reason, nil, attempt-1))
@@ -233,6 +237,9 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 			d.throttle.succeeded()
 			if probe {
 				d.resume()
+			}
+			if release != nil {
+				release()
 			}
 			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Delivered, "", nil, attempt))
 		case ctx.Err() != nil:
@@ -249,10 +256,10 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 			// the offenders stand alone.
 			d.count(func(s *Stats) { s.Splits++ })
 			half := len(batch) / 2
-			if err := d.deliverBatch(ctx, batch[:half], rep, probe); err != nil {
+			if err := d.deliverBatch(ctx, batch[:half], rep, probe, nil); err != nil {
 				return err
 			}
-			return d.deliverBatch(ctx, batch[half:], rep, probe)
+			return d.deliverBatch(ctx, batch[half:], rep, probe, nil)
 		case merr.Kind == Throttled:
 			d.throttle.slowDown()
 			d.log.Warn("throttled by Meta; slowing down", "code", merr.Code, "rate_per_s", float64(d.throttle.limit()))

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +359,72 @@ func BenchmarkDeliver(b *testing.B) {
 	b.ReportMetric(float64(len(items)*b.N)/time.Since(start).Seconds(), "events/s")
 	if delivered != len(items)*b.N {
 		b.Fatalf("delivered %d of %d", delivered, len(items)*b.N)
+	}
+}
+
+// slowReports is a queue whose k-th Report of delivered events blocks
+// until the fake has received request k+1, or gives up after a minute.
+type slowReports struct {
+	*metacapitest.Queue
+	fake     *metacapitest.Server
+	mu       sync.Mutex
+	reports  int
+	overlaps int
+}
+
+func (q *slowReports) Report(ctx context.Context, o []metacapi.Outcome) error {
+	if len(o) > 0 && o[0].Status == metacapi.Delivered && q.Len() > len(o) {
+		q.mu.Lock()
+		q.reports++
+		k := q.reports
+		q.mu.Unlock()
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if q.fake.Stats().Requests > k {
+				q.mu.Lock()
+				q.overlaps++
+				q.mu.Unlock()
+				break
+			}
+		}
+	}
+	return q.Queue.Report(ctx, o)
+}
+
+// TestNextBatchGoesWhileOneIsSettled: with one request in flight, the next
+// batch is sent while the answered one is still being reported (settled),
+// and no more than in_flight requests are ever open at once.
+func TestNextBatchGoesWhileOneIsSettled(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	q := &slowReports{Queue: metacapitest.NewQueue(), fake: fake}
+	var open, most atomic.Int32
+	inner := fake.Config.Handler
+	fake.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := open.Add(1)
+		defer open.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		inner.ServeHTTP(w, r)
+	})
+	cfg := destConfig(fake.URL)
+	cfg.BatchSize, cfg.InFlight = 10, 1
+	d := newDest(t, cfg, metacapi.Options{})
+	q.Add(events(50, time.Now())...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, q) }()
+	waitFor(t, "the queue to drain", func() bool { return q.Len() == 0 })
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := fake.Stats(); st.Requests != 5 || st.Accepted != 50 {
+		t.Errorf("fake stats = %+v", st)
+	}
+	if q.overlaps != 4 {
+		t.Errorf("%d of 4 reports overlapped the next request", q.overlaps)
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d requests open at once, in_flight is 1", most.Load())
 	}
 }

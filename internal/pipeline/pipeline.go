@@ -39,7 +39,7 @@ type Destination interface {
 type Store interface {
 	Checkpoint(source string) (cdc.Position, error)
 	Commit(batches ...state.Batch) (state.CommitResult, error)
-	Pending(dest string, max int) ([]state.Queued, error)
+	PendingAfter(dest string, after uint64, max int) ([]state.Queued, error)
 	Settle(dest string, outcomes []state.Outcome) error
 	Depth(dest string) (int64, error)
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"github.com/capisync/capisync/internal/dbg"
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
@@ -24,8 +25,8 @@ func (q *queue) notify() {
 	}
 }
 
-func (q *queue) Pending(_ context.Context, max int) ([]metacapi.Item, error) {
-	qs, err := q.store.Pending(q.dest, max)
+func (q *queue) Pending(_ context.Context, after uint64, max int) ([]metacapi.Item, error) {
+	qs, err := q.store.PendingAfter(q.dest, after, max)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,7 @@ func (q *queue) Pending(_ context.Context, max int) ([]metacapi.Item, error) {
 }
 
 func (q *queue) Report(_ context.Context, outcomes []metacapi.Outcome) error {
+	defer dbg.Since("store.settle", time.Now())
 	if err := q.store.Settle(q.dest, toState(outcomes)); err != nil {
 		return err
 	}

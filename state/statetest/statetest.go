@@ -21,6 +21,7 @@ type Store interface {
 	Checkpoint(source string) (cdc.Position, error)
 	Commit(batches ...state.Batch) (state.CommitResult, error)
 	Pending(dest string, max int) ([]state.Queued, error)
+	PendingAfter(dest string, after uint64, max int) ([]state.Queued, error)
 	Settle(dest string, outcomes []state.Outcome) error
 	DeadLetters(dest string) ([]state.DeadLetter, error)
 	RetryDead(dest string, ids []uint64) (int, error)
@@ -153,6 +154,14 @@ func pendingOrder(t *testing.T, s Store) {
 	}
 	if got := must(s.Pending("nobody", 4)); len(got) != 0 {
 		t.Errorf("unknown destination has %d pending", len(got))
+	}
+	// Reading on after the last event taken (batches in flight).
+	next := must(s.PendingAfter("meta", p[3].Seq, 3))
+	if len(next) != 3 || next[0].EventID != "lead-20" || next[2].EventID != "lead-30" {
+		t.Errorf("after seq %d: %+v", p[3].Seq, next)
+	}
+	if got := must(s.PendingAfter("meta", 1<<62, 3)); len(got) != 0 {
+		t.Errorf("after the last event: %d pending", len(got))
 	}
 }
 

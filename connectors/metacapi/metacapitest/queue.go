@@ -41,12 +41,14 @@ func (q *Queue) Add(events ...capi.Event) {
 }
 
 // Pending implements metacapi.Queue.
-func (q *Queue) Pending(_ context.Context, max int) ([]metacapi.Item, error) {
+func (q *Queue) Pending(_ context.Context, after uint64, max int) ([]metacapi.Item, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	seqs := make([]uint64, 0, len(q.items))
 	for s := range q.items {
-		seqs = append(seqs, s)
+		if s > after {
+			seqs = append(seqs, s)
+		}
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
 	if len(seqs) > max {
