@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"github.com/capisync/capisync/internal/dbg"
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
@@ -39,7 +38,6 @@ func (q *queue) Pending(_ context.Context, after uint64, max int) ([]metacapi.It
 }
 
 func (q *queue) Report(_ context.Context, outcomes []metacapi.Outcome) error {
-	defer dbg.Since("store.settle", time.Now())
 	if err := q.store.Settle(q.dest, toState(outcomes)); err != nil {
 		return err
 	}
