@@ -20,6 +20,10 @@ type Enqueue struct {
 	Destination string
 	Rule        string
 	Event       capi.Event
+	// JSON, when set, is Event as capi.AppendJSON writes it, encoded before
+	// the commit (outside the store's writer lock); Event then needs only
+	// its name, id, time and action source.
+	JSON []byte
 }
 
 // Batch is what one source commits at once.
@@ -165,12 +169,16 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	if v := ids.Get(key); v != nil && remembered(ob, v, q.now) {
 		return true, nil // queued, or sent within Meta's de-duplication window
 	}
-	q.scratch.Reset()
-	if err := capi.AppendJSON(&q.scratch, &e.Event); err != nil {
-		return false, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
+	js := e.JSON
+	if js == nil {
+		q.scratch.Reset()
+		if err := capi.AppendJSON(&q.scratch, &e.Event); err != nil {
+			return false, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
+		}
+		js = q.scratch.Bytes()
 	}
 	rec := (&record{Rule: e.Rule, Enqueued: q.now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
-		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: q.scratch.Bytes()}).encode()
+		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: js}).encode()
 	seq, err := ob.NextSequence()
 	if err != nil {
 		return false, err

@@ -39,7 +39,8 @@ func (s *Store) Pending(dest string, max int) ([]Queued, error) { return s.Pendi
 // whose sequence number is above after, oldest first: a sender with
 // batches in flight reads on from the last event it took.
 func (s *Store) PendingAfter(dest string, after uint64, max int) ([]Queued, error) {
-	var out []Queued
+	out := make([]Queued, 0, min(max, 1024))
+	var arena []byte // the events' JSON, copied out of the transaction in few allocations
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ob, err := sub(tx, bOutbox, dest, false)
 		if err != nil || ob == nil {
@@ -52,12 +53,24 @@ func (s *Store) PendingAfter(dest string, after uint64, max int) ([]Queued, erro
 				return fmt.Errorf("outbox %s seq %d: %w", dest, binary.BigEndian.Uint64(k), err)
 			}
 			out = append(out, Queued{Seq: binary.BigEndian.Uint64(k), Rule: rec.Rule, EventName: rec.EventName, EventID: rec.EventID,
-				EventTime: rec.EventTime, ActionSource: rec.ActionSource, JSON: append([]byte(nil), rec.Event...),
+				EventTime: rec.EventTime, ActionSource: rec.ActionSource, JSON: take(&arena, rec.Event),
 				Enqueued: time.Unix(0, rec.Enqueued), Attempts: int(rec.Attempts)})
 		}
 		return nil
 	})
 	return out, err
+}
+
+// take copies b into the free end of *arena, starting a new 256 KiB arena
+// when it does not fit, and returns the copy (its capacity capped, so that
+// appending to it never writes into the next copy).
+func take(arena *[]byte, b []byte) []byte {
+	if cap(*arena)-len(*arena) < len(b) {
+		*arena = make([]byte, 0, max(256<<10, len(b)))
+	}
+	start := len(*arena)
+	*arena = append(*arena, b...)
+	return (*arena)[start:len(*arena):len(*arena)]
 }
 
 // OutcomeStatus is what became of a queued event.

@@ -330,6 +330,11 @@ func (d *Destination) Check(e *capi.Event, now time.Time) error { return Check(e
 // events are written as they are kept (no re-encoding); the token only
 // when sending for real.
 func (d *Destination) body(buf *bytes.Buffer, batch []Item, withToken bool) error {
+	size := 256 + len(d.cfg.AccessToken) + len(d.cfg.TestEventCode) + len(d.cfg.PartnerAgent)
+	for i := range batch {
+		size += len(batch[i].JSON) + 1
+	}
+	buf.Grow(size) // one allocation, not a doubling series (pooled buffers do not survive many GCs)
 	buf.WriteString(`{"data":[`)
 	for i := range batch {
 		if i > 0 {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -246,6 +247,7 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 			sbs := make([]state.Batch, len(group))
 			for i := range group {
 				sbs[i] = p.evaluate(&group[i])
+				group[i].Changes = nil // only the position is needed from here on: free the rows
 			}
 			select {
 			case ready <- evaluated{group, sbs}:
@@ -330,6 +332,7 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 	// hourly buckets (h/<unix hour>/...) for `capisync status --window`.
 	type tally struct{ kind, a, b, c string }
 	counts := map[tally]int64{}
+	var scratch bytes.Buffer
 	defer func() {
 		hour := "h/" + strconv.FormatInt(now.Unix()/3600, 10) + "/"
 		for t, n := range counts {
@@ -365,6 +368,10 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 			for k := range r.Event.UserData {
 				counts[tally{kind: "rule_keys", a: r.Rule, b: k}]++
 			}
+			// Encoded once, here, for every destination: the store's
+			// transaction then only copies bytes, and the built event's
+			// maps are garbage before the commit.
+			var js []byte
 			for _, d := range dests {
 				if dest := p.dests[d]; dest != nil {
 					if err := dest.Check(&r.Event, now); err != nil {
@@ -375,7 +382,19 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 						continue
 					}
 				}
-				sb.Events = append(sb.Events, state.Enqueue{Destination: d, Rule: r.Rule, Event: r.Event})
+				if js == nil {
+					scratch.Reset()
+					if err := capi.AppendJSON(&scratch, &r.Event); err != nil {
+						ev := r.Event
+						counts[tally{kind: "rule_rejected", a: r.Rule}]++
+						sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Event: &ev,
+							Reason: "the event cannot be encoded: " + err.Error()})
+						continue
+					}
+					js = bytes.Clone(scratch.Bytes()) // one allocation of the exact size
+				}
+				head := capi.Event{EventName: r.Event.EventName, EventID: r.Event.EventID, EventTime: r.Event.EventTime, ActionSource: r.Event.ActionSource}
+				sb.Events = append(sb.Events, state.Enqueue{Destination: d, Rule: r.Rule, Event: head, JSON: js})
 			}
 		}
 	}
