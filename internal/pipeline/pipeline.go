@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
@@ -244,9 +246,8 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 					break coalesce
 				}
 			}
-			sbs := make([]state.Batch, len(group))
+			sbs := p.evaluateAll(group)
 			for i := range group {
-				sbs[i] = p.evaluate(&group[i])
 				group[i].Changes = nil // only the position is needed from here on: free the rows
 			}
 			select {
@@ -321,6 +322,46 @@ func (p *Pipeline) Blocked() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.blocked
+}
+
+// evaluatePart is how many changes one worker evaluates at a time.
+const evaluatePart = 250
+
+// evaluateAll evaluates a group of batches on every core: each batch is
+// cut into parts of evaluatePart changes, evaluated concurrently, and
+// returned in order, ready for one Commit. A batch's position and shadows
+// go with its last part, so that the checkpoint moves only with the whole
+// batch (and all parts commit in one transaction anyway).
+func (p *Pipeline) evaluateAll(group []cdc.Batch) []state.Batch {
+	var parts []cdc.Batch
+	for _, b := range group {
+		for len(b.Changes) > evaluatePart {
+			parts = append(parts, cdc.Batch{Source: b.Source, Changes: b.Changes[:evaluatePart]})
+			b.Changes = b.Changes[evaluatePart:]
+		}
+		parts = append(parts, b)
+	}
+	sbs := make([]state.Batch, len(parts))
+	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	if workers <= 1 {
+		for i := range parts {
+			sbs[i] = p.evaluate(&parts[i])
+		}
+		return sbs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(parts); i = int(next.Add(1) - 1) {
+				sbs[i] = p.evaluate(&parts[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return sbs
 }
 
 // evaluate runs the rules over a batch and builds what to commit.

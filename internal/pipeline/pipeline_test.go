@@ -131,3 +131,77 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEvaluationKeepsChangeOrder: batches evaluated in parts on several
+// cores are queued in the order of their changes, and the checkpoint is the
+// last batch's position.
+func TestEvaluationKeepsChangeOrder(t *testing.T) {
+	fake := metacapitest.New("1234567890", "EAAgood")
+	defer fake.Close()
+	fake.SetToken("EAAother") // refused: the events stay queued to be read back
+	cfg, err := config.Parse("p.yaml", []byte(fmt.Sprintf(`sources:
+  src: {type: postgres, dsn: "postgres://u@h/db", tables: [public.t]}
+destinations:
+  meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAgood, base_url: %s, probe_interval: 1h}
+rules:
+  - {name: r, source: src, table: public.t, when: 'new.id %% 7 != 3', event: Lead, event_id: 'string(new.id)', user_data: {em: new.email}}
+`, fake.URL)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &sliceSource{}
+	var want []string
+	id := int64(0)
+	for i, n := range []int{1234, 3, 777} {
+		b := cdc.Batch{Source: "src", Position: cdc.Position(fmt.Sprint("pos", i))}
+		for range n {
+			b.Changes = append(b.Changes, cdc.Change{Source: "src", Table: "public.t", Op: cdc.Insert, CommitTime: time.Now(),
+				Key: cdc.Row{"id": id}, New: cdc.Row{"id": id, "email": fmt.Sprintf("u%d@example.com", id)}})
+			if id%7 != 3 {
+				want = append(want, fmt.Sprint(id))
+			}
+			id++
+		}
+		src.batches = append(src.batches, b)
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dest, err := metacapi.New("meta", *cfg.Destinations["meta"], metacapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	p, err := pipeline.New(pipeline.Config{Store: store, Rules: set, ShutdownTimeout: time.Millisecond,
+		Sources:      []pipeline.NamedSource{{Name: "src", Source: src}},
+		Destinations: []pipeline.NamedDestination{{Name: "meta", Destination: dest}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "the last checkpoint", func() bool { pos, _ := store.Checkpoint("src"); return string(pos) == "pos2" })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	queued, err := store.Pending("meta", 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != len(want) {
+		t.Fatalf("%d queued, want %d", len(queued), len(want))
+	}
+	for i, q := range queued {
+		if q.EventID != want[i] {
+			t.Fatalf("queued[%d] is event %s, want %s", i, q.EventID, want[i])
+		}
+	}
+}
