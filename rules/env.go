@@ -19,9 +19,10 @@ import (
 // evaluation allocates nothing for its environment: the helper closures are
 // made once per state and read the change the state is bound to.
 type state struct {
-	vm   vm.VM
-	c    *cdc.Change
-	vars map[string]any // the expression environment
+	vm     vm.VM
+	c      *cdc.Change
+	vars   map[string]any     // the expression environment
+	hashes map[hashKey]string // see cachedHash
 }
 
 // envNames are the variables of the rule environment, with values of the

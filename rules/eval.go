@@ -186,7 +186,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		if v == nil || v == "" {
 			continue
 		}
-		out, ok := userDataValue(f.key, v, r.country)
+		out, ok := ev.st.userDataValue(f.key, v, r.country)
 		if !ok {
 			res.Dropped = append(res.Dropped, f.key)
 			continue
@@ -262,9 +262,12 @@ func setScalar(evt *capi.Event, i int, v any) (err error) {
 
 // userDataValue normalizes (and hashes, for keys Meta hashes) one value or
 // list. ok is false when nothing valid is left.
-func userDataValue(key string, v any, country string) (any, bool) {
+func (st *state) userDataValue(key string, v any, country string) (any, bool) {
 	one := func(x any) (string, bool) {
 		if capi.IsHashedKey(key) {
+			if s, ok := x.(string); ok && lowCardinality[key] {
+				return st.cachedHash(key, s, country)
+			}
 			h, err := capi.NormalizeAndHash(key, x, country)
 			return h, err == nil
 		}
@@ -292,6 +295,35 @@ func userDataValue(key string, v any, country string) (any, bool) {
 	}
 	s, ok := one(v)
 	return s, ok
+}
+
+// lowCardinality are the hashed user_data keys whose values repeat from
+// row to row — a few cities, states, zip codes, countries, genders — so
+// that their hashes are worth remembering.
+var lowCardinality = map[string]bool{"ct": true, "st": true, "zp": true, "country": true, "ge": true}
+
+// hashCacheSize bounds a state's remembered hashes; the cache starts over
+// when full.
+const hashCacheSize = 4096
+
+type hashKey struct{ key, raw, country string }
+
+// cachedHash is capi.NormalizeAndHash of a string, remembered per state
+// (states are pooled, so the cache lives as long as the pool keeps it).
+func (st *state) cachedHash(key, raw, country string) (string, bool) {
+	k := hashKey{key, raw, country}
+	if h, ok := st.hashes[k]; ok {
+		return h, h != ""
+	}
+	h, err := capi.NormalizeAndHash(key, raw, country)
+	if err != nil {
+		h = "" // remembered as invalid
+	}
+	if st.hashes == nil || len(st.hashes) >= hashCacheSize {
+		st.hashes = make(map[hashKey]string, 64)
+	}
+	st.hashes[k] = h
+	return h, h != ""
 }
 
 // customValue makes a custom_data value JSON-ready. Money kept as an exact

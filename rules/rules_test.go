@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -277,4 +278,46 @@ rules:` + rules + "\n"
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// TestRememberedHashes: low-cardinality keys (city, zip, ...) are hashed
+// once per value and remembered; a remembered value hashes as a fresh one
+// does, an invalid one stays dropped, and other keys are not remembered.
+func TestRememberedHashes(t *testing.T) {
+	set, err := Compile(parse(t, `
+  - name: r
+    source: crm
+    table: public.leads
+    when: "true"
+    event: Lead
+    user_data: {ct: new.city, zp: new.zip, em: new.email}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct{ city, zip, wantCity string }{
+		{"San Francisco", "94105", "sanfrancisco"},
+		{"San Francisco", "94105", "sanfrancisco"},
+		{"  SAN FRANCISCO ", "94105-1234", "sanfrancisco"},
+		{"!!!", "94105", ""},
+		{"!!!", "94105", ""},
+		{"Zürich", "8001", "zürich"},
+	} {
+		ch := cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, Key: cdc.Row{"id": int64(i)}, CommitTime: time.Unix(1, 0),
+			New: cdc.Row{"id": int64(i), "city": c.city, "zip": c.zip, "email": fmt.Sprintf("u%d@example.com", i)}}
+		res := set.Eval(&ch)
+		if len(res) != 1 || res[0].Err != nil {
+			t.Fatalf("row %d: %+v", i, res)
+		}
+		ud := res[0].Event.UserData
+		want := map[string]any{"zp": capi.Hash(strings.SplitN(c.zip, "-", 2)[0]), "em": capi.Hash(fmt.Sprintf("u%d@example.com", i))}
+		if c.wantCity != "" {
+			want["ct"] = capi.Hash(c.wantCity)
+		} else if len(res[0].Dropped) != 1 || res[0].Dropped[0] != "ct" {
+			t.Errorf("row %d: dropped %v, want [ct]", i, res[0].Dropped)
+		}
+		if fmt.Sprint(ud) != fmt.Sprint(want) {
+			t.Errorf("row %d: user_data %v, want %v", i, ud, want)
+		}
+	}
 }
