@@ -3,6 +3,7 @@ package sqlpoll_test
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +38,16 @@ func TestBenchPoll(t *testing.T) {
 	t.Logf("baseline poll: %d rows in %s (%.0f rows/s)", base.LastPollRows, base.LastPollTook.Round(time.Millisecond), float64(base.LastPollRows)/base.LastPollTook.Seconds())
 
 	e.exec(fmt.Sprintf("UPDATE TABLE SET status = 'paid', total = 42.50, updated_at = NOW WHERE id %% %d = 0", rows/changed))
+	if p := os.Getenv("CAPISYNC_BENCH_PROFILE"); p != "" { // a CPU profile of this poll alone
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
 	e.polls(1)
+	pprof.StopCPUProfile()
 	poll := e.src.Stats()
 	e.waitFor(changed)
 

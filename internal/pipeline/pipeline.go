@@ -327,8 +327,10 @@ func (p *Pipeline) Blocked() string {
 // evaluatePart is how many changes one worker evaluates at a time.
 const evaluatePart = 250
 
-// evaluateAll evaluates a group of batches on every core: each batch is
-// cut into parts of evaluatePart changes, evaluated concurrently, and
+// evaluateAll evaluates a group of batches on all cores but one (left to
+// the sources, which read and decode while a group is evaluated; on two
+// cores that means one worker): each batch is cut into parts of
+// evaluatePart changes, evaluated concurrently, and
 // returned in order, ready for one Commit. A batch's position and shadows
 // go with its last part, so that the checkpoint moves only with the whole
 // batch (and all parts commit in one transaction anyway).
@@ -342,7 +344,7 @@ func (p *Pipeline) evaluateAll(group []cdc.Batch) []state.Batch {
 		parts = append(parts, b)
 	}
 	sbs := make([]state.Batch, len(parts))
-	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	workers := min(runtime.GOMAXPROCS(0)-1, len(parts))
 	if workers <= 1 {
 		for i := range parts {
 			sbs[i] = p.evaluate(&parts[i])
