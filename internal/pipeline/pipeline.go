@@ -75,6 +75,9 @@ type Config struct {
 	OnCommit func(batches []state.Batch, res state.CommitResult)
 	// OnSettle, when set, is called after outcomes are settled (for metrics).
 	OnSettle func(dest string, outcomes []metacapi.Outcome)
+	// EvalWorkers is how many goroutines evaluate rules (0: one fewer
+	// than GOMAXPROCS, at least one).
+	EvalWorkers int
 }
 
 // Pipeline is a running capisync.
@@ -344,7 +347,11 @@ func (p *Pipeline) evaluateAll(group []cdc.Batch) []state.Batch {
 		parts = append(parts, b)
 	}
 	sbs := make([]state.Batch, len(parts))
-	workers := min(runtime.GOMAXPROCS(0)-1, len(parts))
+	workers := p.cfg.EvalWorkers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0) - 1
+	}
+	workers = min(workers, len(parts))
 	if workers <= 1 {
 		for i := range parts {
 			sbs[i] = p.evaluate(&parts[i])

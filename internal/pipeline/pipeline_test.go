@@ -178,7 +178,7 @@ rules:
 		t.Fatal(err)
 	}
 	defer dest.Close()
-	p, err := pipeline.New(pipeline.Config{Store: store, Rules: set, ShutdownTimeout: time.Millisecond,
+	p, err := pipeline.New(pipeline.Config{Store: store, Rules: set, ShutdownTimeout: time.Millisecond, EvalWorkers: 4,
 		Sources:      []pipeline.NamedSource{{Name: "src", Source: src}},
 		Destinations: []pipeline.NamedDestination{{Name: "meta", Destination: dest}}})
 	if err != nil {
