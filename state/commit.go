@@ -20,10 +20,26 @@ type Enqueue struct {
 	Destination string
 	Rule        string
 	Event       capi.Event
-	// JSON, when set, is Event as capi.AppendJSON writes it, encoded before
-	// the commit (outside the store's writer lock); Event then needs only
-	// its name, id, time and action source.
-	JSON []byte
+	rec         []byte // the outbox record, built by Encode
+	jsonAt      int    // where the event's JSON starts in rec
+}
+
+// Encode builds the event's outbox record — its JSON included — now, so
+// that Commit only stamps and stores it: call it outside the store's writer
+// lock. Afterwards the event's user_data and custom_data may be dropped
+// (Commit reads only its name, id, time and action source), and copies of e
+// for other destinations share the record. scratch is reused between calls.
+func (e *Enqueue) Encode(scratch *bytes.Buffer) error {
+	scratch.Reset()
+	if err := capi.AppendJSON(scratch, &e.Event); err != nil {
+		return fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
+	}
+	r := record{Rule: e.Rule, EventTime: e.Event.EventTime, EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource}
+	head := r.appendTo(nil)
+	e.rec = append(make([]byte, 0, len(head)+scratch.Len()), head...)
+	e.jsonAt = len(e.rec)
+	e.rec = append(e.rec, scratch.Bytes()...)
+	return nil
 }
 
 // Batch is what one source commits at once.
@@ -40,6 +56,10 @@ type Batch struct {
 type CommitResult struct {
 	Enqueued   int
 	Duplicates int // events already queued or recently delivered, skipped
+	// Queued are the events queued, in sequence order per destination,
+	// as Pending would read them back (for events built with Encode; a
+	// sender can take them from here instead of reading the store).
+	Queued []Queued
 }
 
 func eventKey(e *capi.Event) []byte { return []byte(e.EventName + "\x00" + e.EventID) }
@@ -120,6 +140,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 				}
 			}
 		}
+		res.Queued = q.queued
 		for dest, n := range depth {
 			if err := addCounter(tx, depthCounter(dest), n); err != nil {
 				return err
@@ -144,6 +165,7 @@ type enqueuer struct {
 	now     time.Time
 	buckets map[string][2]*bolt.Bucket // destination -> outbox, outbox_ids
 	scratch bytes.Buffer
+	queued  []Queued // the events queued from Encode'd records
 }
 
 func newEnqueuer(tx *bolt.Tx, now time.Time) *enqueuer {
@@ -169,22 +191,28 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	if v := ids.Get(key); v != nil && remembered(ob, v, q.now) {
 		return true, nil // queued, or sent within Meta's de-duplication window
 	}
-	js := e.JSON
-	if js == nil {
+	rec := e.rec
+	if rec == nil {
 		q.scratch.Reset()
 		if err := capi.AppendJSON(&q.scratch, &e.Event); err != nil {
 			return false, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
 		}
-		js = q.scratch.Bytes()
+		rec = (&record{Rule: e.Rule, Enqueued: q.now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
+			EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: q.scratch.Bytes()}).encode()
+	} else {
+		stamp(rec, q.now.UnixNano(), uint32(attempts)) // bbolt keeps the slice until the commit; nothing else writes it
 	}
-	rec := (&record{Rule: e.Rule, Enqueued: q.now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
-		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: js}).encode()
 	seq, err := ob.NextSequence()
 	if err != nil {
 		return false, err
 	}
 	if err := ob.Put(u64(seq), rec); err != nil {
 		return false, err
+	}
+	if e.rec != nil {
+		q.queued = append(q.queued, Queued{Seq: seq, Destination: e.Destination, Rule: e.Rule, EventName: e.Event.EventName,
+			EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource,
+			JSON: e.rec[e.jsonAt:len(e.rec):len(e.rec)], Enqueued: q.now, Attempts: attempts})
 	}
 	return false, ids.Put(key, idValue(seq, q.now))
 }

@@ -15,6 +15,7 @@ import (
 // and the fields delivery needs without parsing it.
 type Queued struct {
 	Seq          uint64
+	Destination  string // set in CommitResult.Queued
 	Rule         string
 	EventName    string
 	EventID      string
@@ -34,6 +35,21 @@ func (q *Queued) Event() (capi.Event, error) {
 // Pending returns up to max of the oldest events queued for dest, oldest
 // first.
 func (s *Store) Pending(dest string, max int) ([]Queued, error) { return s.PendingAfter(dest, 0, max) }
+
+// LastSeq returns the sequence number of the last event ever queued for
+// dest (0 when none): one read of the outbox bucket's sequence.
+func (s *Store) LastSeq(dest string) (uint64, error) {
+	var seq uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if ob, err := sub(tx, bOutbox, dest, false); err != nil || ob == nil {
+			return err
+		} else {
+			seq = ob.Sequence()
+		}
+		return nil
+	})
+	return seq, err
+}
 
 // PendingAfter returns up to max of the oldest events queued for dest
 // whose sequence number is above after, oldest first: a sender with

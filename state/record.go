@@ -35,7 +35,10 @@ const recordVersion = 1
 var errBadRecord = errors.New("malformed outbox record")
 
 func (r *record) encode() []byte {
-	b := make([]byte, 0, 37+len(r.Rule)+len(r.EventName)+len(r.EventID)+len(r.ActionSource)+8+len(r.Event))
+	return r.appendTo(make([]byte, 0, 37+len(r.Rule)+len(r.EventName)+len(r.EventID)+len(r.ActionSource)+8+len(r.Event)))
+}
+
+func (r *record) appendTo(b []byte) []byte {
 	b = append(b, recordVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Enqueued))
 	b = binary.BigEndian.AppendUint32(b, r.Attempts)
@@ -47,6 +50,12 @@ func (r *record) encode() []byte {
 		b = append(b, s...)
 	}
 	return append(b, r.Event...)
+}
+
+// stamp sets a record's enqueued time and attempts in place.
+func stamp(rec []byte, enqueued int64, attempts uint32) {
+	binary.BigEndian.PutUint64(rec[1:], uint64(enqueued))
+	binary.BigEndian.PutUint32(rec[9:], attempts)
 }
 
 func decodeRecord(b []byte) (record, error) {

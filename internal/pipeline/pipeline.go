@@ -43,6 +43,7 @@ type Store interface {
 	Checkpoint(source string) (cdc.Position, error)
 	Commit(batches ...state.Batch) (state.CommitResult, error)
 	PendingAfter(dest string, after uint64, max int) ([]state.Queued, error)
+	LastSeq(dest string) (uint64, error)
 	Settle(dest string, outcomes []state.Outcome) error
 	Depth(dest string) (int64, error)
 }
@@ -269,6 +270,7 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 			p.cfg.OnCommit(ev.sbs, res)
 		}
 		for _, q := range p.queues {
+			q.push(res.Queued)
 			q.notify()
 		}
 		for _, b := range ev.group {
@@ -419,9 +421,9 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 				counts[tally{kind: "rule_keys", a: r.Rule, b: k}]++
 			}
 			// Encoded once, here, for every destination: the store's
-			// transaction then only copies bytes, and the built event's
-			// maps are garbage before the commit.
-			var js []byte
+			// transaction then only stamps the record, and the built
+			// event's maps are garbage before the commit.
+			var enc *state.Enqueue
 			for _, d := range dests {
 				if dest := p.dests[d]; dest != nil {
 					if err := dest.Check(&r.Event, now); err != nil {
@@ -432,19 +434,21 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 						continue
 					}
 				}
-				if js == nil {
-					scratch.Reset()
-					if err := capi.AppendJSON(&scratch, &r.Event); err != nil {
+				if enc == nil {
+					e := state.Enqueue{Rule: r.Rule, Event: r.Event}
+					if err := e.Encode(&scratch); err != nil {
 						ev := r.Event
 						counts[tally{kind: "rule_rejected", a: r.Rule}]++
 						sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Event: &ev,
 							Reason: "the event cannot be encoded: " + err.Error()})
 						continue
 					}
-					js = bytes.Clone(scratch.Bytes()) // one allocation of the exact size
+					e.Event = capi.Event{EventName: r.Event.EventName, EventID: r.Event.EventID, EventTime: r.Event.EventTime, ActionSource: r.Event.ActionSource}
+					enc = &e
 				}
-				head := capi.Event{EventName: r.Event.EventName, EventID: r.Event.EventID, EventTime: r.Event.EventTime, ActionSource: r.Event.ActionSource}
-				sb.Events = append(sb.Events, state.Enqueue{Destination: d, Rule: r.Rule, Event: head, JSON: js})
+				e := *enc
+				e.Destination = d
+				sb.Events = append(sb.Events, e)
 			}
 		}
 	}

@@ -2,19 +2,84 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
 	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/state"
 )
 
 // queue is a destination's outbox in the store, as a metacapi.Queue.
+//
+// Events this process commits are also kept in memory (mem), as the
+// commit returned them, so that the sender takes them from there instead
+// of reading back from the store what was just written. mem holds every
+// event queued from sequence number memFrom on that the sender has not
+// taken; when the sender reads from below memFrom (after a restart, or
+// events deferred by a pause), mem overflowed, or the outbox's last
+// sequence number is not mem's (an event queued another way: a dead letter
+// retried through the HTTP port), the store serves.
 type queue struct {
 	store    Store
 	dest     string
 	wake     chan struct{}
 	settled  chan struct{} // the pipeline's: room may have been made
 	onSettle func(string, []metacapi.Outcome)
+
+	mu      sync.Mutex
+	mem     []metacapi.Item
+	memFrom uint64 // 0: mem speaks for nothing
+	memNext uint64 // the sequence number the next event must have to join mem
+}
+
+// memCap bounds the events a queue keeps in memory (~1 KiB each).
+const memCap = 4096
+
+// push adds events a commit queued (any destination's; in sequence order).
+func (q *queue) push(queued []state.Queued) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, e := range queued {
+		if e.Destination != q.dest {
+			continue
+		}
+		if e.Seq != q.memNext || len(q.mem) >= memCap {
+			// A gap (an event queued another way) or too many: mem starts
+			// over here, and the store serves what lies before.
+			q.mem, q.memFrom = q.mem[:0], e.Seq
+		}
+		q.mem = append(q.mem, metacapi.Item{Seq: e.Seq, JSON: e.JSON, Enqueued: e.Enqueued,
+			Event: capi.Event{EventName: e.EventName, EventID: e.EventID, EventTime: e.EventTime, ActionSource: e.ActionSource}})
+		q.memNext = e.Seq + 1
+	}
+}
+
+// fromMemory takes up to max events after `after` from mem, when mem holds
+// all of them; last is the outbox's last sequence number.
+func (q *queue) fromMemory(after, last uint64, max int) ([]metacapi.Item, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if last+1 != q.memNext {
+		// Committed and not yet pushed, or queued another way (then the
+		// next push finds the gap and mem starts over): the store serves.
+		return nil, false
+	}
+	i := 0
+	for i < len(q.mem) && q.mem[i].Seq <= after {
+		i++
+	}
+	q.mem = q.mem[i:] // taken by the sender
+	if q.memFrom != 0 && after+1 > q.memFrom {
+		// What was taken may yet come back (deferred by a pause): from
+		// now on mem speaks only for what follows it.
+		q.memFrom = after + 1
+	}
+	if q.memFrom == 0 || after+1 < q.memFrom {
+		return nil, false
+	}
+	n := min(max, len(q.mem))
+	return append([]metacapi.Item(nil), q.mem[:n]...), true
 }
 
 func (q *queue) notify() {
@@ -25,6 +90,13 @@ func (q *queue) notify() {
 }
 
 func (q *queue) Pending(_ context.Context, after uint64, max int) ([]metacapi.Item, error) {
+	last, err := q.store.LastSeq(q.dest)
+	if err != nil {
+		return nil, err
+	}
+	if items, ok := q.fromMemory(after, last, max); ok {
+		return items, nil
+	}
 	qs, err := q.store.PendingAfter(q.dest, after, max)
 	if err != nil {
 		return nil, err

@@ -5,11 +5,13 @@
 package statetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/cdc"
@@ -22,6 +24,7 @@ type Store interface {
 	Commit(batches ...state.Batch) (state.CommitResult, error)
 	Pending(dest string, max int) ([]state.Queued, error)
 	PendingAfter(dest string, after uint64, max int) ([]state.Queued, error)
+	LastSeq(dest string) (uint64, error)
 	Settle(dest string, outcomes []state.Outcome) error
 	DeadLetters(dest string) ([]state.DeadLetter, error)
 	RetryDead(dest string, ids []uint64) (int, error)
@@ -50,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("CommitIsAtomic", func(t *testing.T) { commitIsAtomic(t, open(t)) })
 	t.Run("EventIDIdempotence", func(t *testing.T) { idempotence(t, open(t)) })
 	t.Run("PendingOrder", func(t *testing.T) { pendingOrder(t, open(t)) })
+	t.Run("CommitReturnsWhatItQueued", func(t *testing.T) { commitReturnsQueued(t, open(t)) })
 	t.Run("SettleAndDeadLetters", func(t *testing.T) { settle(t, open(t)) })
 	t.Run("Shadows", func(t *testing.T) { shadows(t, open(t)) })
 	t.Run("MoneyStaysExact", func(t *testing.T) { moneyExact(t, open(t)) })
@@ -108,6 +112,55 @@ func commitIsAtomic(t *testing.T, s Store) {
 	}
 }
 
+// commitReturnsQueued: for events encoded before the commit, the commit
+// returns what it queued exactly as Pending reads it back — duplicates
+// left out, both destinations of a shared record, in sequence order.
+func commitReturnsQueued(t *testing.T, s Store) {
+	defer s.Close()
+	must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 1)}))
+	var scratch bytes.Buffer
+	var events []state.Enqueue
+	for _, id := range []int{1, 2, 3} {
+		e := state.Enqueue{Destination: "meta", Rule: "r", Event: Event(id)}
+		if err := e.Encode(&scratch); err != nil {
+			t.Fatal(err)
+		}
+		other := e
+		other.Destination = "other"
+		events = append(events, e, other)
+	}
+	r := must(s.Commit(state.Batch{Source: "src", Events: events}))
+	if r.Enqueued != 5 || r.Duplicates != 1 || len(r.Queued) != 5 {
+		t.Fatalf("commit: %+v", r)
+	}
+	for _, dest := range []string{"meta", "other"} {
+		var got []state.Queued
+		for _, q := range r.Queued {
+			if q.Destination == dest {
+				q.Destination = ""
+				got = append(got, q)
+			}
+		}
+		after := uint64(0)
+		if dest == "meta" {
+			after = must(s.Pending("meta", 1))[0].Seq // the event queued before
+		}
+		want := must(s.PendingAfter(dest, after, 10))
+		if len(got) != len(want) {
+			t.Fatalf("%s: commit returned %d events, Pending reads %d", dest, len(got), len(want))
+		}
+		for i := range want {
+			if got[i].Enqueued.UnixNano() != want[i].Enqueued.UnixNano() || !bytes.Equal(got[i].JSON, want[i].JSON) {
+				t.Errorf("%s[%d]: commit returned %+v, Pending reads %+v", dest, i, got[i], want[i])
+			}
+			got[i].Enqueued, want[i].Enqueued, got[i].JSON, want[i].JSON = time.Time{}, time.Time{}, nil, nil
+			if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+				t.Errorf("%s[%d]: commit returned %+v, Pending reads %+v", dest, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 func idempotence(t *testing.T, s Store) {
 	defer s.Close()
 	r := must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 1, 2)}))
@@ -162,6 +215,13 @@ func pendingOrder(t *testing.T, s Store) {
 	}
 	if got := must(s.PendingAfter("meta", 1<<62, 3)); len(got) != 0 {
 		t.Errorf("after the last event: %d pending", len(got))
+	}
+	all := must(s.Pending("meta", 100))
+	if last := must(s.LastSeq("meta")); last != all[len(all)-1].Seq {
+		t.Errorf("LastSeq %d, the last queued event has %d", last, all[len(all)-1].Seq)
+	}
+	if last := must(s.LastSeq("nobody")); last != 0 {
+		t.Errorf("LastSeq of an unknown destination: %d", last)
 	}
 }
 
