@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -236,6 +237,35 @@ func normalizePhone(s, defaultCountry string) (string, error) {
 // keepSpaces false it removes white space too. Letters of every script are
 // kept as they are (no transliteration), as Meta asks.
 func stripPunct(s string, keepSpaces bool) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return stripPunctUnicode(s, keepSpaces)
+		}
+	}
+	// ASCII, the common case, byte by byte into one buffer.
+	b := make([]byte, 0, len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+			fallthrough
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			if space && len(b) > 0 {
+				b = append(b, ' ')
+			}
+			space = false
+			b = append(b, c)
+		case (c == ' ' || c >= '\t' && c <= '\r') && keepSpaces:
+			space = true
+		}
+	}
+	return string(b)
+}
+
+// stripPunctUnicode is stripPunct for any text.
+func stripPunctUnicode(s string, keepSpaces bool) string {
 	var b strings.Builder
 	space := false
 	for _, r := range strings.ToLower(s) {

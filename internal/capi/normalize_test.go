@@ -129,3 +129,19 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStripPunctASCII: the ASCII fast path gives what the Unicode one does.
+func FuzzStripPunctASCII(f *testing.F) {
+	f.Add("  Mary-Ann  O'Neil\t Jr. 3rd\x00\x7f", true)
+	f.Add("San Francisco", false)
+	f.Fuzz(func(t *testing.T, s string, keepSpaces bool) {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return
+			}
+		}
+		if got, want := stripPunct(s, keepSpaces), stripPunctUnicode(s, keepSpaces); got != want {
+			t.Fatalf("stripPunct(%q, %v) = %q, the Unicode path gives %q", s, keepSpaces, got, want)
+		}
+	})
+}
