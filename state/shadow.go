@@ -24,9 +24,10 @@ func (s *Store) Shadows(source, table string, keys [][]byte) ([][]byte, error) {
 		}
 		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
 		c := b.Cursor()
+		var arena []byte
 		for _, i := range order {
 			if k, v := c.Seek(keys[i]); v != nil && bytes.Equal(k, keys[i]) {
-				out[i] = append([]byte(nil), v...)
+				out[i] = take(&arena, v)
 			}
 		}
 		return nil
