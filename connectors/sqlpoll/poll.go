@@ -192,8 +192,14 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 		for p := range read {
 			if p.err == nil {
 				p.keys = make([][]byte, len(p.rows))
+				var arena []byte // the page's keys, in a few allocations
 				for i, r := range p.rows {
-					p.keys[i] = cdc.EncodeKey(pick(r.norm, t.keyIdx))
+					if cap(arena)-len(arena) < 64 {
+						arena = make([]byte, 0, 16<<10)
+					}
+					start := len(arena)
+					arena = cdc.AppendKeyOf(arena, r.norm, t.keyIdx)
+					p.keys[i] = arena[start:len(arena):len(arena)]
 				}
 				if p.shadows, p.err = s.shadows.Shadows(s.name, t.name, p.keys); p.err != nil {
 					p.err = fmt.Errorf("read shadows: %w", p.err)
@@ -213,13 +219,20 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[string][]byte, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
 	var changes []cdc.Change
 	var shadows []cdc.Shadow
+	var arena []byte // encodings of rows that changed; an unchanged row's is written over
 	for i, r := range rows {
-		enc := t.codec.Encode(pick(r.norm, t.trackIdx))
+		if cap(arena)-len(arena) < 256 {
+			arena = make([]byte, 0, 32<<10)
+		}
+		start := len(arena)
+		arena = t.codec.AppendOf(arena, r.norm, t.trackIdx)
+		enc := arena[start:len(arena):len(arena)]
 		sh := stored[i]
 		if v, ok := overlay[string(keys[i])]; ok {
 			sh = v
 		}
 		if sh != nil && bytes.Equal(sh, enc) {
+			arena = arena[:start]
 			continue
 		}
 		if shadows == nil {

@@ -121,6 +121,14 @@ func EncodeKey(vals []any) []byte {
 	return b
 }
 
+// AppendKeyOf appends EncodeKey(vals[idx[0]], vals[idx[1]], ...) to b.
+func AppendKeyOf(b []byte, vals []any, idx []int) []byte {
+	for _, j := range idx {
+		b = AppendValue(b, vals[j])
+	}
+	return b
+}
+
 // DecodeValues decodes n encoded values.
 func DecodeValues(b []byte, n int) ([]any, error) {
 	out := make([]any, 0, n)
@@ -159,6 +167,11 @@ func (c ShadowCodec) Encode(vals []any) []byte {
 		b = AppendValue(b, v)
 	}
 	return b
+}
+
+// AppendOf appends Encode(vals[idx[0]], vals[idx[1]], ...) to b.
+func (c ShadowCodec) AppendOf(b []byte, vals []any, idx []int) []byte {
+	return AppendKeyOf(append(b, c.fp[:]...), vals, idx)
 }
 
 // Decode returns the values, or ok=false when the shadow was written for
