@@ -30,15 +30,14 @@ type Enqueue struct {
 // (Commit reads only its name, id, time and action source), and copies of e
 // for other destinations share the record. scratch is reused between calls.
 func (e *Enqueue) Encode(scratch *bytes.Buffer) error {
+	r := record{Rule: e.Rule, EventTime: e.Event.EventTime, EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource}
 	scratch.Reset()
+	scratch.Write(r.appendTo(scratch.AvailableBuffer())) // the header, in place
+	at := scratch.Len()
 	if err := capi.AppendJSON(scratch, &e.Event); err != nil {
 		return fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
 	}
-	r := record{Rule: e.Rule, EventTime: e.Event.EventTime, EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource}
-	head := r.appendTo(nil)
-	e.rec = append(make([]byte, 0, len(head)+scratch.Len()), head...)
-	e.jsonAt = len(e.rec)
-	e.rec = append(e.rec, scratch.Bytes()...)
+	e.rec, e.jsonAt = bytes.Clone(scratch.Bytes()), at // one allocation of the exact size
 	return nil
 }
 
