@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +33,10 @@ func TestBenchPoll(t *testing.T) {
 		FROM seq_1_to_%d`, rows, rows)) // rows 50 ms apart, as a real table's updates spread over time
 	t.Logf("loaded %d rows in %s", rows, time.Since(start).Round(time.Millisecond))
 
+	// As in the logical benchmark: every tenth request validated in full,
+	// the others framed and counted, so that the fake (in this process)
+	// takes less CPU from the poll being measured.
+	e.fake.SampleEvery = 10
 	e.start()
 	e.polls(1)
 	base := e.src.Stats()
@@ -54,10 +59,19 @@ func TestBenchPoll(t *testing.T) {
 	// The raw SELECT of the changed rows, as the poll's query reads them.
 	cols := "id, status, email, total, updated_at"
 	q := strings.ReplaceAll("SELECT updated_at, "+cols+" FROM TABLE WHERE updated_at >= NOW(6) - INTERVAL 1 MINUTE ORDER BY updated_at, id", "TABLE", e.table)
-	rawTook, rawRows := timeQuery(t, e, q)
+	// Three times, the median: unlike the poll it can be repeated, and one
+	// read on this machine is noise.
+	var raws []time.Duration
+	var rawRows int
+	for range 3 {
+		took, n := timeQuery(t, e, q)
+		raws, rawRows = append(raws, took), n
+	}
+	slices.Sort(raws)
+	rawTook := raws[1]
 	t.Logf("poll with %d changed rows: %s to read %d rows, diff them against shadows and hand %d changes to the pipeline (of which %s waiting while it pushed back); %s until the pipeline had evaluated the rules and committed the %d events",
 		changed, poll.LastPollTook.Round(time.Millisecond), poll.LastPollRows, changed, poll.LastPollWait.Round(time.Millisecond), poll.LastPollCommit.Round(time.Millisecond), changed)
-	t.Logf("raw SELECT of the changed rows: %s for %d rows; poll / raw SELECT = %.2f (goal <= 2); poll until committed / raw SELECT = %.2f",
+	t.Logf("raw SELECT of the changed rows: %s for %d rows (median of 3 reads); poll / raw SELECT = %.2f (goal <= 2); poll until committed / raw SELECT = %.2f",
 		rawTook.Round(time.Millisecond), rawRows, poll.LastPollTook.Seconds()/rawTook.Seconds(), poll.LastPollCommit.Seconds()/rawTook.Seconds())
 
 	e.polls(1)
