@@ -384,9 +384,17 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 	// hourly buckets (h/<unix hour>/...) for `capisync status --window`.
 	type tally struct{ kind, a, b, c string }
 	counts := map[tally]int64{}
+	// Match keys are counted for every event: rule, then key, in maps
+	// keyed by one string each (a tally's four strings cost more to hash).
+	keys := map[string]map[string]int64{}
 	var scratch bytes.Buffer
 	defer func() {
 		hour := "h/" + strconv.FormatInt(now.Unix()/3600, 10) + "/"
+		for rule, m := range keys {
+			for k, n := range m {
+				counts[tally{kind: "rule_keys", a: rule, b: k}] += n
+			}
+		}
 		for t, n := range counts {
 			name := t.kind + "/" + t.a
 			if t.b != "" {
@@ -417,8 +425,13 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 			for _, k := range r.Dropped {
 				counts[tally{kind: "rule_dropped", a: r.Rule, b: k}]++
 			}
+			m := keys[r.Rule]
+			if m == nil {
+				m = map[string]int64{}
+				keys[r.Rule] = m
+			}
 			for k := range r.Event.UserData {
-				counts[tally{kind: "rule_keys", a: r.Rule, b: k}]++
+				m[k]++
 			}
 			// Encoded once, here, for every destination: the store's
 			// transaction then only stamps the record, and the built
