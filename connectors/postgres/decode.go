@@ -25,16 +25,22 @@ type decoder struct {
 	loc     *time.Location
 }
 
-// tuple decodes a row: only the columns in want (nil: all), since rules
+// tuple decodes a row: only the columns flagged in want, by position (nil:
+// all), since rules
 // read few of a wide table's columns. An unchanged TOASTed value ('u') is
 // taken from old when old has it, and otherwise left out. A value whose
 // text is the same as in the old tuple (oldT, decoded as old) is taken from
 // old rather than decoded again: an UPDATE under REPLICA IDENTITY FULL
 // carries every column twice and changes few.
-func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t, oldT []column, old cdc.Row, want map[string]bool) (cdc.Row, error) {
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t, oldT []column, old cdc.Row, want []bool) (cdc.Row, error) {
 	n := len(t)
 	if want != nil {
-		n = len(want)
+		n = 0
+		for _, w := range want {
+			if w {
+				n++
+			}
+		}
 	}
 	row := make(cdc.Row, n)
 	for i, col := range t {
@@ -42,7 +48,7 @@ func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t, oldT []column, old cd
 			return nil, fmt.Errorf("tuple has more columns than relation %s.%s", rel.Namespace, rel.RelationName)
 		}
 		name := rel.Columns[i].Name
-		if want != nil && !want[name] {
+		if want != nil && (i >= len(want) || !want[i]) {
 			continue
 		}
 		switch col.kind {

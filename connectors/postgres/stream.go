@@ -20,6 +20,7 @@ type streamer struct {
 	repl      *pgconn.PgConn
 	out       chan<- cdc.Batch
 	relations map[uint32]*pglogrepl.RelationMessage
+	wanted    map[uint32][]bool // per relation, by column position: decode it (see wantedColumns)
 	dec       *decoder
 	row       rowMessage
 	shadow    *shadowKeeper
@@ -164,6 +165,7 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
 		st.relations[m.RelationID] = m
+		delete(st.wanted, m.RelationID) // columns may have changed
 	case *pglogrepl.BeginMessage:
 		st.tx = &txState{begin: m}
 	case *pglogrepl.TruncateMessage:
@@ -181,6 +183,27 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 		// Types decode by OID; origins and messages (our heartbeat) carry no rows.
 	}
 	return nil
+}
+
+// wantedColumns turns a table's wanted column names (nil: all) into flags
+// by the relation's column positions, once per Relation message, so that
+// decoding a row does not look every column up by name.
+func (st *streamer) wantedColumns(relID uint32, rel *pglogrepl.RelationMessage, names map[string]bool) []bool {
+	if names == nil {
+		return nil
+	}
+	if w, ok := st.wanted[relID]; ok {
+		return w
+	}
+	w := make([]bool, len(rel.Columns))
+	for i, c := range rel.Columns {
+		w[i] = names[c.Name]
+	}
+	if st.wanted == nil {
+		st.wanted = map[uint32][]bool{}
+	}
+	st.wanted[relID] = w
+	return w
 }
 
 func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, newT []column) error {
@@ -201,7 +224,7 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 	c := cdc.Change{Source: s.name, Table: name, Op: op, CommitTime: st.tx.begin.CommitTime.UTC(),
 		Position: changePosition(st.tx.begin.FinalLSN, st.tx.ordinal)}
 	var err error
-	want := info.want
+	want := st.wantedColumns(relID, rel, info.want)
 	if oldT != nil {
 		if c.Old, err = st.dec.tuple(rel, oldT, nil, nil, want); err != nil {
 			return fmt.Errorf("%s: old row: %w", name, err)
