@@ -224,14 +224,16 @@ func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, p
 
 // deliverBatch sends one batch until each event has an outcome.
 func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool, release func()) error {
+	var last *Error // the previous attempt's, for an outcome deferred before the next
 	for attempt := 1; ; attempt++ {
 		if ok, reason := d.Health(); !ok && !probe {
-			return rep.Report(ctx, outcomes(batch, Deferred, reason, nil, attempt-1))
+			return rep.Report(ctx, outcomes(batch, Deferred, reason, last, attempt-1))
 		}
 		if err := d.throttle.wait(ctx); err != nil {
-			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", nil, attempt-1))
+			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", last, attempt-1))
 		}
 		merr := d.send(ctx, batch)
+		last = merr
 		switch {
 		case merr == nil:
 			d.throttle.succeeded()
