@@ -126,18 +126,28 @@ func (m *Metrics) ObserveCommit(batches []state.Batch) {
 
 // ObserveSettle counts delivery outcomes.
 func (m *Metrics) ObserveSettle(dest string, outcomes []metacapi.Outcome) {
+	// Counted per (status, event name) first: a settle holds up to a
+	// batch of events, mostly of one name, and each labelled counter
+	// lookup hashes its labels.
+	type key struct {
+		status metacapi.Status
+		name   string
+	}
+	counts := map[key]float64{}
 	for _, o := range outcomes {
-		switch o.Status {
-		case metacapi.Delivered:
-			m.delivered.WithLabelValues(dest, o.EventName).Inc()
-		case metacapi.DeadLettered:
-			m.deadLettered.WithLabelValues(dest, o.EventName).Inc()
-		case metacapi.Deferred:
-			m.retried.WithLabelValues(dest, o.EventName).Inc()
-			continue
+		counts[key{o.Status, o.EventName}]++
+		if o.Status != metacapi.Deferred && o.Attempts > 1 {
+			counts[key{metacapi.Deferred, o.EventName}]++ // retried, then settled
 		}
-		if o.Attempts > 1 {
-			m.retried.WithLabelValues(dest, o.EventName).Inc()
+	}
+	for k, n := range counts {
+		switch k.status {
+		case metacapi.Delivered:
+			m.delivered.WithLabelValues(dest, k.name).Add(n)
+		case metacapi.DeadLettered:
+			m.deadLettered.WithLabelValues(dest, k.name).Add(n)
+		case metacapi.Deferred:
+			m.retried.WithLabelValues(dest, k.name).Add(n)
 		}
 	}
 }
