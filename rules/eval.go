@@ -51,10 +51,14 @@ var states = sync.Pool{New: func() any { return newState() }}
 // Eval evaluates every rule on the change's source and table, in config
 // order, and returns one Result per rule whose `when` holds (or failed).
 // It is safe for concurrent use.
-func (s *Set) Eval(c *cdc.Change) []Result {
+func (s *Set) Eval(c *cdc.Change) []Result { return s.EvalAppend(nil, c) }
+
+// EvalAppend is Eval appending to out, so that a caller evaluating many
+// changes reuses one slice.
+func (s *Set) EvalAppend(out []Result, c *cdc.Change) []Result {
 	rs := s.byTable[c.Source+"\x00"+c.Table]
 	if len(rs) == 0 {
-		return nil
+		return out
 	}
 	st := states.Get().(*state)
 	st.bind(c)
@@ -63,7 +67,6 @@ func (s *Set) Eval(c *cdc.Change) []Result {
 		states.Put(st)
 	}()
 	ev := evaluator{st: st, change: c}
-	var out []Result
 	for _, r := range rs {
 		if res, ok := ev.rule(r); ok {
 			out = append(out, res)

@@ -409,10 +409,12 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 			}
 		}
 	}()
+	var results []rules.Result // reused from change to change
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		counts[tally{"changes", c.Source, c.Table, string(c.Op)}]++
-		for _, r := range p.cfg.Rules.Eval(c) {
+		results = p.cfg.Rules.EvalAppend(results[:0], c)
+		for _, r := range results {
 			dests := p.cfg.Routes(r.Destination)
 			if r.Err != nil {
 				counts[tally{kind: "rule_errors", a: r.Rule}]++
