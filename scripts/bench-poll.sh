@@ -15,6 +15,8 @@ source scripts/bench-lib.sh
 bench_runs "$runs" "$out" ./connectors/sqlpoll/ TestBenchPoll CAPISYNC_BENCH_ROWS="${1:-1000000}"
 echo "medians over $runs runs:"
 echo "  poll / raw SELECT of the changed rows: $(grep -o 'poll / raw SELECT = [0-9.]*' "$out" | awk '{print $NF}' | median) (goal <= 2)"
-ms() { grep -o "$1 [0-9.]*ms" "$out" | sed 's/.* \([0-9.]*\)ms$/\1/' | median; }
+# ms PATTERN: the median of the durations after PATTERN, in ms (Go prints
+# "850ms" or "1.059s").
+ms() { grep -o "$1 [0-9.]*m\?s" "$out" | awk '{d=$NF; if (d ~ /ms$/) {sub(/ms$/, "", d); print d} else {sub(/s$/, "", d); print d*1000}}' | median; }
 echo "  poll: $(ms 'with [0-9]* changed rows:') ms; raw SELECT: $(ms 'raw SELECT of the changed rows:') ms"
 echo "  idle poll: $(ms 'idle poll (nothing changed):') ms; full-table read: $(ms 'a full-table read:') ms"
