@@ -114,6 +114,10 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 		return nil, err
 	}
 	n := len(types)
+	off := 1 // the cursor selected first, before the columns
+	if t.cursorAt >= 0 {
+		off = 0
+	}
 	kinds := make([]valueKind, n)
 	zoneless := make([]bool, n)
 	for i, ct := range types {
@@ -130,7 +134,7 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 		if len(slab) < 2*n {
 			slab = make([]any, 2*n*rowsPerSlab)
 		}
-		vals, norm := slab[:n:n], slab[n:2*n-1:2*n-1]
+		vals, norm := slab[:n:n], slab[n:2*n-off:2*n-off]
 		slab = slab[2*n:]
 		for i := range vals {
 			ptrs[i] = &vals[i]
@@ -138,13 +142,18 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 		if err := rs.Scan(ptrs...); err != nil {
 			return nil, fmt.Errorf("scan: %w", err)
 		}
-		r := row{cursor: vals[0], raw: vals[1:], norm: norm}
-		for i := 1; i < n; i++ {
+		r := row{raw: vals[off:], norm: norm}
+		if off == 1 {
+			r.cursor = vals[0]
+		} else {
+			r.cursor = vals[t.cursorAt]
+		}
+		for i := off; i < n; i++ {
 			v, err := convert(kinds[i], zoneless[i], s.loc, vals[i])
 			if err != nil {
-				return nil, fmt.Errorf("column %s: %w", t.cols[i-1], err)
+				return nil, fmt.Errorf("column %s: %w", t.cols[i-off], err)
 			}
-			r.norm[i-1] = v
+			r.norm[i-off] = v
 		}
 		out = append(out, r)
 	}

@@ -21,6 +21,10 @@ type table struct {
 	cols     []string // selected columns: key, cursor, track, and every column rules read
 	keyIdx   []int
 	trackIdx []int
+	// cursorAt is the cursor's index in cols when the dialect reads it as
+	// the plain column (it is then selected once); -1 when a page query
+	// selects cursorExpr first.
+	cursorAt int
 	codec    cdc.ShadowCodec
 	warned   bool // a shadow written for other tracked columns was seen
 }
@@ -109,6 +113,10 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 		t.trackIdx = append(t.trackIdx, idx[c])
 	}
 	t.codec = cdc.NewShadowCodec(t.track)
+	t.cursorAt = -1
+	if q := s.d.quote(t.cursor); s.d.cursorExpr(q) == q {
+		t.cursorAt = idx[t.cursor]
+	}
 	return t, nil
 }
 
@@ -118,9 +126,14 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 func (s *Source) query(t *table, from any, after *rowMark, limit int) (string, []any) {
 	var b strings.Builder
 	b.WriteString("SELECT ")
-	b.WriteString(s.d.cursorExpr(s.d.quote(t.cursor)))
-	for _, c := range t.cols {
+	if t.cursorAt < 0 {
+		b.WriteString(s.d.cursorExpr(s.d.quote(t.cursor)))
 		b.WriteString(", ")
+	}
+	for i, c := range t.cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
 		b.WriteString(s.d.quote(c))
 	}
 	b.WriteString(" FROM ")
