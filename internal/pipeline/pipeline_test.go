@@ -43,21 +43,31 @@ func (s *sliceSource) Run(ctx context.Context, _ cdc.Position, out chan<- cdc.Ba
 
 func (s *sliceSource) Ack(context.Context, cdc.Position) error { s.acked.Add(1); return nil }
 
-// TestBackpressureDropsNothing: with the destination paused (token
-// refused), the outbox fills to max_outbox and the source stops being
-// read; once the token works again everything is delivered, once.
-func TestBackpressureDropsNothing(t *testing.T) {
-	const batches, perBatch, maxOutbox = 200, 10, 100
-	fake := metacapitest.New("1234567890", "EAAgood")
-	defer fake.Close()
-	fake.SetToken("EAAother") // refused until restored
+// rig is a pipeline reading a sliceSource into a real store, delivering
+// to the fake Graph API, whose token it refuses until told otherwise.
+type rig struct {
+	fake  *metacapitest.Server
+	store *state.Store
+	src   *sliceSource
+	p     *pipeline.Pipeline
+	done  chan error
+	stop  context.CancelFunc
+}
+
+// newRig builds the pipeline: destOpts and when are spliced into the
+// config; tune adjusts the pipeline's config before it is built.
+func newRig(t *testing.T, destOpts, when string, opt metacapi.Options, tune func(*pipeline.Config)) *rig {
+	t.Helper()
+	r := &rig{fake: metacapitest.New("1234567890", "EAAgood"), src: &sliceSource{}}
+	t.Cleanup(r.fake.Close)
+	r.fake.SetToken("EAAother") // refused until restored
 	cfg, err := config.Parse("p.yaml", []byte(fmt.Sprintf(`sources:
   src: {type: postgres, dsn: "postgres://u@h/db", tables: [public.t]}
 destinations:
-  meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAgood, base_url: %s, flush_interval: 10ms, probe_interval: 50ms, max_outbox: %d}
+  meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAgood, base_url: %s, %s}
 rules:
-  - {name: r, source: src, table: public.t, when: 'op == "insert"', event: Lead, event_id: 'string(new.id)', user_data: {em: new.email}}
-`, fake.URL, maxOutbox)), func(string) (string, bool) { return "", false })
+  - {name: r, source: src, table: public.t, when: '%s', event: Lead, event_id: 'string(new.id)', user_data: {em: new.email}}
+`, r.fake.URL, destOpts, when)), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,58 +75,83 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &sliceSource{}
+	if r.store, err = state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.store.Close() })
+	dest, err := metacapi.New("meta", *cfg.Destinations["meta"], opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dest.Close() })
+	pc := pipeline.Config{Store: r.store, Rules: set, ShutdownTimeout: time.Second,
+		Sources:      []pipeline.NamedSource{{Name: "src", Source: r.src}},
+		Destinations: []pipeline.NamedDestination{{Name: "meta", Destination: dest, MaxOutbox: int64(cfg.Destinations["meta"].MaxOutbox)}}}
+	if tune != nil {
+		tune(&pc)
+	}
+	if r.p, err = pipeline.New(pc); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// insert is a change inserting row id.
+func insert(id int64, at time.Time) cdc.Change {
+	return cdc.Change{Source: "src", Table: "public.t", Op: cdc.Insert, CommitTime: at,
+		Key: cdc.Row{"id": id}, New: cdc.Row{"id": id, "email": fmt.Sprintf("u%d@example.com", id)}}
+}
+
+// run starts the pipeline; finish stops it and fails the test on an error.
+func (r *rig) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.done, r.stop = make(chan error, 1), cancel
+	go func() { r.done <- r.p.Run(ctx) }()
+}
+
+func (r *rig) finish(t *testing.T) {
+	t.Helper()
+	r.stop()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackpressureDropsNothing: with the destination paused (token
+// refused), the outbox fills to max_outbox and the source stops being
+// read; once the token works again everything is delivered, once.
+func TestBackpressureDropsNothing(t *testing.T) {
+	const batches, perBatch, maxOutbox = 200, 10, 100
+	r := newRig(t, fmt.Sprintf("flush_interval: 10ms, probe_interval: 50ms, max_outbox: %d", maxOutbox), `op == "insert"`,
+		metacapi.Options{BackoffBase: time.Millisecond, BackoffCap: 5 * time.Millisecond}, nil)
 	now := time.Now()
 	for i := 0; i < batches; i++ {
 		b := cdc.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(i))}
 		for j := 0; j < perBatch; j++ {
-			id := int64(i*perBatch + j)
-			b.Changes = append(b.Changes, cdc.Change{Source: "src", Table: "public.t", Op: cdc.Insert, CommitTime: now,
-				Key: cdc.Row{"id": id}, New: cdc.Row{"id": id, "email": fmt.Sprintf("u%d@example.com", id)}})
+			b.Changes = append(b.Changes, insert(int64(i*perBatch+j), now))
 		}
-		src.batches = append(src.batches, b)
+		r.src.batches = append(r.src.batches, b)
 	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	dest, err := metacapi.New("meta", *cfg.Destinations["meta"], metacapi.Options{BackoffBase: time.Millisecond, BackoffCap: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dest.Close()
-	p, err := pipeline.New(pipeline.Config{Store: store, Rules: set, ShutdownTimeout: time.Second,
-		Sources:      []pipeline.NamedSource{{Name: "src", Source: src}},
-		Destinations: []pipeline.NamedDestination{{Name: "meta", Destination: dest, MaxOutbox: maxOutbox}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	r.run()
 
-	waitFor(t, "the outbox to reach max_outbox", func() bool { d, _ := store.Depth("meta"); return d >= maxOutbox })
+	waitFor(t, "the outbox to reach max_outbox", func() bool { d, _ := r.store.Depth("meta"); return d >= maxOutbox })
 	time.Sleep(300 * time.Millisecond)
-	depth, _ := store.Depth("meta")
-	if taken := src.taken.Load(); taken >= batches {
+	depth, _ := r.store.Depth("meta")
+	if taken := r.src.taken.Load(); taken >= batches {
 		t.Fatalf("the source was read to the end (%d batches) while the destination was paused", taken)
 	}
-	if p.Blocked() == "" {
+	if r.p.Blocked() == "" {
 		t.Error("the pipeline does not say it is holding the sources back")
 	}
-	t.Logf("paused: %d events queued, %d of %d batches read", depth, src.taken.Load(), batches)
+	t.Logf("paused: %d events queued, %d of %d batches read", depth, r.src.taken.Load(), batches)
 
-	fake.SetToken("EAAgood")
-	waitFor(t, "every event delivered", func() bool { return fake.Stats().Accepted >= batches*perBatch })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if st := fake.Stats(); st.Accepted != batches*perBatch || st.Duplicates != 0 {
+	r.fake.SetToken("EAAgood")
+	waitFor(t, "every event delivered", func() bool { return r.fake.Stats().Accepted >= batches*perBatch })
+	r.finish(t)
+	if st := r.fake.Stats(); st.Accepted != batches*perBatch || st.Duplicates != 0 {
 		t.Errorf("fake = %+v", st)
 	}
-	if dead, _ := store.DeadLetters(""); len(dead) != 0 {
+	if dead, _ := r.store.DeadLetters(""); len(dead) != 0 {
 		t.Errorf("%d dead letters", len(dead))
 	}
 }
@@ -136,63 +171,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // cores are queued in the order of their changes, and the checkpoint is the
 // last batch's position.
 func TestEvaluationKeepsChangeOrder(t *testing.T) {
-	fake := metacapitest.New("1234567890", "EAAgood")
-	defer fake.Close()
-	fake.SetToken("EAAother") // refused: the events stay queued to be read back
-	cfg, err := config.Parse("p.yaml", []byte(fmt.Sprintf(`sources:
-  src: {type: postgres, dsn: "postgres://u@h/db", tables: [public.t]}
-destinations:
-  meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAgood, base_url: %s, probe_interval: 1h}
-rules:
-  - {name: r, source: src, table: public.t, when: 'new.id %% 7 != 3', event: Lead, event_id: 'string(new.id)', user_data: {em: new.email}}
-`, fake.URL)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := rules.Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &sliceSource{}
+	// The token stays refused: the events stay queued to be read back.
+	r := newRig(t, "probe_interval: 1h", "new.id % 7 != 3", metacapi.Options{}, func(c *pipeline.Config) {
+		c.ShutdownTimeout, c.EvalWorkers = time.Millisecond, 4
+	})
 	var want []string
 	id := int64(0)
 	for i, n := range []int{1234, 3, 777} {
 		b := cdc.Batch{Source: "src", Position: cdc.Position(fmt.Sprint("pos", i))}
 		for range n {
-			b.Changes = append(b.Changes, cdc.Change{Source: "src", Table: "public.t", Op: cdc.Insert, CommitTime: time.Now(),
-				Key: cdc.Row{"id": id}, New: cdc.Row{"id": id, "email": fmt.Sprintf("u%d@example.com", id)}})
+			b.Changes = append(b.Changes, insert(id, time.Now()))
 			if id%7 != 3 {
 				want = append(want, fmt.Sprint(id))
 			}
 			id++
 		}
-		src.batches = append(src.batches, b)
+		r.src.batches = append(r.src.batches, b)
 	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	dest, err := metacapi.New("meta", *cfg.Destinations["meta"], metacapi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dest.Close()
-	p, err := pipeline.New(pipeline.Config{Store: store, Rules: set, ShutdownTimeout: time.Millisecond, EvalWorkers: 4,
-		Sources:      []pipeline.NamedSource{{Name: "src", Source: src}},
-		Destinations: []pipeline.NamedDestination{{Name: "meta", Destination: dest}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	waitFor(t, "the last checkpoint", func() bool { pos, _ := store.Checkpoint("src"); return string(pos) == "pos2" })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	queued, err := store.Pending("meta", 10000)
+	r.run()
+	waitFor(t, "the last checkpoint", func() bool { pos, _ := r.store.Checkpoint("src"); return string(pos) == "pos2" })
+	r.finish(t)
+	queued, err := r.store.Pending("meta", 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
