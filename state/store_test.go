@@ -64,22 +64,33 @@ func TestReopenKeepsState(t *testing.T) {
 	}
 }
 
-// BenchmarkCommit measures Commit with fsync on, 100 events per commit.
-func BenchmarkCommit(b *testing.B) {
+// benchStore opens a store with fsync on, for a benchmark.
+func benchStore(b *testing.B) *state.Store {
 	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
 	b.ReportAllocs()
+	return s
+}
+
+// benchBatch is the i-th commit of n events, numbered on from *seq.
+func benchBatch(i, n int, seq *int, rule string, event func(n int) capi.Event) state.Batch {
+	batch := state.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(i))}
+	for j := 0; j < n; j++ {
+		*seq++
+		batch.Events = append(batch.Events, state.Enqueue{Destination: "meta", Rule: rule, Event: event(*seq)})
+	}
+	return batch
+}
+
+// BenchmarkCommit measures Commit with fsync on, 100 events per commit.
+func BenchmarkCommit(b *testing.B) {
+	s := benchStore(b)
 	n := 0
 	for i := 0; i < b.N; i++ {
-		batch := state.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(i))}
-		for j := 0; j < 100; j++ {
-			n++
-			batch.Events = append(batch.Events, state.Enqueue{Destination: "meta", Rule: "r", Event: statetest.Event(n)})
-		}
-		if _, err := s.Commit(batch); err != nil {
+		if _, err := s.Commit(benchBatch(i, 100, &n, "r", statetest.Event)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -146,24 +157,18 @@ func TestQueuedIDsOutliveTTL(t *testing.T) {
 // per iteration, 1000 events the size of a lead with seven hashed keys are
 // committed, read back and settled as delivered.
 func BenchmarkOutboxCycle(b *testing.B) {
-	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
-	if err != nil {
-		b.Fatal(err)
+	s := benchStore(b)
+	lead := func(n int) capi.Event {
+		ev := statetest.Event(n)
+		for _, k := range []string{"ph", "fn", "ln", "ct", "zp", "external_id"} {
+			ev.UserData[k] = capi.Hash(k + fmt.Sprint(n))
+		}
+		ev.CustomData = map[string]any{"value": "123.99", "currency": "USD", "event_source": "crm"}
+		return ev
 	}
-	defer s.Close()
-	b.ReportAllocs()
 	n := 0
 	for i := 0; i < b.N; i++ {
-		batch := state.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(i))}
-		for j := 0; j < 1000; j++ {
-			n++
-			ev := statetest.Event(n)
-			for _, k := range []string{"ph", "fn", "ln", "ct", "zp", "external_id"} {
-				ev.UserData[k] = capi.Hash(k + fmt.Sprint(n))
-			}
-			ev.CustomData = map[string]any{"value": "123.99", "currency": "USD", "event_source": "crm"}
-			batch.Events = append(batch.Events, state.Enqueue{Destination: "meta", Rule: "qualified", Event: ev})
-		}
+		batch := benchBatch(i, 1000, &n, "qualified", lead)
 		if _, err := s.Commit(batch); err != nil {
 			b.Fatal(err)
 		}
