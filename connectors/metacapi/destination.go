@@ -245,7 +245,7 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 			}
 			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Delivered, "", nil, attempt))
 		case ctx.Err() != nil:
-			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", nil, attempt))
+			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", merr, attempt))
 		case merr.Kind == Auth:
 			d.pause(merr)
 			_, reason := d.Health()
