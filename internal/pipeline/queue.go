@@ -27,8 +27,11 @@ type queue struct {
 	settled  chan struct{} // the pipeline's: room may have been made
 	onSettle func(string, []metacapi.Outcome)
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// mem is a ring of memCap items (made at the first push): n of them
+	// from head on, with consecutive sequence numbers.
 	mem     []metacapi.Item
+	head, n int
 	memFrom uint64 // 0: mem speaks for nothing
 	memNext uint64 // the sequence number the next event must have to join mem
 }
@@ -44,13 +47,18 @@ func (q *queue) push(queued []state.Queued) {
 		if e.Destination != q.dest {
 			continue
 		}
-		if e.Seq != q.memNext || len(q.mem) >= memCap {
+		if q.mem == nil {
+			q.mem = make([]metacapi.Item, memCap)
+		}
+		if e.Seq != q.memNext || q.n == memCap {
 			// A gap (an event queued another way) or too many: mem starts
 			// over here, and the store serves what lies before.
-			q.mem, q.memFrom = q.mem[:0], e.Seq
+			clear(q.mem)
+			q.head, q.n, q.memFrom = 0, 0, e.Seq
 		}
-		q.mem = append(q.mem, metacapi.Item{Seq: e.Seq, JSON: e.JSON, Enqueued: e.Enqueued,
-			Event: capi.Event{EventName: e.EventName, EventID: e.EventID, EventTime: e.EventTime, ActionSource: e.ActionSource}})
+		q.mem[(q.head+q.n)%memCap] = metacapi.Item{Seq: e.Seq, JSON: e.JSON, Enqueued: e.Enqueued,
+			Event: capi.Event{EventName: e.EventName, EventID: e.EventID, EventTime: e.EventTime, ActionSource: e.ActionSource}}
+		q.n++
 		q.memNext = e.Seq + 1
 	}
 }
@@ -65,11 +73,10 @@ func (q *queue) fromMemory(after, last uint64, max int) ([]metacapi.Item, bool) 
 		// next push finds the gap and mem starts over): the store serves.
 		return nil, false
 	}
-	i := 0
-	for i < len(q.mem) && q.mem[i].Seq <= after {
-		i++
+	for q.n > 0 && q.mem[q.head].Seq <= after { // taken by the sender
+		q.mem[q.head] = metacapi.Item{} // its record is the sender's now
+		q.head, q.n = (q.head+1)%memCap, q.n-1
 	}
-	q.mem = q.mem[i:] // taken by the sender
 	if q.memFrom != 0 && after+1 > q.memFrom {
 		// What was taken may yet come back (deferred by a pause): from
 		// now on mem speaks only for what follows it.
@@ -78,8 +85,14 @@ func (q *queue) fromMemory(after, last uint64, max int) ([]metacapi.Item, bool) 
 	if q.memFrom == 0 || after+1 < q.memFrom {
 		return nil, false
 	}
-	n := min(max, len(q.mem))
-	return append([]metacapi.Item(nil), q.mem[:n]...), true
+	n := min(max, q.n)
+	out := make([]metacapi.Item, 0, n)
+	if end := q.head + n; end <= memCap {
+		out = append(out, q.mem[q.head:end]...)
+	} else {
+		out = append(append(out, q.mem[q.head:]...), q.mem[:end-memCap]...)
+	}
+	return out, true
 }
 
 func (q *queue) notify() {

@@ -71,6 +71,13 @@ func TestQueueMemory(t *testing.T) {
 			{push: queuedSeqs("meta", 1, 3), last: 5, after: 0, max: 10, fromStore: true},
 			{push: queuedSeqs("meta", 4, 5), after: 3, max: 10, want: seqs(4, 5)},
 		}},
+		{"the ring wraps around", []step{
+			{push: queuedSeqs("meta", 1, 100), after: 0, max: 100, want: seqs(1, 100)},
+			{after: 100, max: 10, want: nil},
+			{push: queuedSeqs("meta", 101, memCap+50), after: 100, max: 20, want: seqs(101, 120)},
+			{after: 120, max: memCap, want: seqs(121, memCap+50)},
+			{after: memCap + 50, max: 10, want: nil},
+		}},
 		{"overflow", []step{
 			{push: queuedSeqs("meta", 1, memCap+10), after: 0, max: 10, fromStore: true},
 			{after: memCap, max: 20, want: seqs(memCap+1, memCap+10)},
