@@ -261,7 +261,9 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 		// A large transaction goes to the outbox in chunks, with no
 		// checkpoint until its commit.
 		b := cdc.Batch{Source: s.name, Changes: st.tx.changes, Shadows: st.tx.shadows}
-		st.tx.changes, st.tx.shadows, st.tx.chunked = nil, nil, true
+		// The next chunk of a transaction this large is most likely full:
+		// room for it at once, not grown from nothing.
+		st.tx.changes, st.tx.shadows, st.tx.chunked = make([]cdc.Change, 0, s.opt.ChunkSize), nil, true
 		return st.hand(ctx, b)
 	}
 	return nil

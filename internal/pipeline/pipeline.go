@@ -388,6 +388,7 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 	// keyed by one string each (a tally's four strings cost more to hash).
 	keys := map[string]map[string]int64{}
 	var scratch bytes.Buffer
+	scratch.Grow(4 << 10) // an encoded event fits: one allocation per batch, not a doubling series
 	defer func() {
 		hour := "h/" + strconv.FormatInt(now.Unix()/3600, 10) + "/"
 		for rule, m := range keys {
@@ -414,7 +415,8 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 		c := &b.Changes[i]
 		counts[tally{"changes", c.Source, c.Table, string(c.Op)}]++
 		results = p.cfg.Rules.EvalAppend(results[:0], c)
-		for _, r := range results {
+		for ri := range results {
+			r := &results[ri] // not a copy: the event is large and Check takes its address
 			dests := p.cfg.Routes(r.Destination)
 			if r.Err != nil {
 				counts[tally{kind: "rule_errors", a: r.Rule}]++
@@ -438,7 +440,8 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 			// Encoded once, here, for every destination: the store's
 			// transaction then only stamps the record, and the built
 			// event's maps are garbage before the commit.
-			var enc *state.Enqueue
+			var enc state.Enqueue // built for the first destination, copied for the others
+			encoded := false
 			for _, d := range dests {
 				if dest := p.dests[d]; dest != nil {
 					if err := dest.Check(&r.Event, now); err != nil {
@@ -449,19 +452,24 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 						continue
 					}
 				}
-				if enc == nil {
-					e := state.Enqueue{Rule: r.Rule, Event: r.Event}
-					if err := e.Encode(&scratch); err != nil {
+				if !encoded {
+					enc = state.Enqueue{Rule: r.Rule, Event: r.Event}
+					if err := enc.Encode(&scratch); err != nil {
 						ev := r.Event
 						counts[tally{kind: "rule_rejected", a: r.Rule}]++
 						sb.DeadLetters = append(sb.DeadLetters, state.DeadLetter{Destination: d, Rule: r.Rule, Event: &ev,
 							Reason: "the event cannot be encoded: " + err.Error()})
 						continue
 					}
-					e.Event = capi.Event{EventName: r.Event.EventName, EventID: r.Event.EventID, EventTime: r.Event.EventTime, ActionSource: r.Event.ActionSource}
-					enc = &e
+					enc.Event = capi.Event{EventName: r.Event.EventName, EventID: r.Event.EventID, EventTime: r.Event.EventTime, ActionSource: r.Event.ActionSource}
+					encoded = true
 				}
-				e := *enc
+				if sb.Events == nil {
+					// The first event: room for one per change left, since
+					// changes that match tend to come together.
+					sb.Events = make([]state.Enqueue, 0, (len(b.Changes)-i)*len(dests))
+				}
+				e := enc
 				e.Destination = d
 				sb.Events = append(sb.Events, e)
 			}
