@@ -87,6 +87,11 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		res = CommitResult{}
 		depth := map[string]int64{}
 		q := newEnqueuer(tx, now)
+		n := 0
+		for _, b := range batches {
+			n += len(b.Events)
+		}
+		q.queued = make([]Queued, 0, n) // most are queued: one allocation, not a doubling series
 		for bi, b := range batches {
 			for i := range b.Events {
 				dup, err := q.add(&b.Events[i], 0)

@@ -47,6 +47,10 @@ type Destination struct {
 	dryOut    io.Writer
 	dryCloser io.Closer
 
+	// bodies keeps request buffers between requests: a batch's body is
+	// about a megabyte, and a sync.Pool's buffers do not outlive many GCs.
+	bodies chan *bytes.Buffer
+
 	mu          sync.Mutex
 	pauseReason string // non-empty while paused
 	pausedSince time.Time
@@ -102,6 +106,7 @@ func New(name string, cfg config.Destination, opt Options) (*Destination, error)
 		cfg:      cfg,
 		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.APIVersion + "/" + cfg.PixelID + "/events",
 		throttle: newThrottle(),
+		bodies:   make(chan *bytes.Buffer, max(cfg.InFlight, 1)),
 		opt:      opt,
 		log:      opt.Logger.With("destination", name),
 		obs:      opt.Observer,
@@ -336,7 +341,7 @@ func (d *Destination) body(buf *bytes.Buffer, batch []Item, withToken bool) erro
 	for i := range batch {
 		size += len(batch[i].JSON) + 1
 	}
-	buf.Grow(size) // one allocation, not a doubling series (pooled buffers do not survive many GCs)
+	buf.Grow(size) // one allocation, not a doubling series
 	buf.WriteString(`{"data":[`)
 	for i := range batch {
 		if i > 0 {
@@ -365,14 +370,22 @@ func (d *Destination) body(buf *bytes.Buffer, batch []Item, withToken bool) erro
 	return nil
 }
 
-var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // send makes one request with the batch; nil means Meta took every event.
 func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 	d.count(func(s *Stats) { s.Requests++ })
-	buf := bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bufs.Put(buf)
+	var buf *bytes.Buffer
+	select {
+	case buf = <-d.bodies:
+		buf.Reset()
+	default:
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		select {
+		case d.bodies <- buf:
+		default:
+		}
+	}()
 	if err := d.body(buf, batch, !d.cfg.DryRun); err != nil {
 		return &Error{Kind: Invalid, Message: "encode: " + err.Error()}
 	}
