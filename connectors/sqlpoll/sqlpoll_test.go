@@ -2,6 +2,7 @@ package sqlpoll_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -161,4 +162,47 @@ func TestInitialEmitAndDeletes(t *testing.T) {
 	e.waitEvents("Purchase order-1", "Purchase order-2", "Purchase order-3", "Purchase order-4")
 	e.exec("DELETE FROM TABLE WHERE id = 2")
 	e.waitEvents("Purchase order-1", "Purchase order-2", "Purchase order-3", "Purchase order-4", "OrderDeleted deleted-2")
+}
+
+// TestManyPages: a change set of several pages, on a cursor all rows share
+// (so pages continue by key), gives every event exactly once, and a
+// restart sends nothing again.
+func TestManyPages(t *testing.T) {
+	const rows = 3200 // pages of 1500, 1500 and 200
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, k, "", "")
+			e.cfg.Sources["shop"].PageSize = 1500
+			for from := 1; from <= rows; from += 400 {
+				var vals []string
+				for id := from; id < from+400 && id <= rows; id++ {
+					vals = append(vals, fmt.Sprintf("(%d, 'new', 'buyer%d@example.com', '10.00', NOW)", id, id))
+				}
+				e.exec("INSERT INTO TABLE (id, status, email, total, updated_at) VALUES " + strings.Join(vals, ", "))
+			}
+			e.start()
+			e.polls(1)
+			if got := e.events(); len(got) != 0 {
+				t.Fatalf("baseline sent %d events", len(got))
+			}
+			e.exec("UPDATE TABLE SET status = 'qualified', updated_at = NOW")
+			want := make([]string, rows)
+			for i := range want {
+				want[i] = fmt.Sprintf("Lead lead-%d", i+1)
+			}
+			e.waitEvents(want...)
+			if st := e.src.Stats(); st.ChangesEmitted != rows {
+				t.Errorf("changes emitted = %d, want %d", st.ChangesEmitted, rows)
+			}
+			e.polls(2)
+			e.stop()
+			e.start()
+			e.polls(2)
+			e.waitEvents(want...)
+			if st := e.fake.Stats(); st.Duplicates != 0 {
+				t.Errorf("duplicates: %+v", st)
+			}
+		})
+	}
 }
