@@ -262,11 +262,10 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 		}
 		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Insert, Key: s.keyRow(t, r.norm),
 			New: s.fullRow(t, r.norm), CommitTime: pollTime}
-		native, err := toNative(r.cursor)
-		if err != nil {
+		var err error
+		if c.Position, err = cursorPosition(t.name, keys[i], r.cursor); err != nil {
 			return nil, nil, fmt.Errorf("cursor %s: %w", t.cursor, err)
 		}
-		c.Position = changePosition(t.name, keys[i], native)
 		if sh != nil {
 			old, ok := t.codec.Decode(sh)
 			if !ok {

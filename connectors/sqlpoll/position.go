@@ -93,6 +93,24 @@ func (p *position) encode() cdc.Position {
 // changePosition identifies one row version: table, key and cursor. The
 // same row read again yields the same position (and so the same default
 // event_id); the row changed again yields another.
+// cursorPosition is changePosition(table, key, toNative(cursor)), built in
+// one allocation: polls call it for every changed row.
+func cursorPosition(table string, key []byte, cursor any) (cdc.Position, error) {
+	b := make([]byte, 0, len(table)+len(key)+40)
+	b = append(append(append(append(b, table...), 0), key...), 0)
+	switch x := cursor.(type) {
+	case time.Time:
+		return x.AppendFormat(append(b, 't'), time.RFC3339Nano), nil
+	case int64:
+		return strconv.AppendInt(append(b, 'i'), x, 10), nil
+	}
+	n, err := toNative(cursor)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(b, n.Type...), n.Value...), nil
+}
+
 func changePosition(table string, key []byte, cursor native) cdc.Position {
 	b := make([]byte, 0, len(table)+len(key)+len(cursor.Value)+4)
 	b = append(b, table...)
