@@ -201,17 +201,23 @@ func (d *Destination) Deliver(ctx context.Context, items []Item, rep Reporter) e
 func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, probe bool, release func()) error {
 	now := d.opt.Now()
 	var dead []Outcome
-	valid := make([]Item, 0, len(items))
-	for _, it := range items {
+	valid := items // copied only from the first event that fails its check
+	for i := range items {
+		it := &items[i]
 		check := Check
 		if it.JSON != nil {
 			check = CheckAge
 		}
 		if err := check(&it.Event, now); err != nil {
+			if dead == nil {
+				valid = append(make([]Item, 0, len(items)), items[:i]...)
+			}
 			dead = append(dead, Outcome{Seq: it.Seq, EventName: it.Event.EventName, Status: DeadLettered, Reason: "rejected before sending: " + err.Error()})
 			continue
 		}
-		valid = append(valid, it)
+		if dead != nil {
+			valid = append(valid, *it)
+		}
 	}
 	if len(dead) > 0 {
 		if err := rep.Report(ctx, dead); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -191,19 +192,28 @@ func TestTokenRevokedPausesAndRecovers(t *testing.T) {
 	}
 }
 
-func TestOldEventNeverSent(t *testing.T) {
+// TestOldEventsNeverSent: events past Meta's 7-day window are
+// dead-lettered before sending; the events around them still go.
+func TestOldEventsNeverSent(t *testing.T) {
 	fake := metacapitest.New(pixel, token)
 	defer fake.Close()
 	d := newDest(t, destConfig(fake.URL), metacapi.Options{})
 	q := metacapitest.NewQueue()
-	old := events(1, time.Now().Add(-8*24*time.Hour))
-	q.Add(old...)
+	evs := events(5, time.Now())
+	for _, i := range []int{1, 4} {
+		evs[i].EventTime = time.Now().Add(-8 * 24 * time.Hour).Unix()
+	}
+	q.Add(evs...)
 	run(t, d, q, func() bool { return q.Len() == 0 })
-	if fake.Stats().Requests != 0 {
-		t.Error("an 8-day-old event reached the Graph API")
+	var sent []string
+	for _, e := range fake.Events() {
+		sent = append(sent, e.ID)
+	}
+	if !testenv.SameSet(sent, []string{"lead-0", "lead-2", "lead-3"}) {
+		t.Errorf("sent %v, want lead-0, lead-2, lead-3", sent)
 	}
 	dead := q.Dead()
-	if len(dead) != 1 || !strings.Contains(dead[0].Reason, "age rule") || !strings.Contains(dead[0].Reason, "7 days") {
+	if len(dead) != 2 || !strings.Contains(dead[0].Reason, "age rule") || !strings.Contains(dead[0].Reason, "7 days") {
 		t.Errorf("dead = %+v", dead)
 	}
 }
