@@ -79,6 +79,13 @@ func (s *state) bind(c *cdc.Change) {
 	s.vars["commit_time"] = c.CommitTime
 }
 
+// unbind drops the state's references to the last change's rows, so
+// that a pooled state does not keep them alive.
+func (s *state) unbind() {
+	s.c = nil
+	s.vars["new"], s.vars["old"] = nil, nil
+}
+
 func (s *state) changed(col string) bool {
 	switch s.c.Op {
 	case cdc.Insert:

@@ -63,7 +63,7 @@ func (s *Set) EvalAppend(out []Result, c *cdc.Change) []Result {
 	st := states.Get().(*state)
 	st.bind(c)
 	defer func() {
-		st.bind(&cdc.Change{}) // drop references to the change's rows
+		st.unbind()
 		states.Put(st)
 	}()
 	ev := evaluator{st: st, change: c}
