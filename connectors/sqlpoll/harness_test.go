@@ -73,7 +73,11 @@ func newEnv(t *testing.T, k dbKind, extraSource, rulesYAML string) *env {
 	t.Helper()
 	e := &env{t: t, kind: k, dsn: k.dsn(t), dir: t.TempDir()}
 	e.table = fmt.Sprintf("orders_%d", time.Now().UnixNano()%1e9)
-	db, err := sql.Open(k.driver, e.dsn)
+	dsn := e.dsn
+	if k.driver == "sqlite" { // SQLite has one writer: wait for the source's reads, as it waits for ours
+		dsn = "file:" + dsn + "?_pragma=busy_timeout(5000)"
+	}
+	db, err := sql.Open(k.driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
