@@ -2,6 +2,7 @@ package capi
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
@@ -23,20 +24,52 @@ func TestFastPhoneAgrees(t *testing.T) {
 		{"5512345678", "MX"}, {"0201234567", "NL"}, {"123", "US"}, {"+999123456", ""},
 	}
 	for _, c := range cases {
-		digits := onlyDigits(c.in)
-		fast, ok := fastPhone(digits, c.region == "", c.region)
-		if !ok {
-			continue
+		checkFastPhone(t, c.in, c.region)
+	}
+}
+
+// FuzzFastPhone: wherever the fast path answers, libphonenumber's parser
+// gives the same number.
+func FuzzFastPhone(f *testing.F) {
+	for _, s := range []string{"+16505551234", "+390612345678", "0612345678", "+3900000", "+1 650 555 0000"} {
+		f.Add(s, "")
+		f.Add(s, "IT")
+	}
+	f.Fuzz(func(t *testing.T, in, region string) {
+		if region != "" && region != "US" && region != "IT" && region != "DE" && region != "GB" {
+			region = "US"
 		}
-		num, err := phonenumbers.Parse(c.in, c.region)
-		if err != nil {
-			t.Errorf("%s/%s: fast path gave %s, parser failed: %v", c.in, c.region, fast, err)
-			continue
-		}
-		full := strconv.Itoa(int(num.GetCountryCode())) + phonenumbers.GetNationalSignificantNumber(num)
-		if fast != full {
-			t.Errorf("%s/%s: fast %s, parser %s", c.in, c.region, fast, full)
-		}
+		checkFastPhone(t, in, region)
+	})
+}
+
+// checkFastPhone gives fastPhone what normalizePhone would (digits after
+// a "+" or "00", or national digits with a region) and compares.
+func checkFastPhone(t *testing.T, in, region string) {
+	digits := onlyDigits(in)
+	intl := region == ""
+	if !intl && strings.HasPrefix(digits, "00") {
+		return // normalizePhone reads it as international
+	}
+	if len(digits) < 6 || len(digits) > 17 {
+		return // normalizePhone rejects it first
+	}
+	fast, ok := fastPhone(digits, intl, region)
+	if !ok {
+		return
+	}
+	parse := digits
+	if intl {
+		parse = "+" + digits
+	}
+	num, err := phonenumbers.Parse(parse, region)
+	if err != nil {
+		t.Errorf("%s/%s: fast path gave %s, parser failed: %v", in, region, fast, err)
+		return
+	}
+	full := strconv.Itoa(int(num.GetCountryCode())) + phonenumbers.GetNationalSignificantNumber(num)
+	if fast != full {
+		t.Errorf("%s/%s: fast %s, parser %s", in, region, fast, full)
 	}
 }
 
