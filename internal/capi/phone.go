@@ -18,6 +18,7 @@ var callingCodes = phonenumbers.GetSupportedCallingCodes()
 // number it matches goes to the parser.
 type nationalPrefix struct {
 	plain bool
+	ndd   string         // the national prefix, digits only ("" when none)
 	re    *regexp.Regexp // nil when not plain and not compiled: always the parser
 }
 
@@ -29,7 +30,8 @@ var nationalPrefixes = sync.OnceValue(func() map[string]nationalPrefix {
 	}
 	for _, md := range coll.GetMetadata() {
 		p := md.GetNationalPrefixForParsing()
-		np := nationalPrefix{plain: md.GetNationalPrefixTransformRule() == "" && (p == "" || p == md.GetNationalPrefix())}
+		np := nationalPrefix{plain: md.GetNationalPrefixTransformRule() == "" && (p == "" || p == md.GetNationalPrefix()),
+			ndd: phonenumbers.GetNddPrefixForRegion(md.GetId(), true)}
 		if !np.plain {
 			np.re, _ = regexp.Compile("^(?:" + p + ")")
 		}
@@ -68,19 +70,18 @@ func fastPhone(digits string, intl bool, region string) (string, bool) {
 		if cc == 0 {
 			return "", false
 		}
-		if strings.HasPrefix(national, strconv.Itoa(cc)) ||
-			strings.HasPrefix(national, "0") && phonenumbers.GetNddPrefixForRegion(region, true) != "0" {
-			// Perhaps the country code written without "+" or "00", or
-			// the region's international prefix (011 in the US): the
-			// parser decides by the number's length and patterns.
-			return "", false
-		}
 	}
 	np, ok := nationalPrefixes()[region]
 	if !ok || !np.plain && (np.re == nil || np.re.MatchString(national)) {
 		return "", false
 	}
-	if ndd := phonenumbers.GetNddPrefixForRegion(region, true); np.plain && ndd != "" && strings.HasPrefix(national, ndd) {
+	if !intl && (strings.HasPrefix(national, strconv.Itoa(cc)) || strings.HasPrefix(national, "0") && np.ndd != "0") {
+		// Perhaps the country code written without "+" or "00", or the
+		// region's international prefix (011 in the US): the parser
+		// decides by the number's length and patterns.
+		return "", false
+	}
+	if ndd := np.ndd; np.plain && ndd != "" && strings.HasPrefix(national, ndd) {
 		national = national[len(ndd):]
 		if strings.HasPrefix(national, ndd) {
 			return "", false // whether to strip it again is the parser's call
