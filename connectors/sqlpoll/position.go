@@ -93,11 +93,14 @@ func (p *position) encode() cdc.Position {
 // changePosition identifies one row version: table, key and cursor. The
 // same row read again yields the same position (and so the same default
 // event_id); the row changed again yields another.
+func changePosition(table string, key []byte, cursor native) cdc.Position {
+	return append(append(positionHead(table, key, len(cursor.Type)+len(cursor.Value)), cursor.Type...), cursor.Value...)
+}
+
 // cursorPosition is changePosition(table, key, toNative(cursor)), built in
 // one allocation: polls call it for every changed row.
 func cursorPosition(table string, key []byte, cursor any) (cdc.Position, error) {
-	b := make([]byte, 0, len(table)+len(key)+40)
-	b = append(append(append(append(b, table...), 0), key...), 0)
+	b := positionHead(table, key, 40)
 	switch x := cursor.(type) {
 	case time.Time:
 		return x.AppendFormat(append(b, 't'), time.RFC3339Nano), nil
@@ -111,12 +114,8 @@ func cursorPosition(table string, key []byte, cursor any) (cdc.Position, error) 
 	return append(append(b, n.Type...), n.Value...), nil
 }
 
-func changePosition(table string, key []byte, cursor native) cdc.Position {
-	b := make([]byte, 0, len(table)+len(key)+len(cursor.Value)+4)
-	b = append(b, table...)
-	b = append(b, 0)
-	b = append(b, key...)
-	b = append(b, 0)
-	b = append(b, cursor.Type...)
-	return append(b, cursor.Value...)
+// positionHead is a position's table and key, with room for n more bytes.
+func positionHead(table string, key []byte, n int) []byte {
+	b := make([]byte, 0, len(table)+len(key)+2+n)
+	return append(append(append(append(b, table...), 0), key...), 0)
 }
