@@ -97,28 +97,36 @@ func BenchmarkCommit(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
 
-// TestDeliveredIDsExpire: a delivered event id blocks re-queuing for
-// Meta's 48 h window, then is pruned and may be queued again.
-func TestDeliveredIDsExpire(t *testing.T) {
-	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: func() time.Time { return now }})
+// queuedOne opens a store on a clock the test moves (*now) and queues one
+// event, ev, for destination meta.
+func queuedOne(t *testing.T) (s *state.Store, now *time.Time, ev []state.Enqueue) {
+	t.Helper()
+	clock := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ev := []state.Enqueue{{Destination: "meta", Event: statetest.Event(1)}}
+	t.Cleanup(func() { s.Close() })
+	ev = []state.Enqueue{{Destination: "meta", Event: statetest.Event(1)}}
 	if _, err := s.Commit(state.Batch{Source: "src", Events: ev}); err != nil {
 		t.Fatal(err)
 	}
+	return s, &clock, ev
+}
+
+// TestDeliveredIDsExpire: a delivered event id blocks re-queuing for
+// Meta's 48 h window, then is pruned and may be queued again.
+func TestDeliveredIDsExpire(t *testing.T) {
+	s, now, ev := queuedOne(t)
 	p, _ := s.Pending("meta", 1)
 	if err := s.Settle("meta", []state.Outcome{{Seq: p[0].Seq, Status: state.Delivered}}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(47 * time.Hour)
+	*now = now.Add(47 * time.Hour)
 	if r, _ := s.Commit(state.Batch{Source: "src", Events: ev}); r.Enqueued != 0 {
 		t.Fatal("re-queued inside the 48 h window")
 	}
-	now = now.Add(2 * time.Hour)
+	*now = now.Add(2 * time.Hour)
 	if err := s.Settle("meta", nil); err != nil { // settling prunes
 		t.Fatal(err)
 	}
@@ -131,17 +139,8 @@ func TestDeliveredIDsExpire(t *testing.T) {
 // paused that long) is still remembered: pruning never forgets it, and the
 // same change read again is not queued twice.
 func TestQueuedIDsOutliveTTL(t *testing.T) {
-	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ev := []state.Enqueue{{Destination: "meta", Event: statetest.Event(1)}}
-	if _, err := s.Commit(state.Batch{Source: "src", Events: ev}); err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(72 * time.Hour)
+	s, now, ev := queuedOne(t)
+	*now = now.Add(72 * time.Hour)
 	if err := s.Settle("meta", nil); err != nil { // settling prunes
 		t.Fatal(err)
 	}
