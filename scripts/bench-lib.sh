@@ -1,5 +1,10 @@
-# Shared by the benchmark scripts (sourced, not run): run a benchmark test
-# several times and take medians of what it printed.
+# Shared by the benchmark scripts (sourced, not run, from the repository's
+# root): make sure the databases run, run a benchmark test several times
+# into $out (removed on exit) and take medians of what it printed.
+
+bash scripts/services.sh
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 
 # bench_runs RUNS OUT PACKAGE TEST [ENV=VALUE...]: runs TEST of PACKAGE RUNS
 # times with CAPISYNC_BENCH=1 and the given variables, printing its lines

@@ -6,12 +6,9 @@
 # Usage: [RUNS=n] scripts/bench-logical.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/services.sh
+source scripts/bench-lib.sh
 export CAPISYNC_TEST_PG_DSN="${CAPISYNC_TEST_PG_DSN:-postgres://capisync:capisync@127.0.0.1:5432/capisync_test?sslmode=disable}"
 runs="${RUNS:-3}"
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-source scripts/bench-lib.sh
 bench_runs "$runs" "$out" ./cmd/capisync/ TestBenchLogical CAPISYNC_BENCH_ROWS="${1:-200000}"
 echo "medians over $runs runs:"
 echo "  ratio capisync / pg_recvlogical: $(grep -o 'pg_recvlogical: [0-9.]* (goal' "$out" | awk '{print $2}' | median) (goal >= 0.6)"

@@ -6,12 +6,9 @@
 # Usage: [RUNS=n] scripts/bench-poll.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/services.sh
+source scripts/bench-lib.sh
 export CAPISYNC_TEST_MYSQL_DSN="${CAPISYNC_TEST_MYSQL_DSN:-capisync:capisync@tcp(127.0.0.1:3306)/capisync_test}"
 runs="${RUNS:-5}"
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-source scripts/bench-lib.sh
 bench_runs "$runs" "$out" ./connectors/sqlpoll/ TestBenchPoll CAPISYNC_BENCH_ROWS="${1:-1000000}"
 echo "medians over $runs runs:"
 echo "  poll / raw SELECT of the changed rows: $(grep -o 'poll / raw SELECT = [0-9.]*' "$out" | awk '{print $NF}' | median) (goal <= 2)"
