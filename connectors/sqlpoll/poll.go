@@ -228,7 +228,8 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[string][]byte, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
 	var changes []cdc.Change
 	var shadows []cdc.Shadow
-	var arena []byte // encodings of rows that changed; an unchanged row's is written over
+	var arena []byte    // encodings of rows that changed; an unchanged row's is written over
+	var posArena []byte // changes' positions
 	for i, r := range rows {
 		if cap(arena)-len(arena) < 256 {
 			arena = make([]byte, 0, 32<<10)
@@ -260,41 +261,39 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 		if baseline {
 			continue
 		}
-		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Insert, Key: s.keyRow(t, r.norm),
-			New: s.fullRow(t, r.norm), CommitTime: pollTime}
-		var err error
-		if c.Position, err = cursorPosition(t.name, keys[i], r.cursor); err != nil {
-			return nil, nil, fmt.Errorf("cursor %s: %w", t.cursor, err)
-		}
+		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Insert, CommitTime: pollTime}
 		if sh != nil {
-			old, ok := t.codec.Decode(sh)
-			if !ok {
+			// Old is the key and the tracked columns as stored; those that
+			// did not change share the new row's values.
+			c.Op, c.Old = cdc.Update, keyRow(t, r.norm, len(t.track))
+			if !t.codec.DecodeInto(c.Old, sh, enc, r.norm, t.trackIdx) {
 				if !t.warned {
 					s.log.Warn("shadows were written for other tracked columns; re-recording them without events", "table", t.name)
 					t.warned = true
 				}
 				continue
 			}
-			c.Op = cdc.Update
-			c.Old = s.keyRow(t, r.norm)
-			for j, col := range t.track {
-				c.Old[col] = old[j]
-			}
+		}
+		c.Key, c.New = keyRow(t, r.norm, 0), fullRow(t, r.norm)
+		var err error
+		if c.Position, posArena, err = cursorPosition(posArena, t.name, keys[i], r.cursor); err != nil {
+			return nil, nil, fmt.Errorf("cursor %s: %w", t.cursor, err)
 		}
 		changes = append(changes, c)
 	}
 	return changes, shadows, nil
 }
 
-func (s *Source) keyRow(t *table, norm []any) cdc.Row {
-	r := make(cdc.Row, len(t.key)+len(t.track))
+// keyRow is the row's key columns, in a map with room for extra more.
+func keyRow(t *table, norm []any, extra int) cdc.Row {
+	r := make(cdc.Row, len(t.key)+extra)
 	for i, k := range t.key {
 		r[k] = norm[t.keyIdx[i]]
 	}
 	return r
 }
 
-func (s *Source) fullRow(t *table, norm []any) cdc.Row {
+func fullRow(t *table, norm []any) cdc.Row {
 	r := make(cdc.Row, len(t.cols))
 	for i, c := range t.cols {
 		r[c] = norm[i]

@@ -94,28 +94,35 @@ func (p *position) encode() cdc.Position {
 // same row read again yields the same position (and so the same default
 // event_id); the row changed again yields another.
 func changePosition(table string, key []byte, cursor native) cdc.Position {
-	return append(append(positionHead(table, key, len(cursor.Type)+len(cursor.Value)), cursor.Type...), cursor.Value...)
+	b := appendPositionHead(make([]byte, 0, len(table)+len(key)+2+len(cursor.Type)+len(cursor.Value)), table, key)
+	return append(append(b, cursor.Type...), cursor.Value...)
 }
 
-// cursorPosition is changePosition(table, key, toNative(cursor)), built in
-// one allocation: polls call it for every changed row.
-func cursorPosition(table string, key []byte, cursor any) (cdc.Position, error) {
-	b := positionHead(table, key, 40)
+// cursorPosition is changePosition(table, key, toNative(cursor)), cut from
+// arena (a new one when it runs short): polls call it for every changed
+// row. It returns the arena to cut the next one from.
+func cursorPosition(arena []byte, table string, key []byte, cursor any) (cdc.Position, []byte, error) {
+	if cap(arena)-len(arena) < len(table)+len(key)+2+40 {
+		arena = make([]byte, 0, max(16<<10, len(table)+len(key)+2+40))
+	}
+	start := len(arena)
+	b := appendPositionHead(arena, table, key)
 	switch x := cursor.(type) {
 	case time.Time:
-		return x.AppendFormat(append(b, 't'), time.RFC3339Nano), nil
+		b = x.AppendFormat(append(b, 't'), time.RFC3339Nano)
 	case int64:
-		return strconv.AppendInt(append(b, 'i'), x, 10), nil
+		b = strconv.AppendInt(append(b, 'i'), x, 10)
+	default:
+		n, err := toNative(cursor)
+		if err != nil {
+			return nil, arena, err
+		}
+		b = append(append(b, n.Type...), n.Value...)
 	}
-	n, err := toNative(cursor)
-	if err != nil {
-		return nil, err
-	}
-	return append(append(b, n.Type...), n.Value...), nil
+	return b[start:len(b):len(b)], b, nil
 }
 
-// positionHead is a position's table and key, with room for n more bytes.
-func positionHead(table string, key []byte, n int) []byte {
-	b := make([]byte, 0, len(table)+len(key)+2+n)
+// appendPositionHead appends a position's table and key to b.
+func appendPositionHead(b []byte, table string, key []byte) []byte {
 	return append(append(append(append(b, table...), 0), key...), 0)
 }

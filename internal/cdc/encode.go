@@ -112,6 +112,30 @@ func readValue(b []byte) (any, []byte, error) {
 	return nil, nil, ErrCorrupt
 }
 
+// valueLen is the length of the encoded value b starts with.
+func valueLen(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, ErrCorrupt
+	}
+	switch b[0] {
+	case tNil, tTrue, tFalse:
+		return 1, nil
+	case tInt, tTime:
+		if _, k := binary.Varint(b[1:]); k > 0 {
+			return 1 + k, nil
+		}
+	case tFloat:
+		if len(b) >= 9 {
+			return 9, nil
+		}
+	case tString, tBytes, tJSON:
+		if n, k := binary.Uvarint(b[1:]); k > 0 && uint64(len(b)-1-k) >= n {
+			return 1 + k + int(n), nil
+		}
+	}
+	return 0, ErrCorrupt
+}
+
 // EncodeKey encodes a row's key values.
 func EncodeKey(vals []any) []byte {
 	var b []byte
@@ -182,4 +206,46 @@ func (c ShadowCodec) Decode(b []byte) (vals []any, ok bool) {
 	}
 	vals, err := DecodeValues(b[4:], len(c.cols))
 	return vals, err == nil
+}
+
+// DecodeInto decodes a shadow as Decode does, into row under the codec's
+// column names. cur is the current row's encoding by this codec,
+// AppendOf(nil, vals, idx): a column whose bytes are the same in both
+// takes its current value vals[idx[j]] instead of a decoded copy, so only
+// the columns that changed are decoded. On ok=false row may hold some of
+// the columns.
+func (c ShadowCodec) DecodeInto(row Row, stored, cur []byte, vals []any, idx []int) (ok bool) {
+	if len(stored) < 4 || !bytes.Equal(stored[:4], c.fp[:]) {
+		return false
+	}
+	stored = stored[4:]
+	if len(cur) >= 4 && bytes.Equal(cur[:4], c.fp[:]) {
+		cur = cur[4:]
+	} else {
+		cur = nil
+	}
+	for j, col := range c.cols {
+		n, err := valueLen(stored)
+		if err != nil {
+			return false
+		}
+		seg := stored[:n]
+		stored = stored[n:]
+		if m, err := valueLen(cur); err == nil && j < len(idx) {
+			same := bytes.Equal(seg, cur[:m])
+			cur = cur[m:]
+			if same {
+				row[col] = vals[idx[j]]
+				continue
+			}
+		} else {
+			cur = nil
+		}
+		v, _, err := readValue(seg)
+		if err != nil {
+			return false
+		}
+		row[col] = v
+	}
+	return len(stored) == 0
 }
