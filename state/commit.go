@@ -69,11 +69,13 @@ func eventKey(e *capi.Event) []byte { return []byte(e.EventName + "\x00" + e.Eve
 func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	var res CommitResult
 	now := s.now()
-	// Shadows are written in (table, key) order, one bucket lookup per
-	// table: bbolt puts sorted keys into the same few pages. Sorted before
-	// the transaction, which holds the store's only writer lock; stable, so
-	// of two writes of one key the later still wins.
+	// Shadows go to the delta trees (see shadow.go), in (table, key) order,
+	// one bucket lookup per table: bbolt puts sorted keys into the same few
+	// pages. Sorted and tagged before the transaction, which holds the
+	// store's only writer lock; stable, so of two writes of one key the
+	// later still wins.
 	sorted := make([][]cdc.Shadow, len(batches))
+	nShadows := 0
 	for i, b := range batches {
 		sorted[i] = slices.Clone(b.Shadows)
 		slices.SortStableFunc(sorted[i], func(x, y cdc.Shadow) int {
@@ -82,6 +84,21 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 			}
 			return bytes.Compare(x.Key, y.Key)
 		})
+		size := 0
+		for _, sh := range b.Shadows {
+			size += 1 + len(sh.Value)
+		}
+		tagged := make([]byte, 0, size)
+		for j, sh := range sorted[i] {
+			start := len(tagged)
+			if sh.Value == nil {
+				tagged = append(tagged, deltaDel)
+			} else {
+				tagged = append(append(tagged, deltaPut), sh.Value...)
+			}
+			sorted[i][j].Value = tagged[start:len(tagged):len(tagged)]
+		}
+		nShadows += len(b.Shadows)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res = CommitResult{}
@@ -117,16 +134,11 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 			var err error
 			for i, sh := range shadows {
 				if i == 0 || sh.Table != shadows[i-1].Table {
-					if bk, err = sub(tx, bShadows, b.Source+"\x00"+sh.Table, true); err != nil {
+					if bk, err = sub(tx, bShadowDelta, b.Source+"\x00"+sh.Table, true); err != nil {
 						return err
 					}
 				}
-				if sh.Value == nil {
-					err = bk.Delete(sh.Key)
-				} else {
-					err = bk.Put(sh.Key, sh.Value)
-				}
-				if err != nil {
+				if err := bk.Put(sh.Key, sh.Value); err != nil {
 					return fmt.Errorf("commit %s: shadow %s: %w", b.Source, sh.Table, err)
 				}
 			}
@@ -152,6 +164,9 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		}
 		return s.pruneWindows(tx, now)
 	})
+	if err == nil {
+		s.merger.wrote(nShadows)
+	}
 	return res, err
 }
 

@@ -15,6 +15,10 @@
 // queued, or was queued in the last 48 hours, is not queued again, so
 // reading a change twice never sends it twice.
 //
+// Commit writes shadows to a small delta tree, merged into the main tree in
+// the background once commits pause (and on Open after a crash): reads see
+// the delta first, so where a shadow sits is never visible.
+//
 // Settle is atomic: delivered events leave the outbox and dead-lettered ones
 // move to the dead letters in one transaction.
 //
@@ -33,6 +37,9 @@
 //	outbox record             see record.go: a binary header, then the event's JSON
 //	dead/<dest>               seq -> dead letter (JSON)
 //	shadows/<source>\x00<table>  key -> tracked values (the source's own encoding)
+//	shadow_delta/<source>\x00<table>  key -> 'v' + tracked values, or 'd' (deleted):
+//	                          shadows Commit wrote that are not yet merged into
+//	                          shadows/ (see shadow.go); they win over shadows/
 //	counters                  name -> int64 (8 BE)
 //
 // Sequence numbers come from the outbox bucket's own sequence, so they grow

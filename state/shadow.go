@@ -2,9 +2,33 @@ package state
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+)
+
+// Shadows live in two trees per table: shadows/<source>\x00<table>, the
+// main tree, and shadow_delta/<source>\x00<table>, where Commit writes.
+//
+// A commit's shadows are usually scattered over a big table's keys (the
+// rows that changed since the last poll). Written into the main tree, each
+// would rewrite a page of its own: 16 KiB, and the page's every entry
+// decoded and encoded again, for a shadow of some 60 bytes. The delta tree
+// stays small, so a commit rewrites few pages. The store merges the delta
+// into the main tree in the background (merger), in key order and in
+// chunks, once commits pause or the delta has grown past deltaMax; a chunk
+// of sorted keys falls on neighbouring pages, so each main page is
+// rewritten once for many shadows.
+//
+// A delta value is a tag byte, then the value: deltaPut followed by the
+// shadow, or deltaDel alone for a deleted row whose main entry the merge
+// will remove.
+const (
+	deltaPut byte = 'v'
+	deltaDel byte = 'd'
 )
 
 // Shadows returns the stored shadows of keys in source's table (nil where
@@ -12,22 +36,48 @@ import (
 func (s *Store) Shadows(source, table string, keys [][]byte) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b, err := sub(tx, bShadows, source+"\x00"+table, false)
-		if err != nil || b == nil {
+		name := source + "\x00" + table
+		main, err := sub(tx, bShadows, name, false)
+		if err != nil {
 			return err
 		}
-		// In key order, through one cursor: neighbouring lookups walk the
-		// same pages, which stay in the CPU's cache.
+		delta, err := sub(tx, bShadowDelta, name, false)
+		if err != nil {
+			return err
+		}
+		if main == nil && delta == nil {
+			return nil
+		}
+		// In key order, through one cursor per tree: neighbouring lookups
+		// walk the same pages, which stay in the CPU's cache.
 		order := make([]int, len(keys))
 		for i := range order {
 			order[i] = i
 		}
 		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
-		c := b.Cursor()
+		var mc, dc *bolt.Cursor
+		if main != nil {
+			mc = main.Cursor()
+		}
+		if delta != nil {
+			if dc = delta.Cursor(); !nonEmpty(dc) {
+				dc = nil
+			}
+		}
 		var arena []byte
 		for _, i := range order {
-			if k, v := c.Seek(keys[i]); v != nil && bytes.Equal(k, keys[i]) {
-				out[i] = take(&arena, v)
+			if dc != nil {
+				if k, v := dc.Seek(keys[i]); v != nil && bytes.Equal(k, keys[i]) {
+					if v[0] == deltaPut {
+						out[i] = take(&arena, v[1:])
+					}
+					continue
+				}
+			}
+			if mc != nil {
+				if k, v := mc.Seek(keys[i]); v != nil && bytes.Equal(k, keys[i]) {
+					out[i] = take(&arena, v)
+				}
 			}
 		}
 		return nil
@@ -39,10 +89,232 @@ func (s *Store) Shadows(source, table string, keys [][]byte) ([][]byte, error) {
 // The slices are valid only during the call.
 func (s *Store) ScanShadows(source, table string, fn func(key, value []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		b, err := sub(tx, bShadows, source+"\x00"+table, false)
-		if err != nil || b == nil {
+		name := source + "\x00" + table
+		main, err := sub(tx, bShadows, name, false)
+		if err != nil {
 			return err
 		}
-		return b.ForEach(fn)
+		delta, err := sub(tx, bShadowDelta, name, false)
+		if err != nil {
+			return err
+		}
+		var mk, mv, dk, dv []byte
+		var mc, dc *bolt.Cursor
+		if main != nil {
+			mc = main.Cursor()
+			mk, mv = mc.First()
+		}
+		if delta != nil {
+			dc = delta.Cursor()
+			dk, dv = dc.First()
+		}
+		// Both trees in step; where both hold a key, the delta's entry is
+		// the newer.
+		for mk != nil || dk != nil {
+			c := -1
+			switch {
+			case mk == nil:
+				c = 1
+			case dk != nil:
+				c = bytes.Compare(mk, dk)
+			}
+			if c < 0 {
+				if err := fn(mk, mv); err != nil {
+					return err
+				}
+				mk, mv = mc.Next()
+				continue
+			}
+			if dv[0] == deltaPut {
+				if err := fn(dk, dv[1:]); err != nil {
+					return err
+				}
+			}
+			if c == 0 {
+				mk, mv = mc.Next()
+			}
+			dk, dv = dc.Next()
+		}
+		return nil
 	})
+}
+
+// Merging the delta into the main tree.
+const (
+	// mergeChunk is how many delta entries one merge transaction moves:
+	// few enough that it holds the writer lock briefly and its dirty pages
+	// take little memory.
+	mergeChunk = 5000
+	// deltaMax is how many delta entries are merged without waiting for
+	// commits to pause, so that the delta stays small under a steady load.
+	deltaMax = 50_000
+)
+
+// merger merges the delta in the background.
+type merger struct {
+	idle    time.Duration // how long commits must pause before a merge
+	kick    chan struct{} // a commit wrote to the delta
+	stop    chan struct{}
+	done    chan struct{}
+	pending atomic.Int64 // delta entries written and not yet merged (an upper bound)
+	last    atomic.Int64 // unix nanos of the last commit that wrote shadows
+	err     atomic.Pointer[error]
+}
+
+func (s *Store) startMerger(idle time.Duration) error {
+	m := &merger{idle: idle, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bShadowDelta).ForEachBucket(func(name []byte) error {
+			m.pending.Add(int64(tx.Bucket(bShadowDelta).Bucket(name).Stats().KeyN))
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read shadow deltas: %w", err)
+	}
+	s.merger = m
+	if idle < 0 {
+		close(m.done) // merged only by FlushShadows
+		return nil
+	}
+	go s.mergeLoop()
+	if m.pending.Load() > 0 {
+		m.kick <- struct{}{}
+	}
+	return nil
+}
+
+// wrote records that a commit wrote n delta entries.
+func (m *merger) wrote(n int) {
+	if n == 0 {
+		return
+	}
+	m.pending.Add(int64(n))
+	m.last.Store(time.Now().UnixNano())
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// mergeLoop merges after each kick until the delta is empty, a chunk at a
+// time, each once commits have paused for m.idle (or at once while the
+// delta is over deltaMax). A commit during a merge kicks again, so that
+// what it wrote is merged too.
+func (s *Store) mergeLoop() {
+	m := s.merger
+	defer close(m.done)
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.kick:
+		}
+		for left := true; left; {
+			if wait := time.Duration(m.last.Load() + int64(m.idle) - time.Now().UnixNano()); wait > 0 && m.pending.Load() < deltaMax {
+				t := time.NewTimer(wait)
+				select {
+				case <-m.stop:
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				continue
+			}
+			var err error
+			if left, err = s.mergeShadows(mergeChunk); err != nil {
+				// Kept for Close to report; tried again at the next kick
+				// (the next commit's) or in a while.
+				m.err.Store(&err)
+				select {
+				case <-m.stop:
+					return
+				case <-m.kick:
+				case <-time.After(10 * time.Second):
+				}
+				left = true
+				continue
+			}
+			m.err.Store(nil)
+			select {
+			case <-m.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// mergeShadows moves up to max delta entries, the first in key order of
+// one table, into the main tree, in one transaction. left says whether
+// delta entries remain.
+func (s *Store) mergeShadows(max int) (left bool, err error) {
+	moved := 0
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bShadowDelta)
+		var name []byte
+		var delta *bolt.Bucket
+		err := root.ForEachBucket(func(n []byte) error {
+			if b := root.Bucket(n); name == nil && nonEmpty(b.Cursor()) {
+				name, delta = n, b
+			}
+			return nil
+		})
+		if err != nil || delta == nil {
+			return err
+		}
+		main, err := sub(tx, bShadows, string(name), true)
+		if err != nil {
+			return err
+		}
+		// Copied out first: the delta's pages change as entries leave it.
+		var keys, vals [][]byte
+		var arena []byte
+		c := delta.Cursor()
+		for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
+			keys, vals = append(keys, take(&arena, k)), append(vals, take(&arena, v))
+		}
+		for i, k := range keys {
+			if vals[i][0] == deltaPut {
+				err = main.Put(k, vals[i][1:])
+			} else {
+				err = main.Delete(k)
+			}
+			if err == nil {
+				err = delta.Delete(k)
+			}
+			if err != nil {
+				return fmt.Errorf("merge shadows of %q: %w", name, err)
+			}
+		}
+		moved = len(keys)
+		return root.ForEachBucket(func(n []byte) error {
+			left = left || nonEmpty(root.Bucket(n).Cursor())
+			return nil
+		})
+	})
+	if err != nil {
+		return true, fmt.Errorf("merge shadow deltas: %w", err)
+	}
+	if left {
+		s.merger.pending.Add(-int64(moved))
+	} else {
+		s.merger.pending.Store(0)
+	}
+	return left, nil
+}
+
+func nonEmpty(c *bolt.Cursor) bool {
+	k, _ := c.First()
+	return k != nil
+}
+
+// FlushShadows merges every shadow delta into the main trees now.
+func (s *Store) FlushShadows() error {
+	for {
+		left, err := s.mergeShadows(mergeChunk)
+		if err != nil || !left {
+			return err
+		}
+	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations upgrade a store from version k to k+1 (migrations[k]).
 var migrations = map[uint64]func(tx *bolt.Tx) error{
@@ -23,6 +23,9 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	// schema 1 wrote, so nothing is rewritten. The version still moves, so
 	// that a schema-1 capisync refuses a store it would misread.
 	1: func(*bolt.Tx) error { return nil },
+	// 3 adds the shadow_delta bucket (created with the others): shadows are
+	// written there first, and a schema-2 capisync would not read them.
+	2: func(*bolt.Tx) error { return nil },
 }
 
 var (
@@ -33,6 +36,7 @@ var (
 	bOutboxIDs       = []byte("outbox_ids")
 	bDead            = []byte("dead")
 	bShadows         = []byte("shadows")
+	bShadowDelta     = []byte("shadow_delta")
 	bCounters        = []byte("counters")
 	kSchema          = []byte("schema")
 )
@@ -51,6 +55,8 @@ type Store struct {
 	// prunedHour is the hour whose window counters were last pruned;
 	// written inside write transactions only.
 	prunedHour int64
+	merger     *merger
+	closed     bool
 }
 
 // Options tune Open.
@@ -59,6 +65,10 @@ type Options struct {
 	NoSync bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ShadowMergeIdle is how long commits must pause before shadows
+	// written to the delta are merged into the main tree in the background
+	// (default 200 ms); negative: only FlushShadows merges (tests).
+	ShadowMergeIdle time.Duration
 }
 
 // ErrLocked is returned (wrapped) when another process holds the store.
@@ -87,6 +97,14 @@ func Open(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	idle := opt.ShadowMergeIdle
+	if idle == 0 {
+		idle = 200 * time.Millisecond
+	}
+	if err := s.startMerger(idle); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	host, _ := os.Hostname()
 	lock := fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
 	_ = os.WriteFile(s.lockPath, []byte(lock), 0o600)
@@ -113,15 +131,26 @@ func holder(lockPath string) string {
 // Path is the store file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the store.
+// Close stops merging shadows (what is left stays in the delta, merged
+// after the next Open) and closes the store. It reports a merge that
+// failed and was not retried successfully.
 func (s *Store) Close() error {
+	if !s.closed {
+		s.closed = true
+		close(s.merger.stop)
+		<-s.merger.done
+	}
 	_ = os.Remove(s.lockPath)
-	return s.db.Close()
+	err := s.db.Close()
+	if p := s.merger.err.Load(); p != nil {
+		err = errors.Join(*p, err)
+	}
+	return err
 }
 
 func (s *Store) migrate() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bCounters} {
+		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bShadowDelta, bCounters} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
