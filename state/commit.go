@@ -76,6 +76,9 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	// later still wins.
 	sorted := make([][]cdc.Shadow, len(batches))
 	nShadows := 0
+	// While the merger is behind (the delta over deltaMax), shadows go
+	// straight to the main trees, so that the delta stays small.
+	direct := s.merger.pending.Load() >= s.merger.max
 	for i, b := range batches {
 		sorted[i] = slices.Clone(b.Shadows)
 		slices.SortStableFunc(sorted[i], func(x, y cdc.Shadow) int {
@@ -129,18 +132,8 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 					return fmt.Errorf("commit %s: %w", b.Source, err)
 				}
 			}
-			shadows := sorted[bi]
-			var bk *bolt.Bucket
-			var err error
-			for i, sh := range shadows {
-				if i == 0 || sh.Table != shadows[i-1].Table {
-					if bk, err = sub(tx, bShadowDelta, b.Source+"\x00"+sh.Table, true); err != nil {
-						return err
-					}
-				}
-				if err := bk.Put(sh.Key, sh.Value); err != nil {
-					return fmt.Errorf("commit %s: shadow %s: %w", b.Source, sh.Table, err)
-				}
+			if err := putShadows(tx, b.Source, sorted[bi], direct); err != nil {
+				return fmt.Errorf("commit %s: %w", b.Source, err)
 			}
 			for name, delta := range b.Counters {
 				if err := addCounter(tx, name, delta); err != nil {
@@ -164,7 +157,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		}
 		return s.pruneWindows(tx, now)
 	})
-	if err == nil {
+	if err == nil && !direct {
 		s.merger.wrote(nShadows)
 	}
 	return res, err

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/capisync/capisync/internal/cdc"
 )
 
 // Shadows live in two trees per table: shadows/<source>\x00<table>, the
@@ -30,6 +32,44 @@ const (
 	deltaPut byte = 'v'
 	deltaDel byte = 'd'
 )
+
+// putShadows writes a commit's shadows of source, sorted by table and key
+// and tagged, to the delta trees, or with direct set to the main trees
+// (dropping any older delta entry of the key, which reads would see first).
+func putShadows(tx *bolt.Tx, source string, shadows []cdc.Shadow, direct bool) error {
+	var delta, main *bolt.Bucket
+	var err error
+	for i, sh := range shadows {
+		if i == 0 || sh.Table != shadows[i-1].Table {
+			name := source + "\x00" + sh.Table
+			if delta, err = sub(tx, bShadowDelta, name, !direct); err != nil {
+				return err
+			}
+			if direct {
+				if main, err = sub(tx, bShadows, name, true); err != nil {
+					return err
+				}
+			}
+		}
+		switch {
+		case !direct:
+			err = delta.Put(sh.Key, sh.Value)
+		case delta != nil:
+			err = delta.Delete(sh.Key)
+		}
+		if err == nil && direct {
+			if sh.Value[0] == deltaPut {
+				err = main.Put(sh.Key, sh.Value[1:])
+			} else {
+				err = main.Delete(sh.Key)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("shadow %s: %w", sh.Table, err)
+		}
+	}
+	return nil
+}
 
 // Shadows returns the stored shadows of keys in source's table (nil where
 // none is stored), read in one transaction.
@@ -146,7 +186,9 @@ const (
 	// take little memory.
 	mergeChunk = 5000
 	// deltaMax is how many delta entries are merged without waiting for
-	// commits to pause, so that the delta stays small under a steady load.
+	// commits to pause; past it, commits write to the main tree directly
+	// until the merger has caught up, so that the delta stays small under a
+	// steady load (a baseline of a big table, say).
 	deltaMax = 50_000
 )
 
@@ -156,13 +198,14 @@ type merger struct {
 	kick    chan struct{} // a commit wrote to the delta
 	stop    chan struct{}
 	done    chan struct{}
+	max     int64        // deltaMax (tests lower it)
 	pending atomic.Int64 // delta entries written and not yet merged (an upper bound)
 	last    atomic.Int64 // unix nanos of the last commit that wrote shadows
 	err     atomic.Pointer[error]
 }
 
 func (s *Store) startMerger(idle time.Duration) error {
-	m := &merger{idle: idle, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	m := &merger{idle: idle, max: deltaMax, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bShadowDelta).ForEachBucket(func(name []byte) error {
 			m.pending.Add(int64(tx.Bucket(bShadowDelta).Bucket(name).Stats().KeyN))
@@ -211,7 +254,7 @@ func (s *Store) mergeLoop() {
 		case <-m.kick:
 		}
 		for left := true; left; {
-			if wait := time.Duration(m.last.Load() + int64(m.idle) - time.Now().UnixNano()); wait > 0 && m.pending.Load() < deltaMax {
+			if wait := time.Duration(m.last.Load() + int64(m.idle) - time.Now().UnixNano()); wait > 0 && m.pending.Load() < m.max {
 				t := time.NewTimer(wait)
 				select {
 				case <-m.stop:

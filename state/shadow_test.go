@@ -95,12 +95,15 @@ func deltaLen(t *testing.T, s *Store) int {
 
 // TestShadowDelta: whether a shadow sits in the delta, in the main tree or
 // in both (a newer write or a delete over a merged one), reads give the
-// latest write; merging in chunks of any size changes nothing a read sees.
+// latest write; merging in chunks of any size, or writing to the main tree
+// directly while the delta is full, changes nothing a read sees.
 func TestShadowDelta(t *testing.T) {
-	for _, chunk := range []int{1, 3, 64, mergeChunk} {
-		t.Run(fmt.Sprintf("chunks of %d", chunk), func(t *testing.T) {
+	for _, tc := range []struct{ chunk, max int }{{1, deltaMax}, {3, deltaMax}, {64, deltaMax}, {mergeChunk, deltaMax}, {3, 10}, {64, 1}} {
+		chunk := tc.chunk
+		t.Run(fmt.Sprintf("chunks of %d, delta of %d", chunk, tc.max), func(t *testing.T) {
 			s := openShadows(t, filepath.Join(t.TempDir(), "s.db"), -1)
 			defer s.Close()
+			s.merger.max = int64(tc.max)
 			r := rand.New(rand.NewPCG(uint64(chunk), 1))
 			m := shadowModel{}
 			for round := range 40 {
