@@ -71,17 +71,23 @@ func putShadows(tx *bolt.Tx, source string, shadows []cdc.Shadow, direct bool) e
 	return nil
 }
 
+// shadowTrees returns source's table's main and delta trees, nil where the
+// table has none yet.
+func shadowTrees(tx *bolt.Tx, source, table string) (main, delta *bolt.Bucket, err error) {
+	name := source + "\x00" + table
+	if main, err = sub(tx, bShadows, name, false); err != nil {
+		return nil, nil, err
+	}
+	delta, err = sub(tx, bShadowDelta, name, false)
+	return main, delta, err
+}
+
 // Shadows returns the stored shadows of keys in source's table (nil where
 // none is stored), read in one transaction.
 func (s *Store) Shadows(source, table string, keys [][]byte) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	err := s.db.View(func(tx *bolt.Tx) error {
-		name := source + "\x00" + table
-		main, err := sub(tx, bShadows, name, false)
-		if err != nil {
-			return err
-		}
-		delta, err := sub(tx, bShadowDelta, name, false)
+		main, delta, err := shadowTrees(tx, source, table)
 		if err != nil {
 			return err
 		}
@@ -129,12 +135,7 @@ func (s *Store) Shadows(source, table string, keys [][]byte) ([][]byte, error) {
 // The slices are valid only during the call.
 func (s *Store) ScanShadows(source, table string, fn func(key, value []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		name := source + "\x00" + table
-		main, err := sub(tx, bShadows, name, false)
-		if err != nil {
-			return err
-		}
-		delta, err := sub(tx, bShadowDelta, name, false)
+		main, delta, err := shadowTrees(tx, source, table)
 		if err != nil {
 			return err
 		}
