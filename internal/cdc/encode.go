@@ -65,51 +65,40 @@ func AppendValue(b []byte, v any) []byte {
 var ErrCorrupt = errors.New("corrupt encoded value")
 
 func readValue(b []byte) (any, []byte, error) {
-	if len(b) == 0 {
-		return nil, nil, ErrCorrupt
+	n, err := valueLen(b)
+	if err != nil {
+		return nil, nil, err
 	}
-	tag, b := b[0], b[1:]
+	tag, payload, rest := b[0], b[1:n], b[n:]
 	switch tag {
 	case tNil:
-		return nil, b, nil
+		return nil, rest, nil
 	case tTrue:
-		return true, b, nil
+		return true, rest, nil
 	case tFalse:
-		return false, b, nil
-	case tInt, tTime:
-		n, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, nil, ErrCorrupt
-		}
-		if tag == tTime {
-			return time.Unix(0, n).UTC(), b[k:], nil
-		}
-		return n, b[k:], nil
+		return false, rest, nil
+	case tInt:
+		x, _ := binary.Varint(payload)
+		return x, rest, nil
+	case tTime:
+		x, _ := binary.Varint(payload)
+		return time.Unix(0, x).UTC(), rest, nil
 	case tFloat:
-		if len(b) < 8 {
-			return nil, nil, ErrCorrupt
-		}
-		return math.Float64frombits(binary.BigEndian.Uint64(b)), b[8:], nil
-	case tString, tBytes, tJSON:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return nil, nil, ErrCorrupt
-		}
-		payload := b[k : k+int(n)]
-		rest := b[k+int(n):]
-		switch tag {
-		case tString:
-			return string(payload), rest, nil
-		case tBytes:
-			return append([]byte(nil), payload...), rest, nil
-		}
-		var v any
-		if err := json.Unmarshal(payload, &v); err != nil {
-			return nil, nil, ErrCorrupt
-		}
-		return v, rest, nil
+		return math.Float64frombits(binary.BigEndian.Uint64(payload)), rest, nil
 	}
-	return nil, nil, ErrCorrupt
+	_, k := binary.Uvarint(payload) // tString, tBytes, tJSON: a length, then the bytes
+	payload = payload[k:]
+	switch tag {
+	case tString:
+		return string(payload), rest, nil
+	case tBytes:
+		return append([]byte(nil), payload...), rest, nil
+	}
+	var v any
+	if err := json.Unmarshal(payload, &v); err != nil {
+		return nil, nil, ErrCorrupt
+	}
+	return v, rest, nil
 }
 
 // valueLen is the length of the encoded value b starts with.
