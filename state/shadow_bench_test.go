@@ -57,3 +57,42 @@ func BenchmarkScatteredShadows(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*commits*perCommit), "ns/shadow")
 }
+
+// BenchmarkShadowLookups: a poll's shadow reads, 10,000 keys scattered
+// over a table of 1,000,000 shadows (every hundredth key, as in the
+// polling benchmark), in one call.
+func BenchmarkShadowLookups(b *testing.B) {
+	const rows, every = 1_000_000, 100
+	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	key := func(id uint64) []byte { return cdc.AppendKeyOf(nil, []any{int64(id)}, []int{0}) }
+	value := make([]byte, 45)
+	for i := uint64(0); i < rows; i += 10000 {
+		batch := state.Batch{Source: "src"}
+		for id := i; id < i+10000; id++ {
+			batch.Shadows = append(batch.Shadows, cdc.Shadow{Table: "orders", Key: key(id), Value: value})
+		}
+		if _, err := s.Commit(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.FlushShadows(); err != nil {
+		b.Fatal(err)
+	}
+	var keys [][]byte
+	for id := uint64(every); id < rows; id += every {
+		keys = append(keys, key(id))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		got, err := s.Shadows("src", "orders", keys)
+		if err != nil || got[0] == nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/key")
+}

@@ -27,6 +27,10 @@ type dialect interface {
 	zoneless(dbType string) bool
 	// kind names how to read a column type.
 	kind(dbType string) valueKind
+	// textual reports whether the driver hands values of a kind as text
+	// in its own buffer (MySQL's text protocol): those are scanned as
+	// sql.RawBytes and copied once, not cloned by database/sql first.
+	textual(k valueKind) bool
 }
 
 type valueKind int

@@ -41,6 +41,10 @@ func (mysqlDialect) placeholder(n int) string   { return question(n) }
 func (mysqlDialect) cursorExpr(q string) string { return plainCursor(q) }
 func (mysqlDialect) zoneless(t string) bool     { return t == "DATETIME" || t == "DATE" }
 
+// textual: the text protocol sends every value as text; with parseTime the
+// driver makes time.Time values itself.
+func (mysqlDialect) textual(k valueKind) bool { return k != kTime }
+
 func (mysqlDialect) columns(ctx context.Context, db *sql.DB, table string) ([]string, error) {
 	schema, name := splitQualified(table)
 	if schema == "" {

@@ -27,6 +27,7 @@ func (postgresDialect) quote(s string) string      { return `"` + s + `"` }
 func (postgresDialect) placeholder(n int) string   { return dollar(n) }
 func (postgresDialect) cursorExpr(q string) string { return plainCursor(q) }
 func (postgresDialect) zoneless(t string) bool     { return t == "TIMESTAMP" || t == "DATE" }
+func (postgresDialect) textual(valueKind) bool     { return false } // typed values, already the driver's own copies
 
 func (postgresDialect) columns(ctx context.Context, db *sql.DB, table string) ([]string, error) {
 	schema, name := splitQualified(table)

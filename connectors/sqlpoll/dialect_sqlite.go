@@ -34,6 +34,7 @@ func (sqliteDialect) cursorExpr(q string) string { return "CAST(" + q + " AS TEX
 func (sqliteDialect) zoneless(t string) bool {
 	return t == "DATETIME" || t == "DATE" || t == "TIMESTAMP"
 }
+func (sqliteDialect) textual(valueKind) bool { return false } // typed values, already the driver's own copies
 
 func (sqliteDialect) columns(ctx context.Context, db *sql.DB, table string) ([]string, error) {
 	_, name := splitQualified(table)

@@ -114,21 +114,37 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 		return nil, err
 	}
 	n := len(types)
-	off := 1 // the cursor selected first, before the columns
+	off, cur := 1, 0 // the cursor selected first, before the columns
 	if t.cursorAt >= 0 {
-		off = 0
+		off, cur = 0, t.cursorAt
 	}
 	kinds := make([]valueKind, n)
 	zoneless := make([]bool, n)
+	textual := make([]bool, n)
 	for i, ct := range types {
 		name := strings.ToUpper(ct.DatabaseTypeName())
 		kinds[i], zoneless[i] = s.d.kind(name), s.d.zoneless(name)
+		textual[i] = s.d.textual(kinds[i])
+	}
+	// The cursor and key columns keep their values as the driver gave them
+	// (for the next page's keyset and the checkpoint); the others only
+	// their common form.
+	keep := make([]bool, n)
+	keep[cur] = true
+	for _, k := range t.keyIdx {
+		keep[k+off] = true
 	}
 	out := make([]row, 0, min(s.cfg.PageSize, 1024))
 	// Rows' values are cut from slabs of rowsPerSlab rows, and Scan's
 	// pointers are made once: a few allocations per page, not three per row.
+	// Textual columns are scanned as sql.RawBytes (the driver's buffer),
+	// copied into a page arena, and a row's text values are cut from one
+	// string made of it.
 	const rowsPerSlab = 256
 	var slab []any
+	var arena []byte
+	texts := make([]sql.RawBytes, n)
+	ends := make([]int, n)
 	ptrs := make([]any, n)
 	for rs.Next() {
 		if len(slab) < 2*n {
@@ -137,24 +153,62 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 		vals, norm := slab[:n:n], slab[n:2*n-off:2*n-off]
 		slab = slab[2*n:]
 		for i := range vals {
-			ptrs[i] = &vals[i]
+			if textual[i] {
+				ptrs[i] = &texts[i]
+			} else {
+				ptrs[i] = &vals[i]
+			}
 		}
 		if err := rs.Scan(ptrs...); err != nil {
 			return nil, fmt.Errorf("scan: %w", err)
 		}
-		r := row{raw: vals[off:], norm: norm}
-		if off == 1 {
-			r.cursor = vals[0]
-		} else {
-			r.cursor = vals[t.cursorAt]
+		size := 0
+		for i := range texts {
+			size += len(texts[i])
 		}
-		for i := off; i < n; i++ {
-			v, err := convert(kinds[i], zoneless[i], s.loc, vals[i])
-			if err != nil {
-				return nil, fmt.Errorf("column %s: %w", t.cols[i-off], err)
+		if cap(arena)-len(arena) < size {
+			arena = make([]byte, 0, max(size, 32<<10))
+		}
+		start := len(arena)
+		for i, b := range texts {
+			if textual[i] {
+				arena = append(arena, b...)
+				ends[i] = len(arena)
 			}
-			r.norm[i-off] = v
 		}
+		text := string(arena[start:])
+		r := row{raw: vals[off:], norm: norm}
+		at := start
+		for i := range n {
+			if !textual[i] {
+				if i >= off {
+					v, err := convert(kinds[i], zoneless[i], s.loc, vals[i])
+					if err != nil {
+						return nil, fmt.Errorf("column %s: %w", t.cols[i-off], err)
+					}
+					norm[i-off] = v
+				}
+				continue
+			}
+			b, end := texts[i], ends[i]
+			var v any
+			if b != nil {
+				raw := arena[at:end:end]
+				if keep[i] {
+					vals[i] = raw
+				}
+				if kinds[i] == kBytes {
+					v = raw
+				} else if v, err = convertText(kinds[i], zoneless[i], s.loc, text[at-start:end-start], false); err != nil {
+					return nil, fmt.Errorf("column %s: %w", t.cols[i-off], err)
+				}
+			}
+			if i >= off {
+				norm[i-off] = v
+			}
+			at = end
+		}
+		r.cursor = vals[cur]
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
