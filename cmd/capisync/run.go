@@ -5,9 +5,9 @@ import (
 	"errors"
 	"io"
 	"os"
-	"runtime/debug"
 	"runtime/pprof"
 
+	"github.com/capisync/capisync/internal/gctune"
 	"github.com/capisync/capisync/state"
 )
 
@@ -24,12 +24,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// A soft ceiling for the heap: the daemon's working set is small
-		// (batches in flight), so collect harder rather than grow. The
-		// store's file is mapped separately.
-		debug.SetMemoryLimit(56 << 20)
-	}
+	gctune.Apply()
 	if path := os.Getenv("CAPISYNC_CPUPROFILE"); path != "" {
 		// A debugging aid: a CPU profile of the whole run.
 		f, err := os.Create(path)

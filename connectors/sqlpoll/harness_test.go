@@ -202,13 +202,17 @@ func (e *env) stop() {
 }
 
 // polls waits until the source has finished n more polls.
-func (e *env) polls(n int64) {
+func (e *env) polls(n int64) { e.t.Helper(); e.pollsWithin(n, 30*time.Second) }
+
+// pollsWithin waits until the source has finished n more polls, for at
+// most d.
+func (e *env) pollsWithin(n int64, d time.Duration) {
 	e.t.Helper()
 	start := e.src.Stats().Polls
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(d)
 	for e.src.Stats().Polls < start+n {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("no poll finished in 30 s: %+v", e.src.Stats())
+			e.t.Fatalf("no poll finished in %s: %+v", d, e.src.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

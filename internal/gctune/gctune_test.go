@@ -1,0 +1,42 @@
+package gctune
+
+import (
+	"runtime/debug"
+	"testing"
+)
+
+func TestApply(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		gogc, gomemlimit string
+		wantPercent      int
+		wantLimit        int64
+	}{
+		{name: "defaults", wantPercent: GCPercent, wantLimit: MemoryLimit},
+		{name: "GOGC set", gogc: "150", wantPercent: 77, wantLimit: MemoryLimit},
+		{name: "GOMEMLIMIT set", gomemlimit: "1GiB", wantPercent: GCPercent, wantLimit: 1 << 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.gogc)
+			t.Setenv("GOMEMLIMIT", tc.gomemlimit)
+			// What the environment would have set at start-up.
+			oldPercent, oldLimit := debug.SetGCPercent(77), debug.SetMemoryLimit(1<<40)
+			defer debug.SetGCPercent(oldPercent)
+			defer debug.SetMemoryLimit(oldLimit)
+
+			restore := Apply()
+			if p := debug.SetGCPercent(-1); p != tc.wantPercent {
+				t.Errorf("GC percent %d, want %d", p, tc.wantPercent)
+			}
+			debug.SetGCPercent(tc.wantPercent)
+			if l := debug.SetMemoryLimit(-1); l != tc.wantLimit {
+				t.Errorf("memory limit %d, want %d", l, tc.wantLimit)
+			}
+			restore()
+			if p, l := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1); p != 77 || l != 1<<40 {
+				t.Errorf("after restore: GC percent %d, memory limit %d; want 77, %d", p, l, int64(1<<40))
+			}
+			debug.SetGCPercent(77)
+		})
+	}
+}
