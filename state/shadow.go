@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -361,4 +362,65 @@ func (s *Store) FlushShadows() error {
 			return err
 		}
 	}
+}
+
+// upgradeShadowKeys rewrites the shadow keys of every table, in the main
+// and delta trees, as cdc.EncodeKey writes them now.
+func upgradeShadowKeys(tx *bolt.Tx) error {
+	for _, top := range [][]byte{bShadows, bShadowDelta} {
+		parent := tx.Bucket(top)
+		if parent == nil {
+			continue
+		}
+		var names [][]byte
+		if err := parent.ForEach(func(k, v []byte) error {
+			if v == nil { // a table's tree
+				names = append(names, bytes.Clone(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, name := range names {
+			if err := upgradeTreeKeys(parent, name); err != nil {
+				return fmt.Errorf("shadows of %q: %w", strings.ReplaceAll(string(name), "\x00", "."), err)
+			}
+		}
+	}
+	return nil
+}
+
+// upgradeTreeKeys rebuilds one table's tree with upgraded keys, in their
+// new order, when any key changes.
+func upgradeTreeKeys(parent *bolt.Bucket, name []byte) error {
+	type entry struct{ k, v []byte }
+	var entries []entry
+	changed := false
+	err := parent.Bucket(name).ForEach(func(k, v []byte) error {
+		up, c, err := cdc.UpgradeKey(k)
+		if err != nil {
+			return fmt.Errorf("key %x: %w", k, err)
+		}
+		changed = changed || c
+		entries = append(entries, entry{bytes.Clone(up), bytes.Clone(v)})
+		return nil
+	})
+	if err != nil || !changed {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.k, b.k) })
+	if err := parent.DeleteBucket(name); err != nil {
+		return err
+	}
+	b, err := parent.CreateBucket(name)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = 0.9 // written in order
+	for _, e := range entries {
+		if err := b.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

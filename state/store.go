@@ -14,7 +14,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrations upgrade a store from version k to k+1 (migrations[k]).
 var migrations = map[uint64]func(tx *bolt.Tx) error{
@@ -26,6 +26,10 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	// 3 adds the shadow_delta bucket (created with the others): shadows are
 	// written there first, and a schema-2 capisync would not read them.
 	2: func(*bolt.Tx) error { return nil },
+	// 4 writes integers in shadow keys so that byte order is numeric
+	// order (cdc.EncodeKey): a table read in key order is stored side by
+	// side. Every table's shadow keys that hold an integer are rewritten.
+	3: upgradeShadowKeys,
 }
 
 var (

@@ -16,6 +16,11 @@ import (
 // payload. Deterministic, so equal values encode to equal bytes; sources
 // that keep row shadows (polling, and logical replication with
 // old_values: shadow) share it.
+//
+// Keys write integers as tKeyInt, 8 bytes whose byte order is their
+// numeric order, so that rows read in key order (a baseline) are stored
+// side by side rather than all over the store's tree; values keep the
+// shorter varint (tInt). Both decode anywhere.
 const (
 	tNil byte = iota
 	tString
@@ -26,6 +31,7 @@ const (
 	tTime
 	tBytes
 	tJSON
+	tKeyInt
 )
 
 // AppendValue appends v's encoding to b.
@@ -85,6 +91,8 @@ func readValue(b []byte) (any, []byte, error) {
 		return time.Unix(0, x).UTC(), rest, nil
 	case tFloat:
 		return math.Float64frombits(binary.BigEndian.Uint64(payload)), rest, nil
+	case tKeyInt:
+		return int64(binary.BigEndian.Uint64(payload) ^ signBit), rest, nil
 	}
 	_, k := binary.Uvarint(payload) // tString, tBytes, tJSON: a length, then the bytes
 	payload = payload[k:]
@@ -113,7 +121,7 @@ func valueLen(b []byte) (int, error) {
 		if _, k := binary.Varint(b[1:]); k > 0 {
 			return 1 + k, nil
 		}
-	case tFloat:
+	case tFloat, tKeyInt:
 		if len(b) >= 9 {
 			return 9, nil
 		}
@@ -129,7 +137,7 @@ func valueLen(b []byte) (int, error) {
 func EncodeKey(vals []any) []byte {
 	var b []byte
 	for _, v := range vals {
-		b = AppendValue(b, v)
+		b = appendKeyValue(b, v)
 	}
 	return b
 }
@@ -137,9 +145,46 @@ func EncodeKey(vals []any) []byte {
 // AppendKeyOf appends EncodeKey(vals[idx[0]], vals[idx[1]], ...) to b.
 func AppendKeyOf(b []byte, vals []any, idx []int) []byte {
 	for _, j := range idx {
-		b = AppendValue(b, vals[j])
+		b = appendKeyValue(b, vals[j])
 	}
 	return b
+}
+
+// signBit flips int64's sign so that negative numbers sort first.
+const signBit = 1 << 63
+
+// appendKeyValue is AppendValue with integers in key order.
+func appendKeyValue(b []byte, v any) []byte {
+	if x, ok := v.(int64); ok {
+		return binary.BigEndian.AppendUint64(append(b, tKeyInt), uint64(x)^signBit)
+	}
+	return AppendValue(b, v)
+}
+
+// UpgradeKey re-encodes a key written before keys had tKeyInt (varint
+// integers) as EncodeKey writes it now; changed is false when it holds no
+// such integer.
+func UpgradeKey(key []byte) (upgraded []byte, changed bool, err error) {
+	for b := key; len(b) > 0; {
+		n, err := valueLen(b)
+		if err != nil {
+			return nil, false, err
+		}
+		changed = changed || b[0] == tInt
+		b = b[n:]
+	}
+	if !changed {
+		return key, false, nil
+	}
+	out := make([]byte, 0, len(key)+8)
+	for b := key; len(b) > 0; {
+		v, rest, err := readValue(b)
+		if err != nil {
+			return nil, false, err
+		}
+		out, b = appendKeyValue(out, v), rest
+	}
+	return out, true, nil
 }
 
 // DecodeValues decodes n encoded values.
@@ -184,7 +229,11 @@ func (c ShadowCodec) Encode(vals []any) []byte {
 
 // AppendOf appends Encode(vals[idx[0]], vals[idx[1]], ...) to b.
 func (c ShadowCodec) AppendOf(b []byte, vals []any, idx []int) []byte {
-	return AppendKeyOf(append(b, c.fp[:]...), vals, idx)
+	b = append(b, c.fp[:]...)
+	for _, j := range idx {
+		b = AppendValue(b, vals[j])
+	}
+	return b
 }
 
 // Decode returns the values, or ok=false when the shadow was written for
