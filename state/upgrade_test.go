@@ -108,3 +108,42 @@ func TestUpgradeShadowKeys(t *testing.T) {
 		t.Errorf("%d shadows after the upgrade, want %d", count, n+5+1)
 	}
 }
+
+// BenchmarkUpgradeShadowKeys: opening a schema-3 store of 1,000,000
+// integer-keyed shadows (values of 45 bytes), which rewrites their keys.
+func BenchmarkUpgradeShadowKeys(b *testing.B) {
+	const rows = 1_000_000
+	for range b.N {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "capisync.db")
+		s, err := Open(path, Options{ShadowMergeIdle: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		value := make([]byte, 45)
+		for i := int64(0); i < rows; i += 50_000 {
+			err := s.db.Update(func(tx *bolt.Tx) error {
+				t, err := sub(tx, bShadows, "shop\x00orders", true)
+				if err != nil {
+					return err
+				}
+				for id := i; id < i+50_000; id++ {
+					if err := t.Put(cdc.AppendValue(nil, id), value); err != nil {
+						return err
+					}
+				}
+				return tx.Bucket(bMeta).Put(kSchema, u64(3))
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.Close()
+		b.StartTimer()
+		if s, err = Open(path, Options{ShadowMergeIdle: -1}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+	}
+}
