@@ -54,11 +54,7 @@ func TestSchema1IDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var schema uint64
-	s.db.View(func(tx *bolt.Tx) error { schema = binary.BigEndian.Uint64(tx.Bucket(bMeta).Get(kSchema)); return nil })
-	if schema != SchemaVersion {
-		t.Errorf("schema %d after open, want %d", schema, SchemaVersion)
-	}
+	checkSchemaCurrent(t, s)
 	for _, c := range []struct {
 		id     string
 		queued bool
@@ -70,5 +66,15 @@ func TestSchema1IDs(t *testing.T) {
 		if got := r.Enqueued == 1; got != c.queued {
 			t.Errorf("%s: queued %v, want %v", c.id, got, c.queued)
 		}
+	}
+}
+
+// checkSchemaCurrent checks that an opened store is at SchemaVersion.
+func checkSchemaCurrent(t *testing.T, s *Store) {
+	t.Helper()
+	var schema uint64
+	s.db.View(func(tx *bolt.Tx) error { schema = binary.BigEndian.Uint64(tx.Bucket(bMeta).Get(kSchema)); return nil })
+	if schema != SchemaVersion {
+		t.Errorf("schema %d after open, want %d", schema, SchemaVersion)
 	}
 }

@@ -24,22 +24,11 @@ func BenchmarkScatteredShadows(b *testing.B) {
 	key := func(id uint64) []byte { return binary.AppendUvarint(nil, id) }
 	value := make([]byte, 60)
 	flush := func() {
-		if f, ok := any(s).(interface{ FlushShadows() error }); ok {
-			if err := f.FlushShadows(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	for i := uint64(0); i < rows; i += 5000 {
-		batch := state.Batch{Source: "src"}
-		for id := i; id < i+5000; id++ {
-			batch.Shadows = append(batch.Shadows, cdc.Shadow{Table: "orders", Key: key(id), Value: value})
-		}
-		if _, err := s.Commit(batch); err != nil {
+		if err := s.FlushShadows(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	flush()
+	fillShadows(b, s, rows, 5000, key, value)
 	r := rand.New(rand.NewPCG(1, 2))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,19 +58,7 @@ func BenchmarkShadowLookups(b *testing.B) {
 	}
 	defer s.Close()
 	key := func(id uint64) []byte { return cdc.AppendKeyOf(nil, []any{int64(id)}, []int{0}) }
-	value := make([]byte, 45)
-	for i := uint64(0); i < rows; i += 10000 {
-		batch := state.Batch{Source: "src"}
-		for id := i; id < i+10000; id++ {
-			batch.Shadows = append(batch.Shadows, cdc.Shadow{Table: "orders", Key: key(id), Value: value})
-		}
-		if _, err := s.Commit(batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := s.FlushShadows(); err != nil {
-		b.Fatal(err)
-	}
+	fillShadows(b, s, rows, 10000, key, make([]byte, 45))
 	var keys [][]byte
 	for id := uint64(every); id < rows; id += every {
 		keys = append(keys, key(id))
@@ -95,4 +72,21 @@ func BenchmarkShadowLookups(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/key")
+}
+
+// fillShadows commits shadows of ids 0 to rows-1 to source src's table
+// orders, per at a time, and merges them into the main tree.
+func fillShadows(b *testing.B, s *state.Store, rows, per uint64, key func(uint64) []byte, value []byte) {
+	for i := uint64(0); i < rows; i += per {
+		batch := state.Batch{Source: "src"}
+		for id := i; id < i+per; id++ {
+			batch.Shadows = append(batch.Shadows, cdc.Shadow{Table: "orders", Key: key(id), Value: value})
+		}
+		if _, err := s.Commit(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.FlushShadows(); err != nil {
+		b.Fatal(err)
+	}
 }

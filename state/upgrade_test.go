@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"path/filepath"
 	"testing"
 
@@ -63,11 +62,7 @@ func TestUpgradeShadowKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var schema uint64
-	s.db.View(func(tx *bolt.Tx) error { schema = binary.BigEndian.Uint64(tx.Bucket(bMeta).Get(kSchema)); return nil })
-	if schema != SchemaVersion {
-		t.Errorf("schema %d after open, want %d", schema, SchemaVersion)
-	}
+	checkSchemaCurrent(t, s)
 	var keys [][]byte
 	for id := int64(-5); id < n; id++ {
 		keys = append(keys, cdc.EncodeKey([]any{id}))
