@@ -393,19 +393,31 @@ func upgradeShadowKeys(tx *bolt.Tx) error {
 // upgradeTreeKeys rebuilds one table's tree with upgraded keys, in their
 // new order, when any key changes.
 func upgradeTreeKeys(parent *bolt.Bucket, name []byte) error {
+	tree := parent.Bucket(name)
+	// First whether any key changes (a text-keyed table's do not), without
+	// copying the tree.
+	changed := false
+	c := tree.Cursor()
+	for k, _ := c.First(); k != nil && !changed; k, _ = c.Next() {
+		var err error
+		if _, changed, err = cdc.UpgradeKey(k); err != nil {
+			return fmt.Errorf("key %x: %w", k, err)
+		}
+	}
+	if !changed {
+		return nil
+	}
 	type entry struct{ k, v []byte }
 	var entries []entry
-	changed := false
-	err := parent.Bucket(name).ForEach(func(k, v []byte) error {
-		up, c, err := cdc.UpgradeKey(k)
+	err := tree.ForEach(func(k, v []byte) error {
+		up, _, err := cdc.UpgradeKey(k)
 		if err != nil {
 			return fmt.Errorf("key %x: %w", k, err)
 		}
-		changed = changed || c
 		entries = append(entries, entry{bytes.Clone(up), bytes.Clone(v)})
 		return nil
 	})
-	if err != nil || !changed {
+	if err != nil {
 		return err
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.k, b.k) })
