@@ -45,14 +45,14 @@ func benchRules(t testing.TB) *Set {
 func benchChange() *cdc.Change {
 	ts := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	row := func(status string) cdc.Row {
-		return cdc.Row{
+		return cdc.RowOf(map[string]any{
 			"id": int64(42), "status": status, "email": "Jane.Doe@Example.com", "phone": "+1 (650) 555-1234",
 			"first_name": "Jane", "last_name": "Doe", "city": "San Francisco", "state": "CA", "zip": "94105",
 			"meta_lead_id": "1234567890123456", "deal_value": "12500.50", "owner_id": int64(7),
 			"score": float64(87.5), "created_at": ts.Add(-48 * time.Hour), "updated_at": ts,
-		}
+		})
 	}
-	return &cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Update, Key: cdc.Row{"id": int64(42)},
+	return &cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Update, Key: cdc.RowOf(map[string]any{"id": int64(42)}),
 		Old: row("contacted"), New: row("qualified"), Position: cdc.Position("0/16B3748"), CommitTime: ts}
 }
 
@@ -83,21 +83,21 @@ func FuzzEval(f *testing.F) {
 		if tt, err := time.Parse(time.RFC3339, ts); err == nil {
 			updated = tt
 		}
-		row := cdc.Row{"id": id, "status": status, "stage": status, "email": email, "phone": phone, "wa_phone": phone,
+		row := cdc.RowOf(map[string]any{"id": id, "status": status, "stage": status, "email": email, "phone": phone, "wa_phone": phone,
 			"deal_value": value, "total": fmt.Sprint(value), "updated_at": updated, "zip": phone, "country": email,
-			"first_name": email, "last_name": status, "meta_lead_id": id, "currency": oldStatus, "customer_id": value}
-		old := cdc.Row{"id": id, "status": oldStatus, "stage": oldStatus}
+			"first_name": email, "last_name": status, "meta_lead_id": id, "currency": oldStatus, "customer_id": value})
+		old := cdc.RowOf(map[string]any{"id": id, "status": oldStatus, "stage": oldStatus})
 		for _, table := range []struct{ source, table string }{{"crm", "public.leads"}, {"crm", "public.chats"}, {"shop", "orders"}} {
-			c := &cdc.Change{Source: table.source, Table: table.table, Op: cdc.Update, Key: cdc.Row{"id": id}, Old: old, New: row}
+			c := &cdc.Change{Source: table.source, Table: table.table, Op: cdc.Update, Key: cdc.RowOf(map[string]any{"id": id}), Old: old, New: row}
 			if insert {
-				c.Op, c.Old = cdc.Insert, nil
+				c.Op, c.Old = cdc.Insert, cdc.Row{}
 			}
 			for _, r := range set.Eval(c) {
 				if r.Err == nil && r.Event.EventName == "" {
 					t.Fatal("event without a name")
 				}
 			}
-			c.Op, c.Old, c.New = cdc.Delete, row, nil
+			c.Op, c.Old, c.New = cdc.Delete, row, cdc.Row{}
 			set.Eval(c)
 		}
 	})

@@ -80,16 +80,16 @@ func (jc jsonChange) change(now time.Time) (cdc.Change, error) {
 	}
 	c.Old, c.New, c.Key = jsonRow(jc.Old), jsonRow(jc.New), jsonRow(jc.Key)
 	switch {
-	case op == cdc.Insert && c.New == nil, op == cdc.Update && c.New == nil:
+	case op == cdc.Insert && c.New.IsZero(), op == cdc.Update && c.New.IsZero():
 		return c, fmt.Errorf("an %s needs new", op)
-	case op == cdc.Delete && c.Old == nil:
+	case op == cdc.Delete && c.Old.IsZero():
 		return c, fmt.Errorf("a delete needs old")
 	}
 	if op == cdc.Insert {
-		c.Old = nil
+		c.Old = cdc.Row{}
 	}
 	if op == cdc.Delete {
-		c.New = nil
+		c.New = cdc.Row{}
 	}
 	if jc.Position != "" {
 		c.Position = cdc.Position(jc.Position)
@@ -98,14 +98,10 @@ func (jc jsonChange) change(now time.Time) (cdc.Change, error) {
 }
 
 func jsonRow(m map[string]any) cdc.Row {
-	if m == nil {
-		return nil
-	}
-	row := make(cdc.Row, len(m))
 	for k, v := range m {
-		row[k] = jsonValue(v)
+		m[k] = jsonValue(v)
 	}
-	return row
+	return cdc.RowOf(m)
 }
 
 func jsonValue(v any) any {

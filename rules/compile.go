@@ -19,6 +19,9 @@ import (
 type Set struct {
 	rules   []*rule
 	byTable map[string][]*rule // source + "\x00" + table -> rules in config order
+	// wholeRows holds the tables (keyed as byTable) of which a rule reads
+	// new or old as a whole.
+	wholeRows map[string]bool
 }
 
 type rule struct {
@@ -64,7 +67,7 @@ var scalarKinds = [numScalars]fieldKind{
 // config.Problems naming rule, field, file line and expression column.
 func Compile(cfg *config.Config) (*Set, error) {
 	rep := config.NewReporter(cfg)
-	s := &Set{byTable: map[string][]*rule{}}
+	s := &Set{byTable: map[string][]*rule{}, wholeRows: map[string]bool{}}
 	for _, rc := range cfg.Rules {
 		c := &compiler{rep: rep, rc: rc, r: &rule{
 			name: rc.Name, source: rc.Source, table: rc.Table, destination: rc.Destination,
@@ -93,6 +96,9 @@ func Compile(cfg *config.Config) (*Set, error) {
 		s.rules = append(s.rules, r)
 		key := r.source + "\x00" + r.table
 		s.byTable[key] = append(s.byTable[key], r)
+		if r.columns[AllColumns] {
+			s.wholeRows[key] = true
+		}
 	}
 	if err := rep.Err(); err != nil {
 		return nil, err

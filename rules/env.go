@@ -41,20 +41,20 @@ func newState() *state {
 		// (vm/func_types), which keeps evaluation fast.
 		newCol: func(col any) any {
 			c, _ := col.(string)
-			return s.c.New[c]
+			return s.c.New.Value(c)
 		},
 		oldCol: func(col any) any {
 			c, _ := col.(string)
-			return s.c.Old[c]
+			return s.c.Old.Value(c)
 		},
 		"changed": func(col string) bool { return s.changed(col) },
 		"changed_to": func(col, v any) bool {
 			c, _ := col.(string)
-			return s.changed(c) && equalValues(s.c.New[c], v)
+			return s.changed(c) && equalValues(s.c.New.Value(c), v)
 		},
 		"changed_from": func(col, v any) bool {
 			c, _ := col.(string)
-			return s.changed(c) && equalValues(s.c.Old[c], v)
+			return s.changed(c) && equalValues(s.c.Old.Value(c), v)
 		},
 		"days_since": func(t any) float64 {
 			tt, err := toTime(t)
@@ -68,14 +68,19 @@ func newState() *state {
 	return s
 }
 
-// bind points the state at a change.
-func (s *state) bind(c *cdc.Change) {
+// bind points the state at a change. Rules read columns through the
+// column helpers (see patch.go); wholeRows says a rule of the change's
+// table reads new or old as a whole (len(new), new[x], old == nil), which
+// then get the rows as maps (nil for no row).
+func (s *state) bind(c *cdc.Change, wholeRows bool) {
 	s.c = c
 	s.vars["op"] = string(c.Op)
 	s.vars["source"] = c.Source
 	s.vars["table"] = c.Table
-	s.vars["new"] = map[string]any(c.New)
-	s.vars["old"] = map[string]any(c.Old)
+	if wholeRows {
+		s.vars["new"] = c.New.Map()
+		s.vars["old"] = c.Old.Map()
+	}
 	s.vars["commit_time"] = c.CommitTime
 }
 
@@ -83,15 +88,15 @@ func (s *state) bind(c *cdc.Change) {
 // that a pooled state does not keep them alive.
 func (s *state) unbind() {
 	s.c = nil
-	s.vars["new"], s.vars["old"] = nil, nil
+	s.vars["new"], s.vars["old"] = map[string]any(nil), map[string]any(nil)
 }
 
 func (s *state) changed(col string) bool {
 	switch s.c.Op {
 	case cdc.Insert:
-		return s.c.New[col] != nil
+		return s.c.New.Value(col) != nil
 	case cdc.Update:
-		return !equalValues(s.c.Old[col], s.c.New[col])
+		return !equalValues(s.c.Old.Value(col), s.c.New.Value(col))
 	}
 	return false
 }

@@ -56,12 +56,13 @@ func (s *Set) Eval(c *cdc.Change) []Result { return s.EvalAppend(nil, c) }
 // EvalAppend is Eval appending to out, so that a caller evaluating many
 // changes reuses one slice.
 func (s *Set) EvalAppend(out []Result, c *cdc.Change) []Result {
-	rs := s.byTable[c.Source+"\x00"+c.Table]
+	key := c.Source + "\x00" + c.Table
+	rs := s.byTable[key]
 	if len(rs) == 0 {
 		return out
 	}
 	st := states.Get().(*state)
-	st.bind(c)
+	st.bind(c, s.wholeRows[key])
 	defer func() {
 		st.unbind()
 		states.Put(st)
@@ -372,7 +373,7 @@ func customValue(key string, v any) any {
 func DefaultEventID(rule string, c *cdc.Change) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00", rule, c.Table)
-	if len(c.Key) > 0 || len(c.Position) > 0 {
+	if c.Key.Len() > 0 || len(c.Position) > 0 {
 		writeRow(h, c.Key)
 		h.Write([]byte{0})
 		h.Write(c.Position)
@@ -387,13 +388,13 @@ func DefaultEventID(rule string, c *cdc.Change) string {
 }
 
 func writeRow(w interface{ Write([]byte) (int, error) }, row cdc.Row) {
-	keys := make([]string, 0, len(row))
-	for k := range row {
+	keys := make([]string, 0, row.Len())
+	for k := range row.All() {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "%s=%s;", k, canonical(row[k]))
+		fmt.Fprintf(w, "%s=%s;", k, canonical(row.Value(k)))
 	}
 }
 
@@ -412,17 +413,17 @@ func canonical(v any) string {
 // renderKey renders a change's key for messages: "id=42" (no other
 // columns, so no personal data reaches a dead letter's reason).
 func renderKey(c *cdc.Change) string {
-	if len(c.Key) == 0 {
+	if c.Key.Len() == 0 {
 		return "(none)"
 	}
-	keys := make([]string, 0, len(c.Key))
-	for k := range c.Key {
+	keys := make([]string, 0, c.Key.Len())
+	for k := range c.Key.All() {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%v", k, c.Key[k])
+		parts[i] = fmt.Sprintf("%s=%v", k, c.Key.Value(k))
 	}
 	return strings.Join(parts, ",")
 }

@@ -119,7 +119,7 @@ func TestGoldenShape(t *testing.T) {
 }
 
 func TestDefaultEventIDIsStable(t *testing.T) {
-	c := cdc.Change{Source: "s", Table: "t", Op: cdc.Update, Key: cdc.Row{"id": int64(1)}, Position: cdc.Position("p1"), CommitTime: time.Unix(100, 0)}
+	c := cdc.Change{Source: "s", Table: "t", Op: cdc.Update, Key: cdc.RowOf(map[string]any{"id": int64(1)}), Position: cdc.Position("p1"), CommitTime: time.Unix(100, 0)}
 	a := DefaultEventID("r", &c)
 	c2 := c
 	c2.CommitTime = time.Unix(200, 0) // read again later: same key and position
@@ -160,8 +160,8 @@ func TestRuntimeErrorFailsOneEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, Key: cdc.Row{"id": int64(7)},
-		New: cdc.Row{"id": int64(7), "updated_at": "yesterday", "email": "secret@example.com"}, CommitTime: time.Unix(1, 0)}
+	c := cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, Key: cdc.RowOf(map[string]any{"id": int64(7)}),
+		New: cdc.RowOf(map[string]any{"id": int64(7), "updated_at": "yesterday", "email": "secret@example.com"}), CommitTime: time.Unix(1, 0)}
 	res := set.Eval(&c)
 	if len(res) != 3 || res[0].Err == nil || res[1].Err != nil || res[2].Err == nil {
 		t.Fatalf("results = %+v", res)
@@ -245,9 +245,9 @@ func TestColumnsAndOld(t *testing.T) {
 
 func TestChangedHelpers(t *testing.T) {
 	tm := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	up := &cdc.Change{Op: cdc.Update, Old: cdc.Row{"n": int64(1), "t": tm, "s": "a", "z": nil}, New: cdc.Row{"n": float64(1), "t": tm.In(time.FixedZone("x", 3600)), "s": "b", "z": nil}}
+	up := &cdc.Change{Op: cdc.Update, Old: cdc.RowOf(map[string]any{"n": int64(1), "t": tm, "s": "a", "z": nil}), New: cdc.RowOf(map[string]any{"n": float64(1), "t": tm.In(time.FixedZone("x", 3600)), "s": "b", "z": nil})}
 	e := newState()
-	e.bind(up)
+	e.bind(up, false)
 	changedTo := e.vars["changed_to"].(func(any, any) bool)
 	changedFrom := e.vars["changed_from"].(func(any, any) bool)
 	if e.changed("n") || e.changed("t") || !e.changed("s") || e.changed("z") {
@@ -256,11 +256,11 @@ func TestChangedHelpers(t *testing.T) {
 	if !changedTo("s", "b") || changedTo("s", "a") || !changedFrom("s", "a") {
 		t.Error("changed_to / changed_from")
 	}
-	e.bind(&cdc.Change{Op: cdc.Insert, New: cdc.Row{"s": "x", "z": nil}})
+	e.bind(&cdc.Change{Op: cdc.Insert, New: cdc.RowOf(map[string]any{"s": "x", "z": nil})}, false)
 	if !e.changed("s") || e.changed("z") || e.changed("missing") {
 		t.Error("changed on insert")
 	}
-	e.bind(&cdc.Change{Op: cdc.Delete, Old: cdc.Row{"s": "x"}})
+	e.bind(&cdc.Change{Op: cdc.Delete, Old: cdc.RowOf(map[string]any{"s": "x"})}, false)
 	if e.changed("s") {
 		t.Error("changed on delete")
 	}
@@ -269,7 +269,7 @@ func TestChangedHelpers(t *testing.T) {
 func parse(t testing.TB, rules string) *config.Config {
 	t.Helper()
 	src := `sources:
-  crm: {type: postgres, dsn: "postgres://u@h/db", tables: [public.leads]}
+  crm: {type: postgres, dsn: "postgres://u@h/db", tables: [public.leads, public.chats]}
 destinations:
   meta: {type: meta_capi, dry_run: true}
 rules:` + rules + "\n"
@@ -303,8 +303,8 @@ func TestRememberedHashes(t *testing.T) {
 		{"!!!", "94105", ""},
 		{"Zürich", "8001", "zürich"},
 	} {
-		ch := cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, Key: cdc.Row{"id": int64(i)}, CommitTime: time.Unix(1, 0),
-			New: cdc.Row{"id": int64(i), "city": c.city, "zip": c.zip, "email": fmt.Sprintf("u%d@example.com", i)}}
+		ch := cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, Key: cdc.RowOf(map[string]any{"id": int64(i)}), CommitTime: time.Unix(1, 0),
+			New: cdc.RowOf(map[string]any{"id": int64(i), "city": c.city, "zip": c.zip, "email": fmt.Sprintf("u%d@example.com", i)})}
 		res := set.Eval(&ch)
 		if len(res) != 1 || res[0].Err != nil {
 			t.Fatalf("row %d: %+v", i, res)
@@ -319,5 +319,62 @@ func TestRememberedHashes(t *testing.T) {
 		if fmt.Sprint(ud) != fmt.Sprint(want) {
 			t.Errorf("row %d: user_data %v, want %v", i, ud, want)
 		}
+	}
+}
+
+// TestWholeRows: a rule that reads new or old as a whole (len(new),
+// new[col] with a computed name, old == nil) sees the rows as maps, and a
+// rule of another table that reads columns by name is unaffected.
+func TestWholeRows(t *testing.T) {
+	set, err := Compile(parse(t, `
+  - name: wide-insert
+    source: crm
+    table: public.leads
+    when: old == nil && len(new) == 3 && new["sta" + "tus"] == "won"
+    event: Purchase
+    event_id: '"w-" + string(new.id)'
+  - name: status-of-old
+    source: crm
+    table: public.leads
+    when: old != nil && old["status"] == "lost" && new.status == "won"
+    event: Lead
+    event_id: '"s-" + string(new.id)'
+  - name: by-name
+    source: crm
+    table: public.chats
+    when: changed_to("status", "won")
+    event: Contact
+    event_id: '"c-" + string(new.id)'`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(status string) cdc.Row {
+		return cdc.RowOf(map[string]any{"id": int64(1), "status": status, "email": "a@example.com"})
+	}
+	for _, tc := range []struct {
+		name  string
+		table string
+		op    cdc.Op
+		old   cdc.Row
+		want  []string // event ids
+	}{
+		{"insert of three columns", "public.leads", cdc.Insert, cdc.Row{}, []string{"w-1"}},
+		{"update from lost", "public.leads", cdc.Update, row("lost"), []string{"s-1"}},
+		{"update from new", "public.leads", cdc.Update, row("new"), nil},
+		{"other table, by name", "public.chats", cdc.Update, row("lost"), []string{"c-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &cdc.Change{Source: "crm", Table: tc.table, Op: tc.op, Key: cdc.RowOf(map[string]any{"id": int64(1)}), Old: tc.old, New: row("won")}
+			var got []string
+			for _, r := range set.Eval(c) {
+				if r.Err != nil {
+					t.Fatalf("%s: %v", r.Rule, r.Err)
+				}
+				got = append(got, r.Event.EventID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

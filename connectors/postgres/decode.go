@@ -25,56 +25,59 @@ type decoder struct {
 	loc     *time.Location
 }
 
-// tuple decodes a row: only the columns flagged in want, by position (nil:
-// all), since rules
-// read few of a wide table's columns. An unchanged TOASTed value ('u') is
-// taken from old when old has it, and otherwise left out. A value whose
-// text is the same as in the old tuple (oldT, decoded as old) is taken from
-// old rather than decoded again: an UPDATE under REPLICA IDENTITY FULL
-// carries every column twice and changes few.
-func (d *decoder) tuple(rel *pglogrepl.RelationMessage, t, oldT []column, old cdc.Row, want []bool) (cdc.Row, error) {
-	n := len(t)
-	if want != nil {
-		n = 0
-		for _, w := range want {
-			if w {
-				n++
-			}
-		}
-	}
-	row := make(cdc.Row, n)
+// tuple decodes a row: only the columns of the relation's shape (sh.want,
+// by position; nil: all), since rules read few of a wide table's columns.
+// An unchanged TOASTed value ('u') is taken from old when old has it, and
+// otherwise left out. A value whose text is the same as in the old tuple
+// (oldT, decoded as old) is taken from old rather than decoded again: an
+// UPDATE under REPLICA IDENTITY FULL carries every column twice and
+// changes few.
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, sh *shape, t, oldT []column, old cdc.Row) (cdc.Row, error) {
+	names := sh.cols.Names()
+	vals := make([]any, len(names))
+	j := 0 // the next of names
 	for i, col := range t {
 		if i >= len(rel.Columns) {
-			return nil, fmt.Errorf("tuple has more columns than relation %s.%s", rel.Namespace, rel.RelationName)
+			return cdc.Row{}, fmt.Errorf("tuple has more columns than relation %s.%s", rel.Namespace, rel.RelationName)
 		}
-		name := rel.Columns[i].Name
-		if want != nil && (i >= len(want) || !want[i]) {
+		if sh.want != nil && (i >= len(sh.want) || !sh.want[i]) {
 			continue
 		}
+		if j >= len(vals) {
+			break
+		}
+		name := rel.Columns[i].Name
 		switch col.kind {
 		case 'n':
-			row[name] = nil
+			vals[j] = nil
 		case 'u':
-			if v, ok := old[name]; ok {
-				row[name] = v
+			v, ok := old.Get(name)
+			if !ok {
+				v = cdc.Absent
 			}
+			vals[j] = v
 		case 't':
 			if i < len(oldT) && oldT[i].kind == 't' && bytes.Equal(oldT[i].data, col.data) {
-				if v, ok := old[name]; ok && immutable(v) {
-					row[name] = v
+				if v, ok := old.Get(name); ok && immutable(v) {
+					vals[j] = v
+					j++
 					continue
 				}
 			}
 			v, err := d.value(rel.Columns[i].DataType, col.data)
 			if err != nil {
-				return nil, fmt.Errorf("column %s: %w", name, err)
+				return cdc.Row{}, fmt.Errorf("column %s: %w", name, err)
 			}
-			row[name] = v
+			vals[j] = v
 		default:
-			return nil, fmt.Errorf("column %s: unexpected tuple data kind %q (binary values are not requested)", name, col.kind)
+			return cdc.Row{}, fmt.Errorf("column %s: unexpected tuple data kind %q (binary values are not requested)", name, col.kind)
 		}
+		j++
 	}
-	return row, nil
+	for ; j < len(vals); j++ {
+		vals[j] = cdc.Absent // a tuple shorter than its relation
+	}
+	return cdc.NewRow(sh.cols, vals), nil
 }
 
 func (d *decoder) value(oid uint32, data []byte) (any, error) {

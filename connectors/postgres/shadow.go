@@ -52,14 +52,14 @@ func newShadowKeeper(s *Source) *shadowKeeper {
 
 // apply fills c.Old from the shadow and returns the shadow to store.
 func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) (cdc.Shadow, error) {
-	keys := make([]string, 0, len(c.Key))
-	for col := range c.Key {
+	keys := make([]string, 0, c.Key.Len())
+	for col := range c.Key.All() {
 		keys = append(keys, col)
 	}
 	sort.Strings(keys)
 	vals := make([]any, len(keys))
 	for i, col := range keys {
-		vals[i] = c.Key[col]
+		vals[i] = c.Key.Value(col)
 	}
 	key := cdc.EncodeKey(vals)
 	codec, track := k.codecs[c.Table], k.track[c.Table]
@@ -75,26 +75,40 @@ func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) (cdc.Shadow, erro
 	}
 	if c.Op != cdc.Insert && stored != nil {
 		if old, ok := codec.Decode(stored); ok {
-			if c.Old == nil {
-				c.Old = cdc.Row{}
-			}
-			for i, col := range track {
-				if _, known := c.Old[col]; !known {
-					c.Old[col] = old[i]
-				}
-			}
+			c.Old = withMissing(c.Old, track, old)
 		}
 	}
 	sh := cdc.Shadow{Table: c.Table, Key: key}
 	if c.Op != cdc.Delete {
 		v := make([]any, len(track))
 		for i, col := range track {
-			v[i] = c.New[col]
+			v[i] = c.New.Value(col)
 		}
 		sh.Value = codec.Encode(v)
 	}
 	k.pending[c.Table+"\x00"+string(key)] = pendingShadow{value: sh.Value, lsn: lsn}
 	return sh, nil
+}
+
+// withMissing returns row with the columns of names it lacks, valued
+// from vals; row itself when it has them all.
+func withMissing(row cdc.Row, names []string, vals []any) cdc.Row {
+	var addNames []string
+	var addVals []any
+	for i, col := range names {
+		if _, known := row.Get(col); !known {
+			addNames, addVals = append(addNames, col), append(addVals, vals[i])
+		}
+	}
+	if len(addNames) == 0 {
+		return row
+	}
+	all := make([]string, 0, row.Len()+len(addNames))
+	allVals := make([]any, 0, cap(all))
+	for col, v := range row.All() {
+		all, allVals = append(all, col), append(allVals, v)
+	}
+	return cdc.NewRow(cdc.NewColumns(append(all, addNames...)...), append(allVals, addVals...))
 }
 
 // prune forgets pending shadows that are durable.

@@ -20,7 +20,7 @@ type streamer struct {
 	repl      *pgconn.PgConn
 	out       chan<- cdc.Batch
 	relations map[uint32]*pglogrepl.RelationMessage
-	wanted    map[uint32][]bool // per relation, by column position: decode it (see wantedColumns)
+	shapes    map[uint32]*shape // per relation: the columns decoded and the rows' names (see shapeOf)
 	dec       *decoder
 	row       rowMessage
 	shadow    *shadowKeeper
@@ -165,7 +165,7 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
 		st.relations[m.RelationID] = m
-		delete(st.wanted, m.RelationID) // columns may have changed
+		delete(st.shapes, m.RelationID) // columns may have changed
 	case *pglogrepl.BeginMessage:
 		st.tx = &txState{begin: m}
 	case *pglogrepl.TruncateMessage:
@@ -185,25 +185,41 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 	return nil
 }
 
-// wantedColumns turns a table's wanted column names (nil: all) into flags
-// by the relation's column positions, once per Relation message, so that
-// decoding a row does not look every column up by name.
-func (st *streamer) wantedColumns(relID uint32, rel *pglogrepl.RelationMessage, names map[string]bool) []bool {
-	if names == nil {
-		return nil
+// shape is what decoding a relation's rows needs, made once per Relation
+// message: which columns to decode (want, by position; nil: all), so that
+// a row is not looked up column by column by name, and the names of the
+// rows made (the decoded columns, and the key).
+type shape struct {
+	want []bool
+	cols *cdc.Columns
+	key  *cdc.Columns
+}
+
+// shapeOf returns the relation's shape for the table's wanted column names
+// (nil: all).
+func (st *streamer) shapeOf(relID uint32, rel *pglogrepl.RelationMessage, info *tableInfo) *shape {
+	if sh, ok := st.shapes[relID]; ok {
+		return sh
 	}
-	if w, ok := st.wanted[relID]; ok {
-		return w
+	sh := &shape{key: cdc.NewColumns(keyColumns(info, rel)...)}
+	var names []string
+	if info.want != nil {
+		sh.want = make([]bool, len(rel.Columns))
 	}
-	w := make([]bool, len(rel.Columns))
 	for i, c := range rel.Columns {
-		w[i] = names[c.Name]
+		if info.want == nil || info.want[c.Name] {
+			names = append(names, c.Name)
+			if sh.want != nil {
+				sh.want[i] = true
+			}
+		}
 	}
-	if st.wanted == nil {
-		st.wanted = map[uint32][]bool{}
+	sh.cols = cdc.NewColumns(names...)
+	if st.shapes == nil {
+		st.shapes = map[uint32]*shape{}
 	}
-	st.wanted[relID] = w
-	return w
+	st.shapes[relID] = sh
+	return sh
 }
 
 func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, newT []column) error {
@@ -224,14 +240,14 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 	c := cdc.Change{Source: s.name, Table: name, Op: op, CommitTime: st.tx.begin.CommitTime.UTC(),
 		Position: changePosition(st.tx.begin.FinalLSN, st.tx.ordinal)}
 	var err error
-	want := st.wantedColumns(relID, rel, info.want)
+	sh := st.shapeOf(relID, rel, info)
 	if oldT != nil {
-		if c.Old, err = st.dec.tuple(rel, oldT, nil, nil, want); err != nil {
+		if c.Old, err = st.dec.tuple(rel, sh, oldT, nil, cdc.Row{}); err != nil {
 			return fmt.Errorf("%s: old row: %w", name, err)
 		}
 	}
 	if newT != nil {
-		if c.New, err = st.dec.tuple(rel, newT, oldT, c.Old, want); err != nil {
+		if c.New, err = st.dec.tuple(rel, sh, newT, oldT, c.Old); err != nil {
 			return fmt.Errorf("%s: new row: %w", name, err)
 		}
 	}
@@ -239,15 +255,14 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 	if op == cdc.Delete {
 		keyRow = c.Old
 	}
-	c.Key = cdc.Row{}
-	for _, k := range keyColumns(info, rel) {
-		c.Key[k] = keyRow[k]
+	names := sh.key.Names()
+	key := make([]any, len(names))
+	for i, k := range names {
+		key[i] = keyRow.Value(k)
 	}
-	if op == cdc.Update && c.Old == nil {
-		c.Old = cdc.Row{} // DEFAULT identity, key unchanged: only the key is known
-		for k, v := range c.Key {
-			c.Old[k] = v
-		}
+	c.Key = cdc.NewRow(sh.key, key)
+	if op == cdc.Update && c.Old.IsZero() {
+		c.Old = c.Key // DEFAULT identity, key unchanged: only the key is known
 	}
 	if st.shadow != nil && info.identity != "f" {
 		sh, err := st.shadow.apply(&c, st.tx.begin.FinalLSN)

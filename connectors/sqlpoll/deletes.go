@@ -88,16 +88,18 @@ func (s *Source) scanTableDeletes(ctx context.Context, pos *position, t *table, 
 		if err != nil {
 			return fmt.Errorf("decode shadow key: %w", err)
 		}
-		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Delete, Key: cdc.Row{}, Old: cdc.Row{}, CommitTime: now,
-			Position: changePosition(t.name, g[0], native{Type: "deleted", Value: string(g[1])})}
-		for i, k := range t.key {
-			c.Key[k], c.Old[k] = key[i], key[i]
-		}
-		if old, ok := t.codec.Decode(g[1]); ok {
-			for i, col := range t.track {
-				c.Old[col] = old[i]
+		old := make([]any, len(t.key)+len(t.track))
+		copy(old, key)
+		if vals, ok := t.codec.Decode(g[1]); ok {
+			copy(old[len(t.key):], vals)
+		} else {
+			for i := len(t.key); i < len(old); i++ {
+				old[i] = cdc.Absent // recorded for other tracked columns: only the key is known
 			}
 		}
+		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Delete, CommitTime: now,
+			Key: cdc.NewRow(t.keyCols, key), Old: cdc.NewRow(t.oldCols, old),
+			Position: changePosition(t.name, g[0], native{Type: "deleted", Value: string(g[1])})}
 		changes = append(changes, c)
 		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: g[0]})
 		if len(shadows) >= s.cfg.PageSize {

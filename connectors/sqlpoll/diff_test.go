@@ -16,7 +16,7 @@ func benchTable() *table {
 		track:  []string{"email", "status", "total"},
 		cols:   []string{"id", "updated_at", "email", "status", "total"},
 		keyIdx: []int{0}, trackIdx: []int{2, 3, 4}, cursorAt: 1}
-	t.codec = cdc.NewShadowCodec(t.track)
+	t.setColumns()
 	return t
 }
 

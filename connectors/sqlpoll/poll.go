@@ -140,7 +140,6 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 	// Textual columns are scanned as sql.RawBytes (the driver's buffer),
 	// copied into a page arena, and a row's text values are cut from one
 	// string made of it.
-	const rowsPerSlab = 256
 	var slab []any
 	var arena []byte
 	texts := make([]sql.RawBytes, n)
@@ -217,6 +216,9 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 	return out, nil
 }
 
+// rowsPerSlab is how many rows' values are allocated at a time.
+const rowsPerSlab = 256
+
 // page is a page of rows with their encoded keys and stored shadows.
 type page struct {
 	rows    []row
@@ -284,6 +286,8 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 	var shadows []cdc.Shadow
 	var arena []byte    // encodings of rows that changed; an unchanged row's is written over
 	var posArena []byte // changes' positions
+	var slab []any      // old rows' values, cut rowsPerSlab rows at a time
+	nk, nOld := len(t.key), len(t.key)+len(t.track)
 	for i, r := range rows {
 		if cap(arena)-len(arena) < 256 {
 			arena = make([]byte, 0, 32<<10)
@@ -319,16 +323,24 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 		if sh != nil {
 			// Old is the key and the tracked columns as stored; those that
 			// did not change share the new row's values.
-			c.Op, c.Old = cdc.Update, keyRow(t, r.norm, len(t.track))
-			if !t.codec.DecodeInto(c.Old, sh, enc, r.norm, t.trackIdx) {
+			if len(slab) < nOld {
+				slab = make([]any, nOld*rowsPerSlab)
+			}
+			old := slab[:nOld:nOld]
+			slab = slab[nOld:]
+			copy(old, r.norm[:nk])
+			if !t.codec.DecodeInto(old[nk:], sh, enc, r.norm, t.trackIdx) {
 				if !t.warned {
 					s.log.Warn("shadows were written for other tracked columns; re-recording them without events", "table", t.name)
 					t.warned = true
 				}
 				continue
 			}
+			c.Op, c.Old = cdc.Update, cdc.NewRow(t.oldCols, old)
 		}
-		c.Key, c.New = keyRow(t, r.norm, 0), fullRow(t, r.norm)
+		// The key columns come first in cols: Key and New share the row's
+		// values.
+		c.Key, c.New = cdc.NewRow(t.keyCols, r.norm[:nk:nk]), cdc.NewRow(t.newCols, r.norm)
 		var err error
 		if c.Position, posArena, err = cursorPosition(posArena, t.name, keys[i], r.cursor); err != nil {
 			return nil, nil, fmt.Errorf("cursor %s: %w", t.cursor, err)
@@ -336,23 +348,6 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 		changes = append(changes, c)
 	}
 	return changes, shadows, nil
-}
-
-// keyRow is the row's key columns, in a map with room for extra more.
-func keyRow(t *table, norm []any, extra int) cdc.Row {
-	r := make(cdc.Row, len(t.key)+extra)
-	for i, k := range t.key {
-		r[k] = norm[t.keyIdx[i]]
-	}
-	return r
-}
-
-func fullRow(t *table, norm []any) cdc.Row {
-	r := make(cdc.Row, len(t.cols))
-	for i, c := range t.cols {
-		r[c] = norm[i]
-	}
-	return r
 }
 
 func pick(vals []any, idx []int) []any {

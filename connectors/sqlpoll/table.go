@@ -3,6 +3,7 @@ package sqlpoll
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,7 +27,10 @@ type table struct {
 	// selects cursorExpr first.
 	cursorAt int
 	codec    cdc.ShadowCodec
-	warned   bool // a shadow written for other tracked columns was seen
+	// The names of the rows a change carries: Key (the key columns, which
+	// come first in cols), Old (key, then track) and New (cols).
+	keyCols, oldCols, newCols *cdc.Columns
+	warned                    bool // a shadow written for other tracked columns was seen
 }
 
 // prepareTable checks the table and the columns the config and the rules
@@ -112,12 +116,21 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 	for _, c := range t.track {
 		t.trackIdx = append(t.trackIdx, idx[c])
 	}
-	t.codec = cdc.NewShadowCodec(t.track)
+	t.setColumns()
 	t.cursorAt = -1
 	if q := s.d.quote(t.cursor); s.d.cursorExpr(q) == q {
 		t.cursorAt = idx[t.cursor]
 	}
 	return t, nil
+}
+
+// setColumns makes the codec and the column names of changes' rows from
+// key, track and cols.
+func (t *table) setColumns() {
+	t.codec = cdc.NewShadowCodec(t.track)
+	t.keyCols = cdc.NewColumns(t.key...)
+	t.oldCols = cdc.NewColumns(append(slices.Clip(t.key), t.track...)...)
+	t.newCols = cdc.NewColumns(t.cols...)
 }
 
 // query builds a page query. after is nil for the first page; from is the

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/state"
@@ -83,7 +84,7 @@ func TestReadValues(t *testing.T) {
 				t.Fatalf("read %d rows, want 3", len(rows))
 			}
 			for i, want := range []map[string]any{maps.Clone(full), maps.Clone(null)} {
-				got := fullRow(tb, rows[i].norm)
+				got := cdc.NewRow(cdc.NewColumns(tb.cols...), rows[i].norm).Map()
 				for c, v := range tc.extra {
 					if i == 0 {
 						want[c] = v
@@ -91,7 +92,7 @@ func TestReadValues(t *testing.T) {
 						want[c] = nil
 					}
 				}
-				if !reflect.DeepEqual(map[string]any(got), want) {
+				if !reflect.DeepEqual(got, want) {
 					t.Errorf("row %d:\n got %#v\nwant %#v", i, got, want)
 				}
 			}

@@ -56,17 +56,14 @@ func ParseOp(s string) (Op, error) {
 // same Position.
 type Position []byte
 
-// Row maps column names to values (see the package doc for the types).
-type Row map[string]any
-
 // Change is one row change read from a source.
 type Change struct {
 	Source     string    // source name as in the config
 	Table      string    // table name as in the config
 	Op         Op        //
 	Key        Row       // primary-key columns and their values
-	Old        Row       // nil on insert; on update, what the source knows of the old row
-	New        Row       // nil on delete
+	Old        Row       // the zero Row on insert; on update, what the source knows of the old row
+	New        Row       // the zero Row on delete
 	Position   Position  // position of this change (identical when read again)
 	CommitTime time.Time // when the source committed it (poll time for polling), UTC
 }

@@ -246,13 +246,13 @@ func (c ShadowCodec) Decode(b []byte) (vals []any, ok bool) {
 	return vals, err == nil
 }
 
-// DecodeInto decodes a shadow as Decode does, into row under the codec's
-// column names. cur is the current row's encoding by this codec,
+// DecodeInto decodes a shadow as Decode does, into dst (dst[j] for the
+// codec's column j). cur is the current row's encoding by this codec,
 // AppendOf(nil, vals, idx): a column whose bytes are the same in both
 // takes its current value vals[idx[j]] instead of a decoded copy, so only
-// the columns that changed are decoded. On ok=false row may hold some of
-// the columns.
-func (c ShadowCodec) DecodeInto(row Row, stored, cur []byte, vals []any, idx []int) (ok bool) {
+// the columns that changed are decoded. On ok=false dst may hold some of
+// the values.
+func (c ShadowCodec) DecodeInto(dst []any, stored, cur []byte, vals []any, idx []int) (ok bool) {
 	if len(stored) < 4 || !bytes.Equal(stored[:4], c.fp[:]) {
 		return false
 	}
@@ -262,7 +262,10 @@ func (c ShadowCodec) DecodeInto(row Row, stored, cur []byte, vals []any, idx []i
 	} else {
 		cur = nil
 	}
-	for j, col := range c.cols {
+	if len(dst) < len(c.cols) {
+		return false
+	}
+	for j := range c.cols {
 		n, err := valueLen(stored)
 		if err != nil {
 			return false
@@ -273,7 +276,7 @@ func (c ShadowCodec) DecodeInto(row Row, stored, cur []byte, vals []any, idx []i
 			same := bytes.Equal(seg, cur[:m])
 			cur = cur[m:]
 			if same {
-				row[col] = vals[idx[j]]
+				dst[j] = vals[idx[j]]
 				continue
 			}
 		} else {
@@ -283,7 +286,7 @@ func (c ShadowCodec) DecodeInto(row Row, stored, cur []byte, vals []any, idx []i
 		if err != nil {
 			return false
 		}
-		row[col] = v
+		dst[j] = v
 	}
 	return len(stored) == 0
 }

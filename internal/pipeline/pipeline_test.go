@@ -99,7 +99,7 @@ rules:
 // insert is a change inserting row id.
 func insert(id int64, at time.Time) cdc.Change {
 	return cdc.Change{Source: "src", Table: "public.t", Op: cdc.Insert, CommitTime: at,
-		Key: cdc.Row{"id": id}, New: cdc.Row{"id": id, "email": fmt.Sprintf("u%d@example.com", id)}}
+		Key: cdc.RowOf(map[string]any{"id": id}), New: cdc.RowOf(map[string]any{"id": id, "email": fmt.Sprintf("u%d@example.com", id)})}
 }
 
 // run starts the pipeline; finish stops it and fails the test on an error.
