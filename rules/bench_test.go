@@ -102,3 +102,53 @@ func FuzzEval(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEvaluateOrder: the polling benchmark's rules (three on one
+// table, one matching) on one of its changes: an order paid.
+func BenchmarkEvaluateOrder(b *testing.B) {
+	set, err := Compile(parse(b, `
+  - name: qualified
+    source: crm
+    table: public.leads
+    when: changed_to("status", "qualified")
+    event: Lead
+    event_id: '"lead-" + string(new.id)'
+    user_data: {em: new.email, external_id: string(new.id)}
+  - name: paid
+    source: crm
+    table: public.leads
+    when: changed_to("status", "paid")
+    event: Purchase
+    event_time: new.updated_at
+    event_id: '"order-" + string(new.id) + "-paid"'
+    user_data: {em: new.email}
+    custom_data: {value: new.total, currency: '"EUR"'}
+  - name: refunded
+    source: crm
+    table: public.leads
+    when: changed_from("status", "paid") && new.status == "refunded"
+    event: CancelledOrder
+    event_id: '"order-" + string(new.id) + "-refunded"'
+    user_data: {em: new.email}
+    custom_data: {value: new.total, currency: '"EUR"', previous: old.status}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	newCols := cdc.NewColumns("id", "updated_at", "email", "status", "total")
+	oldCols := cdc.NewColumns("id", "email", "status", "total")
+	c := &cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Update,
+		Key:        cdc.NewRow(cdc.NewColumns("id"), []any{int64(4200)}),
+		Old:        cdc.NewRow(oldCols, []any{int64(4200), "buyer4200@example.com", "new", "10.00"}),
+		New:        cdc.NewRow(newCols, []any{int64(4200), at, "buyer4200@example.com", "paid", "42.50"}),
+		Position:   cdc.Position("orders\x00key\x00t2026-11-26T10:00:00Z"),
+		CommitTime: at}
+	if res := set.Eval(c); len(res) != 1 || res[0].Err != nil || res[0].Event.EventID != "order-4200-paid" {
+		b.Fatalf("bench setup: %+v", res)
+	}
+	var out []Result
+	b.ReportAllocs()
+	for b.Loop() {
+		out = set.EvalAppend(out[:0], c)
+	}
+}

@@ -16,5 +16,5 @@ echo "  poll / raw SELECT of the rows it read: $(grep -o 'poll / raw SELECT = [0
 # ms PATTERN: the median of the durations after PATTERN, in ms (Go prints
 # "850ms" or "1.059s").
 ms() { grep -o "$1 [0-9.]*m\?s" "$out" | awk '{d=$NF; if (d ~ /ms$/) {sub(/ms$/, "", d); print d} else {sub(/s$/, "", d); print d*1000}}' | median; }
-echo "  poll: $(ms 'with [0-9]* changed rows:') ms; raw SELECT: $(ms 'raw SELECT of the rows the poll read:') ms"
+echo "  poll: $(ms 'with [0-9]* changed rows:') ms; raw SELECT: $(ms 'raw SELECT of the rows the poll read:') ms (their first read, before the poll: $(ms 'their first read, before the poll:') ms)"
 echo "  idle poll: $(ms 'idle poll (nothing changed):') ms; full-table read: $(ms 'a full-table read:') ms"
