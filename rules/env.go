@@ -23,6 +23,12 @@ type state struct {
 	c      *cdc.Change
 	vars   map[string]any     // the expression environment
 	hashes map[hashKey]string // see cachedHash
+	// What vars holds of the last change bound: a change from the same
+	// source, table and commit as the one before (the rest of its page or
+	// transaction) sets nothing again, and boxes nothing.
+	op, source, table string
+	commitTime        time.Time
+	whole             bool // vars holds rows as maps
 }
 
 // envNames are the variables of the rule environment, with values of the
@@ -74,21 +80,33 @@ func newState() *state {
 // then get the rows as maps (nil for no row).
 func (s *state) bind(c *cdc.Change, wholeRows bool) {
 	s.c = c
-	s.vars["op"] = string(c.Op)
-	s.vars["source"] = c.Source
-	s.vars["table"] = c.Table
-	if wholeRows {
-		s.vars["new"] = c.New.Map()
-		s.vars["old"] = c.Old.Map()
+	// newState's vars hold "" and the zero time, as these fields do.
+	if op := string(c.Op); op != s.op {
+		s.op, s.vars["op"] = op, op
 	}
-	s.vars["commit_time"] = c.CommitTime
+	if c.Source != s.source {
+		s.source, s.vars["source"] = c.Source, c.Source
+	}
+	if c.Table != s.table {
+		s.table, s.vars["table"] = c.Table, c.Table
+	}
+	if c.CommitTime != s.commitTime { // the same value (and zone), not only the same instant
+		s.commitTime, s.vars["commit_time"] = c.CommitTime, c.CommitTime
+	}
+	if wholeRows {
+		s.vars["new"], s.vars["old"] = c.New.Map(), c.Old.Map()
+		s.whole = true
+	}
 }
 
 // unbind drops the state's references to the last change's rows, so
 // that a pooled state does not keep them alive.
 func (s *state) unbind() {
 	s.c = nil
-	s.vars["new"], s.vars["old"] = map[string]any(nil), map[string]any(nil)
+	if s.whole {
+		s.vars["new"], s.vars["old"] = map[string]any(nil), map[string]any(nil)
+		s.whole = false
+	}
 }
 
 func (s *state) changed(col string) bool {

@@ -378,3 +378,54 @@ func TestWholeRows(t *testing.T) {
 		})
 	}
 }
+
+// TestRebind: an evaluation state reused from change to change sees each
+// change's op, table and commit time, not the last one's.
+func TestRebind(t *testing.T) {
+	set, err := Compile(parse(t, `
+  - name: inserted
+    source: crm
+    table: public.leads
+    when: op == "insert" && table == "public.leads"
+    event: Lead
+    event_time: commit_time
+    event_id: '"l-" + string(new.id)'
+  - name: chat
+    source: crm
+    table: public.chats
+    when: op == "update"
+    event: Contact
+    event_time: commit_time
+    event_id: '"c-" + string(new.id)'`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Hour)
+	row := cdc.RowOf(map[string]any{"id": int64(1)})
+	for i, tc := range []struct {
+		table string
+		op    cdc.Op
+		at    time.Time
+		want  string // event name and time, "" for none
+	}{
+		{"public.leads", cdc.Insert, t1, "Lead " + fmt.Sprint(t1.Unix())},
+		{"public.leads", cdc.Insert, t2, "Lead " + fmt.Sprint(t2.Unix())},
+		{"public.leads", cdc.Update, t2, ""},
+		{"public.chats", cdc.Update, t1, "Contact " + fmt.Sprint(t1.Unix())},
+		{"public.chats", cdc.Insert, t1, ""},
+		{"public.leads", cdc.Insert, t2.In(time.FixedZone("x", 3600)), "Lead " + fmt.Sprint(t2.Unix())},
+	} {
+		c := &cdc.Change{Source: "crm", Table: tc.table, Op: tc.op, Key: row, New: row, CommitTime: tc.at}
+		if tc.op == cdc.Update {
+			c.Old = row
+		}
+		got := ""
+		for _, r := range set.Eval(c) {
+			got = fmt.Sprintf("%s %d", r.Event.EventName, r.Event.EventTime)
+		}
+		if got != tc.want {
+			t.Errorf("change %d (%s %s): got %q, want %q", i+1, tc.op, tc.table, got, tc.want)
+		}
+	}
+}
