@@ -104,6 +104,13 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 }
 
 func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) ([]row, error) {
+	return s.readPageIn(ctx, t, q, args, 0, nil)
+}
+
+// readPageIn is readPage that also hands every `every` rows read to part
+// while it reads on (every 0: never); the rows after the last part are
+// the page's rest.
+func (s *Source) readPageIn(ctx context.Context, t *table, q string, args []any, every int, part func([]row)) ([]row, error) {
 	rs, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", s.scrub(err))
@@ -209,6 +216,9 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) (
 		}
 		r.cursor = vals[cur]
 		out = append(out, r)
+		if every > 0 && len(out)%every == 0 {
+			part(out[len(out)-every:])
+		}
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("read rows: %w", s.scrub(err))
@@ -227,21 +237,45 @@ type page struct {
 	err     error
 }
 
+// lookupPart is how many rows' shadows are looked up at a time while a
+// page is still being read.
+const lookupPart = 1000
+
 // pages reads a table's pages in the background, in two stages: one
 // goroutine runs the keyset queries back to back (the next page's keyset is
-// known as soon as a page is read), another looks up each page's shadows.
-// A page with an error, or a short page, is the last; the channel closes
-// after it, or when ctx ends.
+// known as soon as a page is read), another looks up the shadows of a
+// page's rows lookupPart at a time as they are read, so that when the page
+// is read only its last part's are left to look up. A page with an error,
+// or a short page, is the last; the channel closes after it, or when ctx
+// ends.
 func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) <-chan page {
-	read := make(chan page, 1)
+	// A part of a page read: rows to look up, and with the page's last
+	// part, the whole page (or the error that ended it).
+	type part struct {
+		rows []row
+		page []row
+		last bool
+		err  error
+	}
+	parts := make(chan part, 2*max(1, s.cfg.PageSize/lookupPart))
+	send := func(p part) bool {
+		select {
+		case parts <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	go func() {
-		defer close(read)
+		defer close(parts)
 		for {
 			q, args := s.query(t, from, after, s.cfg.PageSize)
-			rows, err := s.readPage(ctx, t, q, args)
-			select {
-			case read <- page{rows: rows, err: err}:
-			case <-ctx.Done():
+			rows, err := s.readPageIn(ctx, t, q, args, lookupPart, func(rows []row) { send(part{rows: rows}) })
+			var rest []row
+			if err == nil {
+				rest = rows[len(rows)-len(rows)%lookupPart:]
+			}
+			if !send(part{rows: rest, page: rows, last: true, err: err}) {
 				return
 			}
 			if err != nil || len(rows) < s.cfg.PageSize {
@@ -254,27 +288,38 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 	out := make(chan page, 1)
 	go func() {
 		defer close(out)
-		for p := range read {
-			if p.err == nil {
-				p.keys = make([][]byte, len(p.rows))
-				var arena []byte // the page's keys, in a few allocations
-				for i, r := range p.rows {
+		var p page
+		var arena []byte // the page's keys, in a few allocations
+		failed := false  // a lookup of this page failed: the rest is not looked up
+		for pt := range parts {
+			if pt.err == nil && !failed {
+				for _, r := range pt.rows {
 					if cap(arena)-len(arena) < 64 {
 						arena = make([]byte, 0, 16<<10)
 					}
 					start := len(arena)
 					arena = cdc.AppendKeyOf(arena, r.norm, t.keyIdx)
-					p.keys[i] = arena[start:len(arena):len(arena)]
+					p.keys = append(p.keys, arena[start:len(arena):len(arena)])
 				}
-				if p.shadows, p.err = s.shadows.Shadows(s.name, t.name, p.keys); p.err != nil {
-					p.err = fmt.Errorf("read shadows: %w", p.err)
+				got, err := s.shadows.Shadows(s.name, t.name, p.keys[len(p.keys)-len(pt.rows):])
+				if err != nil {
+					p.err, failed = fmt.Errorf("read shadows: %w", err), true
 				}
+				p.shadows = append(p.shadows, got...)
+			}
+			if !pt.last {
+				continue
+			}
+			p.rows = pt.page
+			if pt.err != nil {
+				p = page{err: pt.err}
 			}
 			select {
 			case out <- p:
 			case <-ctx.Done():
 				return
 			}
+			p, arena, failed = page{}, nil, false
 		}
 	}()
 	return out
