@@ -36,11 +36,8 @@ type queue struct {
 	memNext uint64 // the sequence number the next event must have to join mem
 }
 
-// memCap bounds the events a queue keeps in memory (an item and the
-// event's JSON, under 1 KiB each): more than one commit of a default page
-// (5,000 changes) makes, so that such a commit's events reach the sender
-// from here and are not read back from the store.
-const memCap = 8192
+// memCap bounds the events a queue keeps in memory (~1 KiB each).
+const memCap = 4096
 
 // push adds events a commit queued (any destination's; in sequence order).
 func (q *queue) push(queued []state.Queued) {
