@@ -31,8 +31,10 @@ type decoder struct {
 // otherwise left out. A value whose text is the same as in the old tuple
 // (oldT, decoded as old) is taken from old rather than decoded again: an
 // UPDATE under REPLICA IDENTITY FULL carries every column twice and
-// changes few.
-func (d *decoder) tuple(rel *pglogrepl.RelationMessage, sh *shape, t, oldT []column, old cdc.Row) (cdc.Row, error) {
+// changes few. In a key tuple (keyOnly: the old row under REPLICA
+// IDENTITY DEFAULT) a NULL outside the identity's columns is a value the
+// message does not carry, and is left out (a shadow may then give it).
+func (d *decoder) tuple(rel *pglogrepl.RelationMessage, sh *shape, t []column, keyOnly bool, oldT []column, old cdc.Row) (cdc.Row, error) {
 	names := sh.cols.Names()
 	vals := make([]any, len(names))
 	j := 0 // the next of names
@@ -50,6 +52,9 @@ func (d *decoder) tuple(rel *pglogrepl.RelationMessage, sh *shape, t, oldT []col
 		switch col.kind {
 		case 'n':
 			vals[j] = nil
+			if keyOnly && rel.Columns[i].Flags&1 == 0 {
+				vals[j] = cdc.Absent
+			}
 		case 'u':
 			v, ok := old.Get(name)
 			if !ok {

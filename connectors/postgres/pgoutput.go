@@ -21,8 +21,11 @@ type rowMessage struct {
 	op       byte // 'I', 'U' or 'D'
 	relation uint32
 	old, new []column // nil when the message carries no such tuple
-	oldBuf   []column
-	newBuf   []column
+	// oldKey: old is a 'K' tuple (REPLICA IDENTITY DEFAULT or an index):
+	// the identity's columns, every other one NULL for want of its value.
+	oldKey bool
+	oldBuf []column
+	newBuf []column
 }
 
 // parse reads data (the whole pgoutput message) into m.
@@ -31,7 +34,7 @@ func (m *rowMessage) parse(data []byte) error {
 		return fmt.Errorf("%c message of %d bytes is too short", data[0], len(data))
 	}
 	m.op, m.relation = data[0], binary.BigEndian.Uint32(data[1:5])
-	m.old, m.new = nil, nil
+	m.old, m.new, m.oldKey = nil, nil, false
 	b := data[5:]
 	var err error
 	switch m.op {
@@ -43,6 +46,7 @@ func (m *rowMessage) parse(data []byte) error {
 		m.newBuf = m.new
 	case 'U':
 		if b[0] == 'K' || b[0] == 'O' {
+			m.oldKey = b[0] == 'K'
 			if m.old, b, err = parseTuple(b[1:], m.oldBuf[:0]); err != nil {
 				return fmt.Errorf("update: old tuple: %w", err)
 			}
@@ -57,6 +61,7 @@ func (m *rowMessage) parse(data []byte) error {
 		if b[0] != 'K' && b[0] != 'O' {
 			return fmt.Errorf("delete: expected tuple K or O, got %q", b[0])
 		}
+		m.oldKey = b[0] == 'K'
 		m.old, b, err = parseTuple(b[1:], m.oldBuf[:0])
 		m.oldBuf = m.old
 	default:

@@ -147,6 +147,13 @@ func TestReplicaIdentityDefault(t *testing.T) {
     event_id: '"order-" + string(new.id)'
     user_data: {em: new.email}
     custom_data: {value: new.total, currency: '"EUR"', was: old.status}
+  - name: paid-order-deleted
+    source: crm
+    table: public.orders_S
+    when: op == "delete" && old.status == "paid"
+    event: CancelledOrder
+    event_id: '"order-" + string(old.id) + "-deleted"'
+    user_data: {external_id: string(old.id)}
 `
 	e := newEnv(t, "", rules)
 	e.start()
@@ -168,6 +175,11 @@ func TestReplicaIdentityDefault(t *testing.T) {
 	if cd := s.fake.Events()[0].Raw["custom_data"].(map[string]any); cd["was"] != "new" {
 		t.Errorf("old value from the shadow: %v", cd)
 	}
+	// A delete's old row under DEFAULT identity is the key, the other
+	// columns NULL: the tracked ones come from the shadow.
+	s.exec("DELETE FROM orders_S WHERE id = 1") // was new: nothing
+	s.exec("DELETE FROM orders_S WHERE id = 2")
+	s.waitEvents("Purchase order-2", "CancelledOrder order-2-deleted")
 }
 
 // TestSetupErrors explains what is wrong with the SQL to run.

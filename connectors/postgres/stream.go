@@ -155,7 +155,7 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 		case 'D':
 			op = cdc.Delete
 		}
-		return st.change(ctx, m.relation, op, m.old, m.new)
+		return st.change(ctx, m.relation, op, m.old, m.oldKey, m.new)
 	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
@@ -222,7 +222,9 @@ func (st *streamer) shapeOf(relID uint32, rel *pglogrepl.RelationMessage, info *
 	return sh
 }
 
-func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, newT []column) error {
+// change turns a row message into a change; oldKey says oldT is a 'K'
+// tuple, whose columns outside the identity are unknown, not NULL.
+func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT []column, oldKey bool, newT []column) error {
 	s := st.s
 	rel := st.relations[relID]
 	if rel == nil {
@@ -242,12 +244,12 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT, n
 	var err error
 	sh := st.shapeOf(relID, rel, info)
 	if oldT != nil {
-		if c.Old, err = st.dec.tuple(rel, sh, oldT, nil, cdc.Row{}); err != nil {
+		if c.Old, err = st.dec.tuple(rel, sh, oldT, oldKey, nil, cdc.Row{}); err != nil {
 			return fmt.Errorf("%s: old row: %w", name, err)
 		}
 	}
 	if newT != nil {
-		if c.New, err = st.dec.tuple(rel, sh, newT, oldT, c.Old); err != nil {
+		if c.New, err = st.dec.tuple(rel, sh, newT, false, oldT, c.Old); err != nil {
 			return fmt.Errorf("%s: new row: %w", name, err)
 		}
 	}
