@@ -29,6 +29,7 @@ type rule struct {
 	event, actionSource, country     string
 
 	when                           *vm.Program
+	whenFast                       cond                    // when, evaluated without the VM (nil: run when)
 	combined                       *vm.Program             // every field below in one program (see eval.go)
 	scalars                        [numScalars]*vm.Program // nil where not configured
 	original, userData, customData []field
@@ -76,6 +77,9 @@ func Compile(cfg *config.Config) (*Set, error) {
 		}}
 		r := c.r
 		r.when = c.compile("when", rc.When, kindBool)
+		if r.when != nil {
+			r.whenFast = fastWhen(r.when.Node())
+		}
 		for i, src := range [numScalars]config.Expr{
 			fEventTime: rc.EventTime, fEventID: rc.EventID, fSourceURL: rc.EventSourceURL,
 			fReferrer: rc.ReferrerURL, fChannel: rc.MessagingChannel, fOptOut: rc.OptOut,

@@ -101,13 +101,19 @@ func (ev *evaluator) run(p *vm.Program) (v any, err error) {
 
 func (ev *evaluator) rule(r *rule) (Result, bool) {
 	res := Result{Rule: r.name, Destination: r.destination}
-	match, err := ev.run(r.when)
-	if err != nil {
-		ev.fail(&res, "when", cleanErr(err))
-		return res, true
-	}
-	if m, _ := match.(bool); !m {
-		return res, false
+	if r.whenFast != nil {
+		if !r.whenFast(ev.st) {
+			return res, false
+		}
+	} else {
+		match, err := ev.run(r.when)
+		if err != nil {
+			ev.fail(&res, "when", cleanErr(err))
+			return res, true
+		}
+		if m, _ := match.(bool); !m {
+			return res, false
+		}
 	}
 	evt := &res.Event
 	evt.EventName = r.event
