@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/capisync/capisync/connectors/postgres"
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/state"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -154,6 +158,13 @@ func TestReplicaIdentityDefault(t *testing.T) {
     event: CancelledOrder
     event_id: '"order-" + string(old.id) + "-deleted"'
     user_data: {external_id: string(old.id)}
+  - name: refunded
+    source: crm
+    table: public.orders_S
+    when: changed_from("status", "paid") && new.status == "refunded"
+    event: CancelledOrder
+    event_id: '"order-" + string(new.id) + "-refunded"'
+    user_data: {external_id: string(new.id)}
 `
 	e := newEnv(t, "", rules)
 	e.start()
@@ -175,11 +186,33 @@ func TestReplicaIdentityDefault(t *testing.T) {
 	if cd := s.fake.Events()[0].Raw["custom_data"].(map[string]any); cd["was"] != "new" {
 		t.Errorf("old value from the shadow: %v", cd)
 	}
-	// A delete's old row under DEFAULT identity is the key, the other
-	// columns NULL: the tracked ones come from the shadow.
-	s.exec("DELETE FROM orders_S WHERE id = 1") // was new: nothing
-	s.exec("DELETE FROM orders_S WHERE id = 2")
-	s.waitEvents("Purchase order-2", "CancelledOrder order-2-deleted")
+	// An update that changes the key: its old row is the old key, and the
+	// old values are under the old key's shadow. A delete's old row is the
+	// key, the other columns NULL: the tracked ones come from the shadow.
+	s.exec("INSERT INTO orders_S VALUES (3, 'paid', 'c@example.com', 6)")
+	s.exec("UPDATE orders_S SET id = 4, status = 'refunded' WHERE id = 2")
+	s.exec("DELETE FROM orders_S WHERE id = 1") // no shadow (inserted before the start): nothing
+	s.exec("DELETE FROM orders_S WHERE id = 3")
+	s.waitEvents("Purchase order-2", "Purchase order-3", "CancelledOrder order-4-refunded", "CancelledOrder order-3-deleted")
+	// The store keeps shadows of the live rows only: not of deleted rows,
+	// nor of a key that changed.
+	s.stop()
+	store, err := state.Open(filepath.Join(s.dir, "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var keys []string
+	if err := store.ScanShadows("crm", "public.orders_"+s.suffix, func(k, _ []byte) error {
+		vals, err := cdc.DecodeValues(k, 1)
+		keys = append(keys, fmt.Sprint(vals, err))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(keys) != "[[4] <nil>]" {
+		t.Errorf("shadows of orders: %v, want the key 4 only", keys)
+	}
 }
 
 // TestSetupErrors explains what is wrong with the SQL to run.

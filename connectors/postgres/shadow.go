@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 
@@ -50,26 +51,30 @@ func newShadowKeeper(s *Source) *shadowKeeper {
 	return k
 }
 
-// apply fills c.Old from the shadow and returns the shadow to store.
-func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) (cdc.Shadow, error) {
-	keys := make([]string, 0, c.Key.Len())
+// apply fills c.Old from the shadow and returns the shadows to store: the
+// row's, and on an update that changed the key (its old row is then the
+// old key), the old key's, forgotten.
+func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) ([]cdc.Shadow, error) {
+	names := make([]string, 0, c.Key.Len())
 	for col := range c.Key.All() {
-		keys = append(keys, col)
+		names = append(names, col)
 	}
-	sort.Strings(keys)
-	vals := make([]any, len(keys))
-	for i, col := range keys {
-		vals[i] = c.Key.Value(col)
+	sort.Strings(names)
+	key := encodeKey(c.Key, names)
+	from := key // the key the old values are stored under
+	if c.Op == cdc.Update {
+		if old := encodeKey(c.Old, names); old != nil && !bytes.Equal(old, key) {
+			from = old
+		}
 	}
-	key := cdc.EncodeKey(vals)
 	codec, track := k.codecs[c.Table], k.track[c.Table]
 	var stored []byte
-	if p, ok := k.pending[c.Table+"\x00"+string(key)]; ok {
+	if p, ok := k.pending[c.Table+"\x00"+string(from)]; ok {
 		stored = p.value
 	} else {
-		got, err := k.s.shadows.Shadows(k.s.name, c.Table, [][]byte{key})
+		got, err := k.s.shadows.Shadows(k.s.name, c.Table, [][]byte{from})
 		if err != nil {
-			return cdc.Shadow{}, fmt.Errorf("read shadow: %w", err)
+			return nil, fmt.Errorf("read shadow: %w", err)
 		}
 		stored = got[0]
 	}
@@ -77,6 +82,11 @@ func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) (cdc.Shadow, erro
 		if old, ok := codec.Decode(stored); ok {
 			c.Old = withMissing(c.Old, track, old)
 		}
+	}
+	var out []cdc.Shadow
+	if !bytes.Equal(from, key) {
+		out = append(out, cdc.Shadow{Table: c.Table, Key: from})
+		k.pending[c.Table+"\x00"+string(from)] = pendingShadow{lsn: lsn}
 	}
 	sh := cdc.Shadow{Table: c.Table, Key: key}
 	if c.Op != cdc.Delete {
@@ -87,7 +97,21 @@ func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) (cdc.Shadow, erro
 		sh.Value = codec.Encode(v)
 	}
 	k.pending[c.Table+"\x00"+string(key)] = pendingShadow{value: sh.Value, lsn: lsn}
-	return sh, nil
+	return append(out, sh), nil
+}
+
+// encodeKey encodes row's values of the key columns names (sorted); nil
+// when the row lacks one.
+func encodeKey(row cdc.Row, names []string) []byte {
+	vals := make([]any, len(names))
+	for i, col := range names {
+		v, ok := row.Get(col)
+		if !ok {
+			return nil
+		}
+		vals[i] = v
+	}
+	return cdc.EncodeKey(vals)
 }
 
 // withMissing returns row with the columns of names it lacks, valued

@@ -267,11 +267,11 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT []
 		c.Old = c.Key // DEFAULT identity, key unchanged: only the key is known
 	}
 	if st.shadow != nil && info.identity != "f" {
-		sh, err := st.shadow.apply(&c, st.tx.begin.FinalLSN)
+		shs, err := st.shadow.apply(&c, st.tx.begin.FinalLSN)
 		if err != nil {
 			return err
 		}
-		st.tx.shadows = append(st.tx.shadows, sh)
+		st.tx.shadows = append(st.tx.shadows, shs...)
 	}
 	st.tx.changes = append(st.tx.changes, c)
 	if len(st.tx.changes) >= s.opt.ChunkSize {
