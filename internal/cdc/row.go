@@ -11,9 +11,8 @@ import (
 //
 // A Row is a slice of values under a list of column names that the rows of
 // one table share, not a map: a source makes one per row read, and a map's
-// allocations were most of what reading a change cost. Rows are values;
-// Set changes the row it is called on (and may share its values with
-// copies made before).
+// allocations were most of what reading a change cost. A row keeps the
+// values it was made with; nothing changes them after.
 type Row struct {
 	cols *Columns
 	vals []any
@@ -151,24 +150,6 @@ func (r Row) All() iter.Seq2[string, any] {
 			}
 		}
 	}
-}
-
-// Set sets column name to v, adding the column when the row lacks it; on
-// the zero Row it makes a row of one column. Adding a column copies the
-// row's names and values, so rows sharing them are left as they were.
-func (r *Row) Set(name string, v any) {
-	if r.cols != nil {
-		if i := r.cols.Index(name); i >= 0 {
-			r.vals[i] = v
-			return
-		}
-	}
-	var names []string
-	if r.cols != nil {
-		names = r.cols.names
-	}
-	r.cols = NewColumns(append(slices.Clip(names), name)...)
-	r.vals = append(slices.Clip(r.vals), v)
 }
 
 // Map returns the row as a new map; nil for the zero Row.

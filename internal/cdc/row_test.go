@@ -71,37 +71,6 @@ func TestRow(t *testing.T) {
 	}
 }
 
-// TestRowSet: Set changes a present column in place and adds a missing one
-// without touching rows that share the names or values.
-func TestRowSet(t *testing.T) {
-	cols := NewColumns("id", "status")
-	a := NewRow(cols, []any{int64(1), "new"})
-	b := NewRow(cols, []any{int64(2), "new"})
-	b.Set("status", "paid")
-	b.Set("total", "9.50")
-	if want := map[string]any{"id": int64(2), "status": "paid", "total": "9.50"}; !reflect.DeepEqual(b.Map(), want) {
-		t.Fatalf("b = %v, want %v", b, want)
-	}
-	if want := map[string]any{"id": int64(1), "status": "new"}; !reflect.DeepEqual(a.Map(), want) || len(cols.Names()) != 2 {
-		t.Fatalf("a = %v after b was set, names %v", a, cols.Names())
-	}
-	copyOfB := b
-	b.Set("note", "x")
-	if _, ok := copyOfB.Get("note"); ok {
-		t.Fatal("adding a column changed a copy made before")
-	}
-	var z Row
-	z.Set("id", int64(3))
-	if z.IsZero() || z.Value("id") != int64(3) || z.Len() != 1 {
-		t.Fatalf("Set on the zero Row: %v", z)
-	}
-	absent := NewRow(NewColumns("id", "big"), []any{int64(1), Absent})
-	absent.Set("big", "now known")
-	if absent.Value("big") != "now known" || absent.Len() != 2 {
-		t.Fatalf("Set of an absent column: %v", absent)
-	}
-}
-
 // TestNewRowLengths: values and names must pair up.
 func TestNewRowLengths(t *testing.T) {
 	defer func() {
