@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -184,4 +185,53 @@ func BenchmarkOutboxCycle(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkCommitPage measures Commit as a poll of the polling benchmark
+// makes it: 5,000 encoded events of orders 100 ids apart (their outbox
+// ids scattered in key order) and their shadows, into a store already
+// holding 30,000 ids; fsync on.
+func BenchmarkCommitPage(b *testing.B) {
+	s := benchStore(b)
+	var scratch bytes.Buffer
+	page := func(round int) state.Batch {
+		batch := state.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(round))}
+		for j := range 5000 {
+			id := int64(j*100 + round)
+			e := state.Enqueue{Destination: "meta", Rule: "paid", Event: capi.Event{EventName: "Purchase", EventTime: 1795168800,
+				EventID: fmt.Sprintf("order-%d-paid", id), ActionSource: "system_generated",
+				UserData:   map[string]any{"em": capi.Hash(fmt.Sprint(id))},
+				CustomData: map[string]any{"value": 42.5, "currency": "EUR"}}}
+			if err := e.Encode(&scratch); err != nil {
+				b.Fatal(err)
+			}
+			batch.Events = append(batch.Events, e)
+			batch.Shadows = append(batch.Shadows, cdc.Shadow{Table: "orders", Key: cdc.AppendKeyOf(nil, []any{id}, []int{0}), Value: make([]byte, 45)})
+		}
+		return batch
+	}
+	round := 0
+	for ; round < 6; round++ {
+		if _, err := s.Commit(page(round)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pages := make([]state.Batch, 0, 8)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		if len(pages) == 0 {
+			for range 8 {
+				pages = append(pages, page(round))
+				round++
+			}
+		}
+		p := pages[0]
+		pages = pages[1:]
+		b.StartTimer()
+		if _, err := s.Commit(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5000), "ns/event")
 }
