@@ -235,3 +235,66 @@ func BenchmarkCommitPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5000), "ns/event")
 }
+
+// TestIDsThroughDelta: event ids are written to a delta tree first and
+// merged into outbox_ids later; an id is remembered (the event is not
+// queued twice) before and after the merge and across a reopen, and a
+// dead-lettered event's id is forgotten wherever it is.
+func TestIDsThroughDelta(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "capisync.db")
+	open := func() *state.Store {
+		s, err := state.Open(path, state.Options{ShadowMergeIdle: -1}) // merged by FlushShadows only
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	commit := func(id int) state.CommitResult {
+		t.Helper()
+		res, err := s.Commit(state.Batch{Source: "src", Events: []state.Enqueue{{Destination: "meta", Rule: "r", Event: statetest.Event(id)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if r := commit(1); r.Enqueued != 1 {
+		t.Fatalf("first commit: %+v", r)
+	}
+	if r := commit(1); r.Duplicates != 1 {
+		t.Fatalf("again, its id in the delta: %+v", r)
+	}
+	if err := s.FlushShadows(); err != nil {
+		t.Fatal(err)
+	}
+	if r := commit(1); r.Duplicates != 1 {
+		t.Fatalf("again, its id merged: %+v", r)
+	}
+	if r := commit(2); r.Enqueued != 1 {
+		t.Fatalf("another event: %+v", r)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	if r := commit(2); r.Duplicates != 1 {
+		t.Fatalf("after a reopen, its id still in the delta: %+v", r)
+	}
+	p, err := s.Pending("meta", 10)
+	if err != nil || len(p) != 2 {
+		t.Fatalf("pending %d, %v", len(p), err)
+	}
+	if err := s.Settle("meta", []state.Outcome{{Seq: p[1].Seq, Status: state.DeadLettered, Reason: "rejected"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := commit(2); r.Enqueued != 1 {
+		t.Fatalf("a dead-lettered event is queued again: %+v", r)
+	}
+	if err := s.FlushShadows(); err != nil {
+		t.Fatal(err)
+	}
+	if r := commit(2); r.Duplicates != 1 {
+		t.Fatalf("queued again, then merged: %+v", r)
+	}
+}
