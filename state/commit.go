@@ -59,8 +59,6 @@ type CommitResult struct {
 	// as Pending would read them back (for events built with Encode; a
 	// sender can take them from here instead of reading the store).
 	Queued []Queued
-
-	idDeltas int // event ids written to deltas, for the merger
 }
 
 func eventKey(e *capi.Event) []byte { return []byte(e.EventName + "\x00" + e.EventID) }
@@ -108,7 +106,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res = CommitResult{}
 		depth := map[string]int64{}
-		q := newEnqueuer(tx, now, direct)
+		q := newEnqueuer(tx, now)
 		n := 0
 		for _, b := range batches {
 			n += len(b.Events)
@@ -151,7 +149,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 				}
 			}
 		}
-		res.Queued, res.idDeltas = q.queued, q.delta
+		res.Queued = q.queued
 		for dest, n := range depth {
 			if err := addCounter(tx, depthCounter(dest), n); err != nil {
 				return err
@@ -160,7 +158,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		return s.pruneWindows(tx, now)
 	})
 	if err == nil && !direct {
-		s.merger.wrote(nShadows + res.idDeltas)
+		s.merger.wrote(nShadows)
 	}
 	return res, err
 }
@@ -174,54 +172,16 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 // queued (idValue). Delivering an event leaves its entry alone — settling
 // touches only the outbox's oldest pages, not the index's scattered ones —
 // and pruneIDs forgets it once it is out of the outbox and SentTTL old.
-//
-// Event ids are scattered in key order, so writing them to the index
-// touched every page of it on every commit. Like shadows, they are written
-// to a small delta tree per destination (outbox_ids_delta, values tagged
-// deltaPut) that the merger moves into outbox_ids in the background; a
-// lookup reads the delta first (idOf). direct writes to outbox_ids itself
-// (the merger is behind, or the commit is rare).
 type enqueuer struct {
 	tx      *bolt.Tx
 	now     time.Time
-	direct  bool
-	buckets map[string][3]*bolt.Bucket // destination -> outbox, outbox_ids, its delta
+	buckets map[string][2]*bolt.Bucket // destination -> outbox, outbox_ids
 	scratch bytes.Buffer
 	queued  []Queued // the events queued from Encode'd records
-	delta   int      // ids written to deltas
 }
 
-func newEnqueuer(tx *bolt.Tx, now time.Time, direct bool) *enqueuer {
-	return &enqueuer{tx: tx, now: now, direct: direct, buckets: map[string][3]*bolt.Bucket{}}
-}
-
-// idOf returns the outbox_ids entry of key: the delta's when it has one.
-func idOf(ids, delta *bolt.Bucket, key []byte) []byte {
-	if delta != nil {
-		if v := delta.Get(key); v != nil {
-			if v[0] == deltaPut {
-				return v[1:]
-			}
-			return nil
-		}
-	}
-	if ids == nil {
-		return nil
-	}
-	return ids.Get(key)
-}
-
-// forgetID deletes key's outbox_ids entry, from the delta and the index.
-func forgetID(ids, delta *bolt.Bucket, key []byte) error {
-	if delta != nil {
-		if err := delta.Delete(key); err != nil {
-			return err
-		}
-	}
-	if ids == nil {
-		return nil
-	}
-	return ids.Delete(key)
+func newEnqueuer(tx *bolt.Tx, now time.Time) *enqueuer {
+	return &enqueuer{tx: tx, now: now, buckets: map[string][2]*bolt.Bucket{}}
 }
 
 func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
@@ -236,14 +196,11 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 		if bk[1], err = sub(q.tx, bOutboxIDs, e.Destination, true); err != nil {
 			return false, err
 		}
-		if bk[2], err = sub(q.tx, bOutboxIDsDelta, e.Destination, true); err != nil {
-			return false, err
-		}
 		q.buckets[e.Destination] = bk
 	}
-	ob, ids, delta := bk[0], bk[1], bk[2]
+	ob, ids := bk[0], bk[1]
 	key := eventKey(&e.Event)
-	if v := idOf(ids, delta, key); v != nil && remembered(ob, v, q.now) {
+	if v := ids.Get(key); v != nil && remembered(ob, v, q.now) {
 		return true, nil // queued, or sent within Meta's de-duplication window
 	}
 	rec := e.rec
@@ -269,11 +226,7 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 			EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource,
 			JSON: e.rec[e.jsonAt:len(e.rec):len(e.rec)], Enqueued: q.now, Attempts: attempts})
 	}
-	if q.direct {
-		return false, ids.Put(key, idValue(seq, q.now))
-	}
-	q.delta++
-	return false, delta.Put(key, append([]byte{deltaPut}, idValue(seq, q.now)...))
+	return false, ids.Put(key, idValue(seq, q.now))
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }

@@ -83,20 +83,17 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		// A retried event is queued afresh, even if an identical one was
 		// delivered: the operator asked for it.
 		ids, _ := sub(tx, bOutboxIDs, dl.Destination, false)
-		delta, _ := sub(tx, bOutboxIDsDelta, dl.Destination, false)
 		ob, _ := sub(tx, bOutbox, dl.Destination, false)
-		if ob != nil {
-			if v := idOf(ids, delta, eventKey(dl.Event)); v != nil {
+		if ids != nil && ob != nil {
+			if v := ids.Get(eventKey(dl.Event)); v != nil {
 				if seq, _ := parseID(v); seq == 0 || ob.Get(u64(seq)) == nil { // sent, not queued
-					if err := forgetID(ids, delta, eventKey(dl.Event)); err != nil {
+					if err := ids.Delete(eventKey(dl.Event)); err != nil {
 						return false, err
 					}
 				}
 			}
 		}
-		// Written to outbox_ids itself: retries are rare, and the merger
-		// counts only what commits write.
-		dup, err := newEnqueuer(tx, s.now(), true).add(&Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
+		dup, err := newEnqueuer(tx, s.now()).add(&Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
 		if err == nil && !dup {
 			err = addCounter(tx, depthCounter(dl.Destination), 1)
 		}

@@ -124,7 +124,6 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 			return err
 		}
 		ids, _ := sub(tx, bOutboxIDs, dest, true)
-		idsDelta, _ := sub(tx, bOutboxIDsDelta, dest, true)
 		removed := int64(0)
 		c := ob.Cursor() // one cursor: its search stack is reused
 		for _, o := range outcomes {
@@ -174,8 +173,8 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				}
 				// Forgotten, so that the same change read again (or a
 				// retried dead letter) is queued again.
-				if seq, _ := parseID(idOf(ids, idsDelta, rec.key())); seq == o.Seq {
-					if err := forgetID(ids, idsDelta, rec.key()); err != nil {
+				if seq, _ := parseID(ids.Get(rec.key())); seq == o.Seq {
+					if err := ids.Delete(rec.key()); err != nil {
 						return err
 					}
 				}

@@ -209,19 +209,13 @@ type merger struct {
 func (s *Store) startMerger(idle time.Duration) error {
 	m := &merger{idle: idle, max: deltaMax, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, d := range deltas {
-			err := tx.Bucket(d.delta).ForEachBucket(func(name []byte) error {
-				m.pending.Add(int64(tx.Bucket(d.delta).Bucket(name).Stats().KeyN))
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.Bucket(bShadowDelta).ForEachBucket(func(name []byte) error {
+			m.pending.Add(int64(tx.Bucket(bShadowDelta).Bucket(name).Stats().KeyN))
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("read deltas: %w", err)
+		return fmt.Errorf("read shadow deltas: %w", err)
 	}
 	s.merger = m
 	if idle < 0 {
@@ -296,36 +290,25 @@ func (s *Store) mergeLoop() {
 	}
 }
 
-// deltas are the trees written through a delta: shadows (per table) and
-// outbox ids (per destination), each delta tree merged into its main tree
-// of the same name.
-var deltas = []struct{ delta, main []byte }{{bShadowDelta, bShadows}, {bOutboxIDsDelta, bOutboxIDs}}
-
 // mergeShadows moves up to max delta entries, the first in key order of
-// one delta tree (a table's shadows or a destination's outbox ids), into
-// its main tree, in one transaction. left says whether delta entries
-// remain.
+// one table, into the main tree, in one transaction. left says whether
+// delta entries remain.
 func (s *Store) mergeShadows(max int) (left bool, err error) {
 	moved := 0
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		var name, mainRoot []byte
+		root := tx.Bucket(bShadowDelta)
+		var name []byte
 		var delta *bolt.Bucket
-		for _, d := range deltas {
-			root := tx.Bucket(d.delta)
-			err := root.ForEachBucket(func(n []byte) error {
-				if b := root.Bucket(n); name == nil && nonEmpty(b.Cursor()) {
-					name, delta, mainRoot = n, b, d.main
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+		err := root.ForEachBucket(func(n []byte) error {
+			if b := root.Bucket(n); name == nil && nonEmpty(b.Cursor()) {
+				name, delta = n, b
 			}
-		}
-		if delta == nil {
 			return nil
+		})
+		if err != nil || delta == nil {
+			return err
 		}
-		main, err := sub(tx, mainRoot, string(name), true)
+		main, err := sub(tx, bShadows, string(name), true)
 		if err != nil {
 			return err
 		}
@@ -346,21 +329,14 @@ func (s *Store) mergeShadows(max int) (left bool, err error) {
 				err = delta.Delete(k)
 			}
 			if err != nil {
-				return fmt.Errorf("merge the delta of %s %q: %w", mainRoot, name, err)
+				return fmt.Errorf("merge shadows of %q: %w", name, err)
 			}
 		}
 		moved = len(keys)
-		for _, d := range deltas {
-			root := tx.Bucket(d.delta)
-			err := root.ForEachBucket(func(n []byte) error {
-				left = left || nonEmpty(root.Bucket(n).Cursor())
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return root.ForEachBucket(func(n []byte) error {
+			left = left || nonEmpty(root.Bucket(n).Cursor())
+			return nil
+		})
 	})
 	if err != nil {
 		return true, fmt.Errorf("merge shadow deltas: %w", err)
@@ -378,8 +354,7 @@ func nonEmpty(c *bolt.Cursor) bool {
 	return k != nil
 }
 
-// FlushShadows merges every delta (shadows and outbox ids) into the main
-// trees now.
+// FlushShadows merges every shadow delta into the main trees now.
 func (s *Store) FlushShadows() error {
 	for {
 		left, err := s.mergeShadows(mergeChunk)

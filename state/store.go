@@ -14,7 +14,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes.
-const SchemaVersion = 5
+const SchemaVersion = 4
 
 // migrations upgrade a store from version k to k+1 (migrations[k]).
 var migrations = map[uint64]func(tx *bolt.Tx) error{
@@ -30,10 +30,6 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	// order (cdc.EncodeKey): a table read in key order is stored side by
 	// side. Every table's shadow keys that hold an integer are rewritten.
 	3: upgradeShadowKeys,
-	// 5 adds the outbox_ids_delta bucket (created with the others): event
-	// ids are written there first, and a schema-4 capisync would not read
-	// them.
-	4: func(*bolt.Tx) error { return nil },
 }
 
 var (
@@ -42,7 +38,6 @@ var (
 	bCheckpointTimes = []byte("checkpoint_times")
 	bOutbox          = []byte("outbox")
 	bOutboxIDs       = []byte("outbox_ids")
-	bOutboxIDsDelta  = []byte("outbox_ids_delta")
 	bDead            = []byte("dead")
 	bShadows         = []byte("shadows")
 	bShadowDelta     = []byte("shadow_delta")
@@ -159,7 +154,7 @@ func (s *Store) Close() error {
 
 func (s *Store) migrate() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bOutboxIDsDelta, bDead, bShadows, bShadowDelta, bCounters} {
+		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bShadowDelta, bCounters} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
