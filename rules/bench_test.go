@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/internal/testenv"
 )
 
 // benchRules is 10 rules on one table; only the first matches benchChange.
@@ -106,31 +107,7 @@ func FuzzEval(f *testing.F) {
 // BenchmarkEvaluateOrder: the polling benchmark's rules (three on one
 // table, one matching) on one of its changes: an order paid.
 func BenchmarkEvaluateOrder(b *testing.B) {
-	set, err := Compile(parse(b, `
-  - name: qualified
-    source: crm
-    table: public.leads
-    when: changed_to("status", "qualified")
-    event: Lead
-    event_id: '"lead-" + string(new.id)'
-    user_data: {em: new.email, external_id: string(new.id)}
-  - name: paid
-    source: crm
-    table: public.leads
-    when: changed_to("status", "paid")
-    event: Purchase
-    event_time: new.updated_at
-    event_id: '"order-" + string(new.id) + "-paid"'
-    user_data: {em: new.email}
-    custom_data: {value: new.total, currency: '"EUR"'}
-  - name: refunded
-    source: crm
-    table: public.leads
-    when: changed_from("status", "paid") && new.status == "refunded"
-    event: CancelledOrder
-    event_id: '"order-" + string(new.id) + "-refunded"'
-    user_data: {em: new.email}
-    custom_data: {value: new.total, currency: '"EUR"', previous: old.status}`))
+	set, err := Compile(parse(b, testenv.OrderRules("crm", "public.leads")))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -128,32 +128,8 @@ rules:
 	return e
 }
 
-const defaultRules = `
-  - name: qualified
-    source: shop
-    table: TABLE
-    when: changed_to("status", "qualified")
-    event: Lead
-    event_id: '"lead-" + string(new.id)'
-    user_data: {em: new.email, external_id: string(new.id)}
-  - name: paid
-    source: shop
-    table: TABLE
-    when: changed_to("status", "paid")
-    event: Purchase
-    event_time: new.updated_at
-    event_id: '"order-" + string(new.id) + "-paid"'
-    user_data: {em: new.email}
-    custom_data: {value: new.total, currency: '"EUR"'}
-  - name: refunded
-    source: shop
-    table: TABLE
-    when: changed_from("status", "paid") && new.status == "refunded"
-    event: CancelledOrder
-    event_id: '"order-" + string(new.id) + "-refunded"'
-    user_data: {em: new.email}
-    custom_data: {value: new.total, currency: '"EUR"', previous: old.status}
-`
+// defaultRules are the polling benchmark's rules on the env's table.
+var defaultRules = testenv.OrderRules("shop", "TABLE")
 
 // start runs the pipeline (store reopened from the same file each time).
 func (e *env) start() {

@@ -9,6 +9,7 @@ import (
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/rules"
 )
 
@@ -25,32 +26,7 @@ func BenchmarkEvaluatePage(b *testing.B) {
   shop: {type: mysql, dsn: "u:p@tcp(h)/db", schedule: "@every 30s", tables: {orders: {key: [id], cursor: updated_at}}}
 destinations:
   meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAgood}
-rules:
-  - name: qualified
-    source: shop
-    table: orders
-    when: changed_to("status", "qualified")
-    event: Lead
-    event_id: '"lead-" + string(new.id)'
-    user_data: {em: new.email, external_id: string(new.id)}
-  - name: paid
-    source: shop
-    table: orders
-    when: changed_to("status", "paid")
-    event: Purchase
-    event_time: new.updated_at
-    event_id: '"order-" + string(new.id) + "-paid"'
-    user_data: {em: new.email}
-    custom_data: {value: new.total, currency: '"EUR"'}
-  - name: refunded
-    source: shop
-    table: orders
-    when: changed_from("status", "paid") && new.status == "refunded"
-    event: CancelledOrder
-    event_id: '"order-" + string(new.id) + "-refunded"'
-    user_data: {em: new.email}
-    custom_data: {value: new.total, currency: '"EUR"', previous: old.status}
-`), func(string) (string, bool) { return "", false })
+rules:`+testenv.OrderRules("shop", "orders")), func(string) (string, bool) { return "", false })
 	if err != nil {
 		b.Fatal(err)
 	}
