@@ -103,14 +103,10 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 	return nil
 }
 
-func (s *Source) readPage(ctx context.Context, t *table, q string, args []any) ([]row, error) {
-	return s.readPageIn(ctx, t, q, args, 0, nil)
-}
-
-// readPageIn is readPage that also hands every `every` rows read to part
-// while it reads on (every 0: never); the rows after the last part are
-// the page's rest.
-func (s *Source) readPageIn(ctx context.Context, t *table, q string, args []any, every int, part func([]row)) ([]row, error) {
+// readPage reads a page, handing every `every` rows read to part while it
+// reads on (every 0: never); the rows after the last part are the page's
+// rest.
+func (s *Source) readPage(ctx context.Context, t *table, q string, args []any, every int, part func([]row)) ([]row, error) {
 	rs, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", s.scrub(err))
@@ -270,7 +266,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 		defer close(parts)
 		for {
 			q, args := s.query(t, from, after, s.cfg.PageSize)
-			rows, err := s.readPageIn(ctx, t, q, args, lookupPart, func(rows []row) { send(part{rows: rows}) })
+			rows, err := s.readPage(ctx, t, q, args, lookupPart, func(rows []row) { send(part{rows: rows}) })
 			var rest []row
 			if err == nil {
 				rest = rows[len(rows)-len(rows)%lookupPart:]

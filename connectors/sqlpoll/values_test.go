@@ -76,7 +76,7 @@ func TestReadValues(t *testing.T) {
 			}
 			tb := s.tables[0]
 			q, args := s.query(tb, nil, nil, 10)
-			rows, err := s.readPage(ctx, tb, q, args)
+			rows, err := s.readPage(ctx, tb, q, args, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
