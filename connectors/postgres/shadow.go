@@ -53,13 +53,9 @@ func newShadowKeeper(s *Source) *shadowKeeper {
 
 // apply fills c.Old from the shadow and returns the shadows to store: the
 // row's, and on an update that changed the key (its old row is then the
-// old key), the old key's, forgotten.
-func (k *shadowKeeper) apply(c *cdc.Change, lsn pglogrepl.LSN) ([]cdc.Shadow, error) {
-	names := make([]string, 0, c.Key.Len())
-	for col := range c.Key.All() {
-		names = append(names, col)
-	}
-	sort.Strings(names)
+// old key), the old key's, forgotten. names are the key's columns in name
+// order, the order shadow keys are encoded in.
+func (k *shadowKeeper) apply(c *cdc.Change, names []string, lsn pglogrepl.LSN) ([]cdc.Shadow, error) {
 	key := encodeKey(c.Key, names)
 	from := key // the key the old values are stored under
 	if c.Op == cdc.Update {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -193,6 +194,9 @@ type shape struct {
 	want []bool
 	cols *cdc.Columns
 	key  *cdc.Columns
+	// keySorted are the key's names in name order, as shadow keys are
+	// encoded (see shadowKeeper.apply).
+	keySorted []string
 }
 
 // shapeOf returns the relation's shape for the table's wanted column names
@@ -202,6 +206,7 @@ func (st *streamer) shapeOf(relID uint32, rel *pglogrepl.RelationMessage, info *
 		return sh
 	}
 	sh := &shape{key: cdc.NewColumns(keyColumns(info, rel)...)}
+	sh.keySorted = slices.Sorted(slices.Values(sh.key.Names()))
 	var names []string
 	if info.want != nil {
 		sh.want = make([]bool, len(rel.Columns))
@@ -267,7 +272,7 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, oldT []
 		c.Old = c.Key // DEFAULT identity, key unchanged: only the key is known
 	}
 	if st.shadow != nil && info.identity != "f" {
-		shs, err := st.shadow.apply(&c, st.tx.begin.FinalLSN)
+		shs, err := st.shadow.apply(&c, sh.keySorted, st.tx.begin.FinalLSN)
 		if err != nil {
 			return err
 		}
