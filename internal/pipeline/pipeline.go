@@ -77,8 +77,13 @@ type Config struct {
 	// OnSettle, when set, is called after outcomes are settled (for metrics).
 	OnSettle func(dest string, outcomes []metacapi.Outcome)
 	// EvalWorkers is how many goroutines evaluate rules (0: one fewer
-	// than GOMAXPROCS, at least one).
+	// than GOMAXPROCS, at least one). However many there are, they and
+	// the committer run at most Slots at a time.
 	EvalWorkers int
+	// Slots is how many of the pipeline's CPU-bound steps — evaluating a
+	// part of a group, committing a group — run at once (0: one fewer than
+	// GOMAXPROCS, at least one).
+	Slots int
 }
 
 // Pipeline is a running capisync.
@@ -91,6 +96,16 @@ type Pipeline struct {
 	dests   map[string]Destination
 
 	settled chan struct{} // a sender settled events: backpressure may lift
+
+	// slots bounds the CPU-bound steps running at once (Config.Slots):
+	// evaluation and commits together leave a core to the sources, which
+	// read and decode meanwhile, and to the senders. On two cores the
+	// committer and the evaluator take turns: when they overlapped, the
+	// polling source's page reads and shadow lookups waited for a core
+	// (and the Go scheduler polls an idle network only every 10 ms when
+	// every P is busy), and a poll took longer while the commit did not
+	// end sooner.
+	slots chan struct{}
 
 	mu      sync.Mutex
 	blocked string // why the committer waits, for status
@@ -105,6 +120,11 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}, dests: map[string]Destination{}, settled: make(chan struct{}, 1)}
+	n := cfg.Slots
+	if n <= 0 {
+		n = max(1, runtime.GOMAXPROCS(0)-1)
+	}
+	p.slots = make(chan struct{}, n)
 	for _, s := range cfg.Sources {
 		p.sources[s.Name] = s.Source
 	}
@@ -218,8 +238,9 @@ const (
 )
 
 // commitLoop evaluates and commits batches in source order, in two
-// stages so that evaluating the next group overlaps committing (and
-// fsyncing) the previous one. Acks follow commits, in order.
+// stages so that, with more than one slot, evaluating the next group
+// overlaps committing (and fsyncing) the previous one. Acks follow
+// commits, in order.
 func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 	type evaluated struct {
 		group []cdc.Batch
@@ -262,7 +283,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 		}
 	}()
 	for ev := range ready {
+		p.slots <- struct{}{}
 		res, err := p.cfg.Store.Commit(ev.sbs...)
+		<-p.slots
 		if err != nil {
 			return fmt.Errorf("commit to the store: %w", err)
 		}
@@ -356,7 +379,7 @@ func (p *Pipeline) evaluateAll(group []cdc.Batch) []state.Batch {
 	workers = min(workers, len(parts))
 	if workers <= 1 {
 		for i := range parts {
-			sbs[i] = p.evaluate(&parts[i])
+			sbs[i] = p.evaluateIn(&parts[i])
 		}
 		return sbs
 	}
@@ -367,12 +390,19 @@ func (p *Pipeline) evaluateAll(group []cdc.Batch) []state.Batch {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(parts); i = int(next.Add(1) - 1) {
-				sbs[i] = p.evaluate(&parts[i])
+				sbs[i] = p.evaluateIn(&parts[i])
 			}
 		}()
 	}
 	wg.Wait()
 	return sbs
+}
+
+// evaluateIn evaluates b in a slot.
+func (p *Pipeline) evaluateIn(b *cdc.Batch) state.Batch {
+	p.slots <- struct{}{}
+	defer func() { <-p.slots }()
+	return p.evaluate(b)
 }
 
 // evaluate runs the rules over a batch and builds what to commit.

@@ -173,7 +173,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestEvaluationKeepsChangeOrder(t *testing.T) {
 	// The token stays refused: the events stay queued to be read back.
 	r := newRig(t, "probe_interval: 1h", "new.id % 7 != 3", metacapi.Options{}, func(c *pipeline.Config) {
-		c.ShutdownTimeout, c.EvalWorkers = time.Millisecond, 4
+		c.ShutdownTimeout, c.EvalWorkers, c.Slots = time.Millisecond, 4, 4
 	})
 	var want []string
 	id := int64(0)

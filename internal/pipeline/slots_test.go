@@ -1,0 +1,105 @@
+package pipeline
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/rules"
+	"github.com/capisync/capisync/state"
+)
+
+// TestSlots: evaluating waits for a free slot, and committing holds one,
+// so that with one slot (two cores) they never run at once; with two, one
+// may run while the other's slot is taken.
+func TestSlots(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte(`sources:
+  src: {type: postgres, dsn: "postgres://u@h/db", tables: [public.t]}
+destinations:
+  meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAgood}
+rules:
+  - {name: r, source: src, table: public.t, when: 'op == "insert"', event: Lead, event_id: 'string(new.id)', user_data: {em: new.email}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	batch := func(pos string) cdc.Batch {
+		return cdc.Batch{Source: "src", Position: cdc.Position(pos), Changes: []cdc.Change{{Source: "src", Table: "public.t", Op: cdc.Insert,
+			CommitTime: time.Now(), Key: cdc.RowOf(map[string]any{"id": int64(1)}), New: cdc.RowOf(map[string]any{"id": int64(1), "email": "a@example.com"})}}}
+	}
+	// waits reports whether done stays open while one slot is taken, and
+	// then closes once it is given back.
+	waits := func(p *Pipeline, done <-chan struct{}) bool {
+		p.slots <- struct{}{}
+		held := true
+		select {
+		case <-done:
+			held = false
+		case <-time.After(100 * time.Millisecond):
+		}
+		<-p.slots
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("still waiting after the slot was given back")
+		}
+		return held
+	}
+	for _, slots := range []int{1, 2} {
+		p, err := New(Config{Store: store, Rules: set, Slots: slots, EvalWorkers: 4, Sources: []NamedSource{{Name: "src", Source: ackOnly{}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evaluated := make(chan struct{})
+		go func() { defer close(evaluated); p.evaluateAll([]cdc.Batch{batch("e")}) }()
+		if got := waits(p, evaluated); got != (slots == 1) {
+			t.Errorf("%d slots: evaluation waited for the taken slot: %v, want %v", slots, got, slots == 1)
+		}
+
+		// The committer holds a slot while it commits.
+		spy := &slotSpy{Store: store, p: p, held: make(chan int, 1)}
+		p.cfg.Store = spy
+		ctx, cancel := context.WithCancel(context.Background())
+		in := make(chan cdc.Batch, 1)
+		loop := make(chan error, 1)
+		go func() { loop <- p.commitLoop(ctx, in) }()
+		in <- batch("c")
+		if got := <-spy.held; got != 1 {
+			t.Errorf("%d slots: %d taken while committing, want 1", slots, got)
+		}
+		cancel()
+		if err := <-loop; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ackOnly is a source the committer acknowledges to; it is never run.
+type ackOnly struct{}
+
+func (ackOnly) Run(context.Context, cdc.Position, chan<- cdc.Batch) error { return nil }
+func (ackOnly) Ack(context.Context, cdc.Position) error                   { return nil }
+
+// slotSpy tells, at each commit, how many slots are taken.
+type slotSpy struct {
+	Store
+	p    *Pipeline
+	held chan int
+}
+
+func (s *slotSpy) Commit(batches ...state.Batch) (state.CommitResult, error) {
+	s.held <- len(s.p.slots)
+	return s.Store.Commit(batches...)
+}
