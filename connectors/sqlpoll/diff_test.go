@@ -45,13 +45,14 @@ func benchPage(t *table, n int, changed bool) ([]row, [][]byte, [][]byte) {
 func BenchmarkDiff(b *testing.B) {
 	s := &Source{name: "shop", log: slog.New(slog.DiscardHandler)}
 	t := benchTable()
+	d := &differ{s: s, t: t, pollTime: time.Now()}
 	for _, changed := range []bool{true, false} {
 		rows, keys, shadows := benchPage(t, 5000, changed)
 		b.Run(fmt.Sprintf("changed=%v", changed), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				overlay := make(map[string][]byte, 5000)
-				changes, _, err := s.diff(t, rows, keys, shadows, overlay, false, time.Now())
+				d.overlay = make(map[string][]byte, 5000)
+				changes, _, err := d.diff(rows, keys, shadows, len(rows), nil, nil)
 				if err != nil || (len(changes) == len(rows)) != changed {
 					b.Fatalf("%d changes, %v", len(changes), err)
 				}

@@ -51,32 +51,24 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 	}
 	prog := s.startProgress(ctx, t, baseline)
 	pollTime := s.opt.Now().UTC()
-	// Shadows this poll wrote, possibly not yet committed: a row changed
-	// again while the poll runs can come back in a later page.
-	var overlay map[string][]byte
+	d := &differ{s: s, t: t, baseline: baseline, pollTime: pollTime}
 	if !baseline {
-		overlay = make(map[string][]byte, s.cfg.PageSize)
+		d.overlay = make(map[string][]byte, s.cfg.PageSize)
 	}
 	// Pages are read back to back while earlier ones get their shadows and
-	// are diffed and handed over (s.pages). Rows of one poll are disjoint
-	// in (cursor, key), so a page's shadows cannot be written by the page
-	// before it; the overlay covers a row that comes back in a later page.
+	// are diffed (s.pages) and handed over here.
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
-	for page := range s.pages(pctx, t, from, after) {
+	for page := range s.pages(pctx, t, from, after, d) {
 		if page.err != nil {
 			return page.err
 		}
-		rows := page.rows
+		rows, changes, shadows := page.rows, page.changes, page.shadows
 		if len(rows) == 0 {
 			break
 		}
 		last := rows[len(rows)-1]
 		full := len(rows) == s.cfg.PageSize
-		changes, shadows, err := s.diff(t, rows, page.keys, page.shadows, overlay, baseline, pollTime)
-		if err != nil {
-			return err
-		}
 		moved, err := st.advance(last, t)
 		if err != nil {
 			return err
@@ -225,11 +217,12 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any, e
 // rowsPerSlab is how many rows' values are allocated at a time.
 const rowsPerSlab = 256
 
-// page is a page of rows with their encoded keys and stored shadows.
+// page is a page of rows with what they changed: the changes and the
+// shadows to write.
 type page struct {
 	rows    []row
-	keys    [][]byte
-	shadows [][]byte
+	changes []cdc.Change
+	shadows []cdc.Shadow
 	err     error
 }
 
@@ -240,11 +233,11 @@ const lookupPart = 1000
 // pages reads a table's pages in the background, in two stages: one
 // goroutine runs the keyset queries back to back (the next page's keyset is
 // known as soon as a page is read), another looks up the shadows of a
-// page's rows lookupPart at a time as they are read, so that when the page
-// is read only its last part's are left to look up. A page with an error,
-// or a short page, is the last; the channel closes after it, or when ctx
-// ends.
-func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) <-chan page {
+// page's rows lookupPart at a time as they are read, and diffs them with d
+// (nil: rows only), so that when the page is read only its last part is
+// left to look up and diff. A page with an error, or a short page, is the
+// last; the channel closes after it, or when ctx ends.
+func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, d *differ) <-chan page {
 	// A part of a page read: rows to look up, and with the page's last
 	// part, the whole page (or the error that ended it).
 	type part struct {
@@ -286,22 +279,26 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 		defer close(out)
 		var p page
 		var arena []byte // the page's keys, in a few allocations
-		failed := false  // a lookup of this page failed: the rest is not looked up
+		failed := false  // a part of this page failed: the rest is not looked up
+		done := 0        // rows of the page looked up
 		for pt := range parts {
-			if pt.err == nil && !failed {
-				for _, r := range pt.rows {
+			if pt.err == nil && !failed && d != nil {
+				keys := make([][]byte, len(pt.rows))
+				for i, r := range pt.rows {
 					if cap(arena)-len(arena) < 64 {
 						arena = make([]byte, 0, 16<<10)
 					}
 					start := len(arena)
 					arena = cdc.AppendKeyOf(arena, r.norm, t.keyIdx)
-					p.keys = append(p.keys, arena[start:len(arena):len(arena)])
+					keys[i] = arena[start:len(arena):len(arena)]
 				}
-				got, err := s.shadows.Shadows(s.name, t.name, p.keys[len(p.keys)-len(pt.rows):])
+				stored, err := s.shadows.Shadows(s.name, t.name, keys)
 				if err != nil {
 					p.err, failed = fmt.Errorf("read shadows: %w", err), true
+				} else if p.changes, p.shadows, err = d.diff(pt.rows, keys, stored, s.cfg.PageSize-done, p.changes, p.shadows); err != nil {
+					p.err, failed = err, true
 				}
-				p.shadows = append(p.shadows, got...)
+				done += len(pt.rows)
 			}
 			if !pt.last {
 				continue
@@ -315,16 +312,32 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark) 
 			case <-ctx.Done():
 				return
 			}
-			p, arena, failed = page{}, nil, false
+			p, arena, failed, done = page{}, nil, false, 0
 		}
 	}()
 	return out
 }
 
-// diff compares rows with their shadows.
-func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[string][]byte, baseline bool, pollTime time.Time) ([]cdc.Change, []cdc.Shadow, error) {
-	var changes []cdc.Change
-	var shadows []cdc.Shadow
+// differ compares one poll's rows with their shadows, part by part in
+// the order they were read.
+type differ struct {
+	s        *Source
+	t        *table
+	baseline bool // record shadows, emit nothing
+	pollTime time.Time
+	// overlay holds the shadows this poll wrote, possibly not yet
+	// committed: a row changed again while the poll runs can come back in
+	// a later page. (Rows of one poll are disjoint in (cursor, key), so a
+	// page's stored shadows cannot be written by the page before it.)
+	overlay map[string][]byte
+}
+
+// diff compares rows with their stored shadows (keys are the rows' keys)
+// and appends what changed to changes and shadows. room is how many rows
+// the page may still hold, from these on: the first difference makes room
+// for that many.
+func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc.Change, shadows []cdc.Shadow) ([]cdc.Change, []cdc.Shadow, error) {
+	s, t, overlay, baseline := d.s, d.t, d.overlay, d.baseline
 	var arena []byte    // encodings of rows that changed; an unchanged row's is written over
 	var posArena []byte // changes' positions
 	var slab []any      // old rows' values, cut rowsPerSlab rows at a time
@@ -348,9 +361,9 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 			// The first difference: room for the rest of the page, since
 			// rows that differ tend to come together (a lookback window of
 			// unchanged rows, then the changed ones).
-			shadows = make([]cdc.Shadow, 0, len(rows)-i)
+			shadows = make([]cdc.Shadow, 0, max(room, len(rows))-i)
 			if !baseline {
-				changes = make([]cdc.Change, 0, len(rows)-i)
+				changes = make([]cdc.Change, 0, max(room, len(rows))-i)
 			}
 		}
 		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: keys[i], Value: enc})
@@ -360,7 +373,7 @@ func (s *Source) diff(t *table, rows []row, keys, stored [][]byte, overlay map[s
 		if baseline {
 			continue
 		}
-		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Insert, CommitTime: pollTime}
+		c := cdc.Change{Source: s.name, Table: t.name, Op: cdc.Insert, CommitTime: d.pollTime}
 		if sh != nil {
 			// Old is the key and the tracked columns as stored; those that
 			// did not change share the new row's values.

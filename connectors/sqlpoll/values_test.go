@@ -101,7 +101,7 @@ func TestReadValues(t *testing.T) {
 			}
 
 			var codes []string
-			for p := range s.pages(ctx, tb, nil, nil) {
+			for p := range s.pages(ctx, tb, nil, nil, nil) {
 				if p.err != nil {
 					t.Fatal(p.err)
 				}
