@@ -15,6 +15,7 @@ import (
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/ops"
 	"github.com/capisync/capisync/internal/pipeline"
+	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
 )
@@ -38,7 +39,10 @@ type daemon struct {
 func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{}}
 	d.metrics = ops.NewMetrics(d.gauges)
-	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log,
+	// One set of slots for the CPU-bound steps of the pipeline and of the
+	// polling sources (see package slots).
+	cpu := slots.New(0)
+	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log, Slots: cpu,
 		OnCommit: func(b []state.Batch, _ state.CommitResult) { d.metrics.ObserveCommit(b) },
 		OnSettle: d.metrics.ObserveSettle}
 	for _, name := range sortedNames(cfg.Sources) {
@@ -48,6 +52,7 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 			s, err := sqlpoll.New(name, *src, store, sqlpoll.Options{
 				Logger:      log,
 				ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) },
+				Slots:       cpu,
 			})
 			if err != nil {
 				d.close()

@@ -18,6 +18,7 @@ import (
 	"github.com/capisync/capisync/connectors/sqlpoll"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/pipeline"
+	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
@@ -138,8 +139,10 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	cpu := slots.New(0) // as the daemon wires them
 	src, err := sqlpoll.New("shop", *e.cfg.Sources["shop"], store, sqlpoll.Options{
 		ColumnUsers: func(tb string) map[string][]string { return e.set.ColumnUsers("shop", tb) },
+		Slots:       cpu,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -148,7 +151,7 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := pipeline.New(pipeline.Config{Store: store, Rules: e.set, ShutdownTimeout: 5 * time.Second,
+	p, err := pipeline.New(pipeline.Config{Store: store, Rules: e.set, ShutdownTimeout: 5 * time.Second, Slots: cpu,
 		Sources:      []pipeline.NamedSource{{Name: "shop", Source: src}},
 		Destinations: []pipeline.NamedDestination{{Name: "meta", Destination: dest, MaxOutbox: 1000}}})
 	if err != nil {

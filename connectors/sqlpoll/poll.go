@@ -235,8 +235,9 @@ const lookupPart = 1000
 // known as soon as a page is read), another looks up the shadows of a
 // page's rows lookupPart at a time as they are read, and diffs them with d
 // (nil: rows only), so that when the page is read only its last part is
-// left to look up and diff. A page with an error, or a short page, is the
-// last; the channel closes after it, or when ctx ends.
+// left to look up and diff; each part takes a slot (Options.Slots) for
+// that. A page with an error, or a short page, is the last; the channel
+// closes after it, or when ctx ends.
 func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, d *differ) <-chan page {
 	// A part of a page read: rows to look up, and with the page's last
 	// part, the whole page (or the error that ended it).
@@ -283,6 +284,8 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 		done := 0        // rows of the page looked up
 		for pt := range parts {
 			if pt.err == nil && !failed && d != nil {
+				// The part's keys, shadow lookups and diff: in a slot.
+				s.opt.Slots.Take()
 				keys := make([][]byte, len(pt.rows))
 				for i, r := range pt.rows {
 					if cap(arena)-len(arena) < 64 {
@@ -298,6 +301,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 				} else if p.changes, p.shadows, err = d.diff(pt.rows, keys, stored, s.cfg.PageSize-done, p.changes, p.shadows); err != nil {
 					p.err, failed = err, true
 				}
+				s.opt.Slots.Give()
 				done += len(pt.rows)
 			}
 			if !pt.last {

@@ -34,7 +34,25 @@ type Options struct {
 	ColumnUsers func(table string) map[string][]string
 	// ProgressEvery is how often a baseline logs progress (default 5 s).
 	ProgressEvery time.Duration
+	// Slots, shared with the pipeline (internal/slots), bounds the
+	// CPU-bound steps running at once: each part of a page takes one while
+	// its shadows are looked up and it is diffed (nil: no bound). The page
+	// queries take none.
+	Slots Slots
 }
+
+// Slots bounds steps running at once: Take waits for a free slot, Give
+// gives it back.
+type Slots interface {
+	Take()
+	Give()
+}
+
+// unbounded is the Slots of a source given none.
+type unbounded struct{}
+
+func (unbounded) Take() {}
+func (unbounded) Give() {}
 
 // Source polls one database.
 type Source struct {
@@ -90,6 +108,9 @@ func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source,
 	}
 	if opt.ProgressEvery <= 0 {
 		opt.ProgressEvery = 5 * time.Second
+	}
+	if opt.Slots == nil {
+		opt.Slots = unbounded{}
 	}
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {

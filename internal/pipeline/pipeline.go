@@ -15,6 +15,7 @@ import (
 	"github.com/capisync/capisync/connectors/metacapi"
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
 )
@@ -77,13 +78,12 @@ type Config struct {
 	// OnSettle, when set, is called after outcomes are settled (for metrics).
 	OnSettle func(dest string, outcomes []metacapi.Outcome)
 	// EvalWorkers is how many goroutines evaluate rules (0: one fewer
-	// than GOMAXPROCS, at least one). However many there are, they and
-	// the committer run at most Slots at a time.
+	// than GOMAXPROCS, at least one). However many there are, each part
+	// they evaluate, and each commit, takes one of Slots.
 	EvalWorkers int
-	// Slots is how many of the pipeline's CPU-bound steps — evaluating a
-	// part of a group, committing a group — run at once (0: one fewer than
-	// GOMAXPROCS, at least one).
-	Slots int
+	// Slots bounds the CPU-bound steps running at once, shared with the
+	// polling sources (nil: slots.New(0), the pipeline's own).
+	Slots *slots.Slots
 }
 
 // Pipeline is a running capisync.
@@ -97,15 +97,10 @@ type Pipeline struct {
 
 	settled chan struct{} // a sender settled events: backpressure may lift
 
-	// slots bounds the CPU-bound steps running at once (Config.Slots):
-	// evaluation and commits together leave a core to the sources, which
-	// read and decode meanwhile, and to the senders. On two cores the
-	// committer and the evaluator take turns: when they overlapped, the
-	// polling source's page reads and shadow lookups waited for a core
-	// (and the Go scheduler polls an idle network only every 10 ms when
-	// every P is busy), and a poll took longer while the commit did not
-	// end sooner.
-	slots chan struct{}
+	// slots bounds the CPU-bound steps running at once (Config.Slots;
+	// see package slots): on two cores the evaluator and the committer
+	// take turns.
+	slots *slots.Slots
 
 	mu      sync.Mutex
 	blocked string // why the committer waits, for status
@@ -120,11 +115,9 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}, dests: map[string]Destination{}, settled: make(chan struct{}, 1)}
-	n := cfg.Slots
-	if n <= 0 {
-		n = max(1, runtime.GOMAXPROCS(0)-1)
+	if p.slots = cfg.Slots; p.slots == nil {
+		p.slots = slots.New(0)
 	}
-	p.slots = make(chan struct{}, n)
 	for _, s := range cfg.Sources {
 		p.sources[s.Name] = s.Source
 	}
@@ -283,9 +276,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 		}
 	}()
 	for ev := range ready {
-		p.slots <- struct{}{}
+		p.slots.Take()
 		res, err := p.cfg.Store.Commit(ev.sbs...)
-		<-p.slots
+		p.slots.Give()
 		if err != nil {
 			return fmt.Errorf("commit to the store: %w", err)
 		}
@@ -400,8 +393,8 @@ func (p *Pipeline) evaluateAll(group []cdc.Batch) []state.Batch {
 
 // evaluateIn evaluates b in a slot.
 func (p *Pipeline) evaluateIn(b *cdc.Batch) state.Batch {
-	p.slots <- struct{}{}
-	defer func() { <-p.slots }()
+	p.slots.Take()
+	defer p.slots.Give()
 	return p.evaluate(b)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/pipeline"
+	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
 )
@@ -173,7 +174,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestEvaluationKeepsChangeOrder(t *testing.T) {
 	// The token stays refused: the events stay queued to be read back.
 	r := newRig(t, "probe_interval: 1h", "new.id % 7 != 3", metacapi.Options{}, func(c *pipeline.Config) {
-		c.ShutdownTimeout, c.EvalWorkers, c.Slots = time.Millisecond, 4, 4
+		c.ShutdownTimeout, c.EvalWorkers, c.Slots = time.Millisecond, 4, slots.New(4)
 	})
 	var want []string
 	id := int64(0)

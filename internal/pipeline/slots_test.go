@@ -8,6 +8,7 @@ import (
 
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
 )
@@ -42,14 +43,14 @@ rules:
 	// waits reports whether done stays open while one slot is taken, and
 	// then closes once it is given back.
 	waits := func(p *Pipeline, done <-chan struct{}) bool {
-		p.slots <- struct{}{}
+		p.slots.Take()
 		held := true
 		select {
 		case <-done:
 			held = false
 		case <-time.After(100 * time.Millisecond):
 		}
-		<-p.slots
+		p.slots.Give()
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
@@ -57,15 +58,15 @@ rules:
 		}
 		return held
 	}
-	for _, slots := range []int{1, 2} {
-		p, err := New(Config{Store: store, Rules: set, Slots: slots, EvalWorkers: 4, Sources: []NamedSource{{Name: "src", Source: ackOnly{}}}})
+	for _, n := range []int{1, 2} {
+		p, err := New(Config{Store: store, Rules: set, Slots: slots.New(n), EvalWorkers: 4, Sources: []NamedSource{{Name: "src", Source: ackOnly{}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		evaluated := make(chan struct{})
 		go func() { defer close(evaluated); p.evaluateAll([]cdc.Batch{batch("e")}) }()
-		if got := waits(p, evaluated); got != (slots == 1) {
-			t.Errorf("%d slots: evaluation waited for the taken slot: %v, want %v", slots, got, slots == 1)
+		if got := waits(p, evaluated); got != (n == 1) {
+			t.Errorf("%d slots: evaluation waited for the taken slot: %v, want %v", n, got, n == 1)
 		}
 
 		// The committer holds a slot while it commits.
@@ -77,7 +78,7 @@ rules:
 		go func() { loop <- p.commitLoop(ctx, in) }()
 		in <- batch("c")
 		if got := <-spy.held; got != 1 {
-			t.Errorf("%d slots: %d taken while committing, want 1", slots, got)
+			t.Errorf("%d slots: %d taken while committing, want 1", n, got)
 		}
 		cancel()
 		if err := <-loop; err != nil {
@@ -100,6 +101,6 @@ type slotSpy struct {
 }
 
 func (s *slotSpy) Commit(batches ...state.Batch) (state.CommitResult, error) {
-	s.held <- len(s.p.slots)
+	s.held <- s.p.slots.Taken()
 	return s.Store.Commit(batches...)
 }
