@@ -3,6 +3,7 @@ package cdc
 import (
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 )
 
@@ -93,11 +94,7 @@ func RowOf(m map[string]any) Row {
 	if m == nil {
 		return Row{}
 	}
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(m))
 	vals := make([]any, len(names))
 	for i, n := range names {
 		vals[i] = m[n]

@@ -47,11 +47,3 @@ func (s *Slots) Taken() int {
 	}
 	return len(s.c)
 }
-
-// Size is how many slots there are (0 for nil: no bound).
-func (s *Slots) Size() int {
-	if s == nil {
-		return 0
-	}
-	return cap(s.c)
-}
