@@ -22,6 +22,19 @@ type Set struct {
 	// wholeRows holds the tables (keyed as byTable) of which a rule reads
 	// new or old as a whole.
 	wholeRows map[string]bool
+	// now is the clock of now() in expressions; nil means time.Now.
+	now func() time.Time
+}
+
+// SetClock makes now() in expressions read clock instead of the system
+// clock (`rules test --now`, tests). Call it before evaluating.
+func (s *Set) SetClock(clock func() time.Time) { s.now = clock }
+
+func (s *Set) clock() func() time.Time {
+	if s.now == nil {
+		return time.Now
+	}
+	return s.now
 }
 
 type rule struct {

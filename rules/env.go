@@ -28,7 +28,8 @@ type state struct {
 	// transaction) sets nothing again, and boxes nothing.
 	op, source, table string
 	commitTime        time.Time
-	whole             bool // vars holds rows as maps
+	whole             bool             // vars holds rows as maps
+	now               func() time.Time // the Set's clock, read by now()
 }
 
 // envNames are the variables of the rule environment, with values of the
@@ -62,6 +63,9 @@ func newState() *state {
 			c, _ := col.(string)
 			return s.changed(c) && equalValues(s.c.Old.Value(c), v)
 		},
+		// now() is expr's builtin read from the Set's clock, so that
+		// `rules test --now` gives the same events on any day.
+		"now": func() time.Time { return s.now() },
 		"days_since": func(t any) float64 {
 			tt, err := toTime(t)
 			if err != nil {
@@ -78,8 +82,9 @@ func newState() *state {
 // column helpers (see patch.go); wholeRows says a rule of the change's
 // table reads new or old as a whole (len(new), new[x], old == nil), which
 // then get the rows as maps (nil for no row).
-func (s *state) bind(c *cdc.Change, wholeRows bool) {
+func (s *state) bind(c *cdc.Change, wholeRows bool, now func() time.Time) {
 	s.c = c
+	s.now = now
 	// newState's vars hold "" and the zero time, as these fields do.
 	if op := string(c.Op); op != s.op {
 		s.op, s.vars["op"] = op, op

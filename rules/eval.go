@@ -62,7 +62,7 @@ func (s *Set) EvalAppend(out []Result, c *cdc.Change) []Result {
 		return out
 	}
 	st := states.Get().(*state)
-	st.bind(c, s.wholeRows[key])
+	st.bind(c, s.wholeRows[key], s.clock())
 	defer func() {
 		st.unbind()
 		states.Put(st)

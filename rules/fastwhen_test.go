@@ -87,7 +87,7 @@ func FuzzFastWhen(f *testing.F) {
 			c.New = cdc.Row{}
 		}
 		st := newState()
-		st.bind(c, set.wholeRows["crm\x00public.leads"])
+		st.bind(c, set.wholeRows["crm\x00public.leads"], time.Now)
 		ev := evaluator{st: st, change: c}
 		for i, r := range set.rules {
 			if r.whenFast == nil {

@@ -247,7 +247,7 @@ func TestChangedHelpers(t *testing.T) {
 	tm := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	up := &cdc.Change{Op: cdc.Update, Old: cdc.RowOf(map[string]any{"n": int64(1), "t": tm, "s": "a", "z": nil}), New: cdc.RowOf(map[string]any{"n": float64(1), "t": tm.In(time.FixedZone("x", 3600)), "s": "b", "z": nil})}
 	e := newState()
-	e.bind(up, false)
+	e.bind(up, false, time.Now)
 	changedTo := e.vars["changed_to"].(func(any, any) bool)
 	changedFrom := e.vars["changed_from"].(func(any, any) bool)
 	if e.changed("n") || e.changed("t") || !e.changed("s") || e.changed("z") {
@@ -256,11 +256,11 @@ func TestChangedHelpers(t *testing.T) {
 	if !changedTo("s", "b") || changedTo("s", "a") || !changedFrom("s", "a") {
 		t.Error("changed_to / changed_from")
 	}
-	e.bind(&cdc.Change{Op: cdc.Insert, New: cdc.RowOf(map[string]any{"s": "x", "z": nil})}, false)
+	e.bind(&cdc.Change{Op: cdc.Insert, New: cdc.RowOf(map[string]any{"s": "x", "z": nil})}, false, time.Now)
 	if !e.changed("s") || e.changed("z") || e.changed("missing") {
 		t.Error("changed on insert")
 	}
-	e.bind(&cdc.Change{Op: cdc.Delete, Old: cdc.RowOf(map[string]any{"s": "x"})}, false)
+	e.bind(&cdc.Change{Op: cdc.Delete, Old: cdc.RowOf(map[string]any{"s": "x"})}, false, time.Now)
 	if e.changed("s") {
 		t.Error("changed on delete")
 	}

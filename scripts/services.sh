@@ -12,6 +12,7 @@ set -euo pipefail
 
 PG_PORT=5432
 MY_PORT=3306
+OWN_MARK="created by capisync scripts/services.sh for its tests"
 log() { echo "services: $*" >&2; }
 die() { echo "services: $*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -63,6 +64,9 @@ ensure_postgres() {
 	local settings
 	settings=$(pg_psql -Atc "select current_setting('wal_level'), current_setting('max_replication_slots'), current_setting('max_wal_senders')" -F ' ')
 	read -r wal slots senders <<<"$settings"
+	# Only settings that need a restart to change are checked, and the server
+	# is restarted only when one of them is really too low: a server that is
+	# already right is never restarted.
 	if [ "$wal" != logical ] || [ "$slots" -lt 10 ] || [ "$senders" -lt 10 ]; then
 		log "configuring PostgreSQL (wal_level=$wal, max_replication_slots=$slots, max_wal_senders=$senders) and restarting"
 		pg_psql -c "ALTER SYSTEM SET wal_level = logical" \
@@ -81,15 +85,18 @@ DO $$ BEGIN
 END $$;
 SQL
 	if [ -z "$(pg_psql -Atc "select 1 from pg_database where datname = 'capisync_test'")" ]; then
-		pg_psql -c "CREATE DATABASE capisync_test OWNER capisync"
+		pg_psql -c "CREATE DATABASE capisync_test OWNER capisync" -c "COMMENT ON DATABASE capisync_test IS '$OWN_MARK'"
 	fi
 	# A test run that was killed leaves its replication slot behind, and each
 	# one holds one of max_replication_slots for good: a few of them and every
-	# logical replication test fails to create its slot. Nothing but tests uses
-	# capisync_test, and no test runs while this script does.
-	local stale
-	stale=$(pg_psql -d capisync_test -Atc "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = 'capisync_test' AND NOT active")
-	[ "$stale" = 0 ] || log "dropped $stale replication slot(s) left in capisync_test by earlier test runs"
+	# logical replication test fails to create its slot. Only in a database
+	# this script created (its comment says so) are such slots dropped: the
+	# script never drops what it did not create.
+	if [ "$(pg_psql -Atc "select shobj_description(oid, 'pg_database') from pg_database where datname = 'capisync_test'")" = "$OWN_MARK" ]; then
+		local stale
+		stale=$(pg_psql -d capisync_test -Atc "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = 'capisync_test' AND NOT active")
+		[ "$stale" = 0 ] || log "dropped $stale replication slot(s) left in capisync_test by earlier test runs"
+	fi
 	PGPASSWORD=capisync psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U capisync -d capisync_test -Atc 'select 1' >/dev/null ||
 		die "cannot log in to PostgreSQL on 127.0.0.1:$PG_PORT as capisync; check pg_hba.conf allows md5/scram or trust for 127.0.0.1"
 }

@@ -15,13 +15,22 @@ import (
 // it would be sent in the request's data array, in change then rule order.
 func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "test" {
-		return usagef("usage: capisync rules test --config FILE --changes FILE.jsonl")
+		return usagef("usage: capisync rules test --config FILE --changes FILE.jsonl [--now TIME]")
 	}
 	fs := newFlags("rules test", stderr)
 	file := fs.String("config", "", "config file")
 	changesFile := fs.String("changes", "", "changes, one JSON object per line (- for stdin)")
+	nowFlag := fs.String("now", "", "the clock, as RFC 3339: now() in rules and the commit time of a change that gives none (default: the system clock)")
 	if err := parse(fs, args[1:], file); err != nil {
 		return err
+	}
+	now := time.Now()
+	if *nowFlag != "" {
+		t, err := time.Parse(time.RFC3339Nano, *nowFlag)
+		if err != nil {
+			return usagef("rules test: --now %q is not an RFC 3339 time such as 2026-11-20T10:00:00Z", *nowFlag)
+		}
+		now = t
 	}
 	if *changesFile == "" {
 		return usagef("rules test: --changes FILE is required")
@@ -29,6 +38,9 @@ func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, set, err := loadRules(*file)
 	if err != nil {
 		return err
+	}
+	if *nowFlag != "" {
+		set.SetClock(func() time.Time { return now })
 	}
 	in := io.Reader(os.Stdin)
 	if *changesFile != "-" {
@@ -39,7 +51,7 @@ func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		defer f.Close()
 		in = f
 	}
-	changes, lines, err := rules.ReadChanges(in, time.Now())
+	changes, lines, err := rules.ReadChanges(in, now)
 	if err != nil {
 		return usagef("%s: %v", *changesFile, err)
 	}

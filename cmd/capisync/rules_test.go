@@ -43,3 +43,23 @@ func TestRulesTestErrors(t *testing.T) {
 		t.Errorf("bad changes file: exit %d: %s", code, errOut)
 	}
 }
+
+// TestRulesTestNow: --now fixes the clock of a run, so golden files stay
+// the same on any day: it is now() in rules and the commit time (the
+// default event_time) of a change that gives none.
+func TestRulesTestNow(t *testing.T) {
+	args := []string{"rules", "test", "--config", "testdata/clock.yaml", "--changes", "testdata/clock.jsonl", "--now", "2026-11-20T10:00:00Z"}
+	code, out, errOut := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, `"event_time":1795168800,`) || !strings.Contains(out, `"checked_at":"2026-11-20T10:00:00Z"`) {
+		t.Errorf("--now not applied: %s", out)
+	}
+	if _, again, _ := runCLI(t, args...); again != out {
+		t.Errorf("two runs with the same --now differ:\n%s\n%s", out, again)
+	}
+	if code, _, errOut := runCLI(t, "rules", "test", "--config", "testdata/clock.yaml", "--changes", "testdata/clock.jsonl", "--now", "yesterday"); code != 2 || !strings.Contains(errOut, "RFC 3339") {
+		t.Errorf("bad --now: exit %d: %s", code, errOut)
+	}
+}

@@ -47,7 +47,13 @@ type env struct {
 
 func newEnv(t *testing.T, sourceExtra, rulesYAML string) *env {
 	t.Helper()
-	e := &env{t: t, dsn: testenv.PostgresDSN(t), dir: t.TempDir(), suffix: fmt.Sprintf("%d", time.Now().UnixNano()%1e9)}
+	return newEnvOn(t, testenv.PostgresDSN(t), sourceExtra, rulesYAML)
+}
+
+// newEnvOn is newEnv on the PostgreSQL server at dsn.
+func newEnvOn(t *testing.T, dsn, sourceExtra, rulesYAML string) *env {
+	t.Helper()
+	e := &env{t: t, dsn: dsn, dir: t.TempDir(), suffix: fmt.Sprintf("%d", time.Now().UnixNano()%1e9)}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, e.dsn)
 	if err != nil {
