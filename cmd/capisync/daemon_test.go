@@ -59,7 +59,7 @@ destinations:
   meta:
     type: meta_capi
     pixel_id: "1234567890"
-    access_token: EAAtok
+    access_token: ${CAPISYNC_TEST_DAEMON_TOKEN}
     base_url: %[3]s
     flush_interval: 10ms
 rules:
@@ -76,6 +76,8 @@ rules:
 `, dir, addr, fake.URL)), 0o600)
 
 	daemon := exec.Command(bin, "run", "--config", cfg)
+	// Only the daemon has the token: status and dlq work without it.
+	daemon.Env = append(os.Environ(), "CAPISYNC_TEST_DAEMON_TOKEN=EAAtok")
 	var logs strings.Builder
 	daemon.Stderr = &logs
 	if err := daemon.Start(); err != nil {
@@ -164,7 +166,12 @@ rules:
 	if rep.Running || len(rep.Destinations) != 1 || rep.Destinations[0].DeadLetters != 1 || rep.Rules[0].Events != 3 {
 		t.Errorf("status from file = %+v", rep)
 	}
-	if out, code := capisync("dlq", "drop", "--config", cfg, "--destination", "meta", "--id", fmt.Sprint(dead[0].ID+1)); code != 0 || !strings.Contains(out, "1 dead letter(s) dropped") {
+	// One destination: --id needs no --destination. An id that is not a
+	// dead letter is an error.
+	if out, code := capisync("dlq", "drop", "--config", cfg, "--id", fmt.Sprint(dead[0].ID+1000)); code != 1 || !strings.Contains(out, "1 of the 1 id(s) given are not dead letters of destination meta") {
+		t.Errorf("dlq drop of a missing id: %d %s", code, out)
+	}
+	if out, code := capisync("dlq", "drop", "--config", cfg, "--id", fmt.Sprint(dead[0].ID+1)); code != 0 || !strings.Contains(out, "1 dead letter(s) dropped") {
 		t.Errorf("dlq drop: %d %s", code, out)
 	}
 	if st := fake.Stats(); st.Accepted != 2 || st.TokenInURL != 0 {
@@ -172,5 +179,47 @@ rules:
 	}
 	if strings.Contains(logs.String(), "EAAtok") {
 		t.Error("the access token reached the logs")
+	}
+}
+
+// TestListenFailureExits1: a daemon whose http.listen cannot be bound
+// exits 1 at once, naming the address, rather than running without its
+// endpoints or exiting 0.
+func TestListenFailureExits1(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %[1]s/state.db}
+http: {listen: "%[2]s"}
+sources:
+  crm:
+    type: sqlite
+    dsn: %[1]s/crm.db
+    schedule: "@every 1h"
+    tables:
+      leads: {key: [id], cursor: updated_at}
+destinations:
+  meta: {type: meta_capi, dry_run: true}
+rules:
+  - {name: lead, source: crm, table: leads, when: 'op == "insert"', event: Lead, user_data: {em: new.email}}
+`, dir, busy.Addr())), 0o600)
+	done := make(chan struct{})
+	var code int
+	var errOut string
+	go func() {
+		defer close(done)
+		code, _, errOut = runCLI(t, "run", "--config", cfg)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not stop when its listener could not be bound")
+	}
+	if code != 1 || !strings.Contains(errOut, "http.listen "+busy.Addr().String()) {
+		t.Errorf("exit %d, want 1, stderr:\n%s", code, errOut)
 	}
 }

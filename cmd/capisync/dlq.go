@@ -16,8 +16,13 @@ import (
 
 // dlqCmd is `capisync dlq list|retry|drop`.
 func dlqCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: capisync dlq list|retry|drop --config FILE [--destination NAME] [--id ID ... | --all] [--json]"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, usage)
+		return errHelp
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry" && args[0] != "drop") {
-		return usagef("usage: capisync dlq list|retry|drop --config FILE [--destination NAME] [--id ID ... | --all] [--json]")
+		return usagef(usage)
 	}
 	verb := args[0]
 	fs := newFlags("dlq "+verb, stderr)
@@ -30,7 +35,7 @@ func dlqCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args[1:], file); err != nil {
 		return err
 	}
-	cfg, _, err := loadRules(*file)
+	cfg, _, err := loadForInspection(*file)
 	if err != nil {
 		return err
 	}
@@ -73,10 +78,14 @@ func dlqCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	dests := []string{*dest}
 	if *dest == "" {
-		if !*all {
-			return usagef("dlq %s: --id needs --destination (ids are per destination)", verb)
+		switch {
+		case *all:
+			dests = sortedNames(cfg.Destinations)
+		case len(cfg.Destinations) == 1:
+			dests = sortedNames(cfg.Destinations) // ids are per destination; there is one
+		default:
+			return usagef("dlq %s: --id needs --destination (ids are per destination, and the config has %d)", verb, len(cfg.Destinations))
 		}
-		dests = sortedNames(cfg.Destinations)
 	}
 	total := 0
 	for _, d := range dests {
@@ -95,6 +104,9 @@ func dlqCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	past := map[string]string{"retry": "moved back to the outbox", "drop": "dropped"}[verb]
 	fmt.Fprintf(stdout, "%d dead letter(s) %s\n", total, past)
+	if !*all && total < len(sel) {
+		return fmt.Errorf("dlq %s: %d of the %d id(s) given are not dead letters of destination %s (see capisync dlq list)", verb, len(sel)-total, len(sel), dests[0])
+	}
 	return nil
 }
 

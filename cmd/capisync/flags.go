@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"io"
 )
@@ -12,11 +13,15 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// errHelp is returned after a command printed its usage for --help: the
+// command stops there, reads no config, and exits 0.
+var errHelp = errors.New("help printed")
+
 // parse parses args and requires a --config value when config is non-nil.
 func parse(fs *flag.FlagSet, args []string, config *string) error {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return nil
+			return errHelp
 		}
 		return usagef("%v", err)
 	}

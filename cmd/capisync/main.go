@@ -72,6 +72,8 @@ func exitCode(stderr io.Writer, err error) int {
 	var problems config.Problems
 	var usage usageError
 	switch {
+	case errors.Is(err, errHelp):
+		return 0
 	case errors.Is(err, errSilent):
 		return 1
 	case errors.As(err, &problems):
@@ -90,6 +92,8 @@ func exitCode(stderr io.Writer, err error) int {
 // errSilent is returned by a command that already told the user what went
 // wrong and only needs the runtime-failure exit code.
 var errSilent = errors.New("failed")
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "capisync — database changes to Meta Conversions API events\n\nUsage:")

@@ -38,6 +38,16 @@ func TestValidate(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"version", []string{"version"}, 0, []string{"capisync "}},
 		{"status of a missing config", []string{"status", "--config", "x"}, 2, []string{"x"}},
+		// --help prints usage and exits 0 without reading a config.
+		{"run --help", []string{"run", "--help"}, 0, []string{"-config"}},
+		{"validate -h", []string{"validate", "-h"}, 0, []string{"-connect"}},
+		{"status --help", []string{"status", "--help"}, 0, []string{"-window"}},
+		{"rules --help", []string{"rules", "--help"}, 0, []string{"rules test --config FILE"}},
+		{"rules test --help", []string{"rules", "test", "--help"}, 0, []string{"-changes"}},
+		{"dlq --help", []string{"dlq", "--help"}, 0, []string{"dlq list|retry|drop"}},
+		{"dlq retry --help", []string{"dlq", "retry", "--help"}, 0, []string{"-destination"}},
+		{"slot --help", []string{"slot", "--help"}, 0, []string{"slot drop"}},
+		{"help", []string{"help"}, 0, []string{"Usage:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

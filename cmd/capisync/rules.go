@@ -14,8 +14,13 @@ import (
 // rulesCmd is `capisync rules test`: one JSON line per event, exactly as
 // it would be sent in the request's data array, in change then rule order.
 func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: capisync rules test --config FILE --changes FILE.jsonl [--now TIME]"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, usage)
+		return errHelp
+	}
 	if len(args) == 0 || args[0] != "test" {
-		return usagef("usage: capisync rules test --config FILE --changes FILE.jsonl [--now TIME]")
+		return usagef(usage)
 	}
 	fs := newFlags("rules test", stderr)
 	file := fs.String("config", "", "config file")

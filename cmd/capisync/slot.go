@@ -13,8 +13,13 @@ import (
 // since capisync never drops its slot by itself (a dropped slot loses the
 // position; an abandoned one retains WAL).
 func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: capisync slot drop --config FILE --source NAME [--publication]"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, usage)
+		return errHelp
+	}
 	if len(args) == 0 || args[0] != "drop" {
-		return usagef("usage: capisync slot drop --config FILE --source NAME [--publication]")
+		return usagef(usage)
 	}
 	fs := newFlags("slot drop", stderr)
 	file := fs.String("config", "", "config file")

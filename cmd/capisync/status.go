@@ -22,7 +22,7 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args, file); err != nil {
 		return err
 	}
-	cfg, set, err := loadRules(*file)
+	cfg, set, err := loadForInspection(*file)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func withStore(cfg *config.Config, local func(*state.Store) error, remote func(*
 		if cfg.HTTP.Listen == "" {
 			return fmt.Errorf("%w; set http.listen in the config so that this command can ask the running daemon", err)
 		}
-		return remote(ops.NewClient(cfg.HTTP.Listen))
+		return remote(ops.NewClient(cfg.HTTP.Listen, cfg.HTTP.Token.Reveal()))
 	}
 	if err != nil {
 		return err

@@ -97,7 +97,17 @@ func reachAll(ctx context.Context, cfg *config.Config, set *rules.Set, stdout io
 
 // loadRules loads and validates the config and compiles every rule.
 func loadRules(file string) (*config.Config, *rules.Set, error) {
-	cfg, err := config.Load(file)
+	return compileConfig(config.Load(file))
+}
+
+// loadForInspection is loadRules for status and dlq, which only read the
+// store (or ask the daemon): secrets missing from their environment are
+// not an error (see config.LoadForInspection).
+func loadForInspection(file string) (*config.Config, *rules.Set, error) {
+	return compileConfig(config.LoadForInspection(file))
+}
+
+func compileConfig(cfg *config.Config, err error) (*config.Config, *rules.Set, error) {
 	if err != nil {
 		if _, ok := err.(config.Problems); ok {
 			return nil, nil, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -189,28 +190,41 @@ func (d *daemon) ready() (bool, []string) {
 	return len(reasons) == 0, reasons
 }
 
-// run runs the pipeline and the operations listener until ctx ends.
+// run runs the pipeline and the operations listener until ctx ends. A
+// listener that cannot be bound is an error before anything starts; one
+// that fails later stops the daemon with its error.
 func (d *daemon) run(ctx context.Context) error {
 	opsCtx, stopOps := context.WithCancel(context.Background())
 	defer stopOps()
 	opsErr := make(chan error, 1)
-	if d.cfg.HTTP.Listen != "" {
-		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log, Metrics: d.metrics.Handler()}
-		go func() { opsErr <- ops.Serve(opsCtx, d.cfg.HTTP.Listen, srv.Handler(), d.log) }()
+	if addr := d.cfg.HTTP.Listen; addr != "" {
+		ln, err := ops.Listen(addr)
+		if err != nil {
+			return err
+		}
+		guard := ops.Guard{Token: d.cfg.HTTP.Token.Reveal(), Loopback: ops.IsLoopback(addr)}
+		if guard.Token == "" && !guard.Loopback {
+			d.log.Warn("http.listen is not a loopback address and http.token is not set: dead letters cannot be retried or dropped over HTTP and /debug/pprof is not served; set http.token to allow them", "listen", addr)
+		}
+		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log, Metrics: d.metrics.Handler(), Guard: guard}
+		go func() { opsErr <- ops.Serve(opsCtx, ln, srv.Handler(), d.log) }()
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	go func() {
 		select {
 		case err := <-opsErr:
 			if err != nil {
-				d.log.Error("operations listener failed", "error", err)
-				cancel()
+				cancel(fmt.Errorf("operations listener: %w", err))
 			}
 		case <-runCtx.Done():
 		}
 	}()
-	return d.pipeline.Run(runCtx)
+	err := d.pipeline.Run(runCtx)
+	if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 // logicalStatus describes a logical replication source's lag.

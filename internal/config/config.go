@@ -55,6 +55,10 @@ type State struct {
 // HTTP configures the operations listener (/metrics, /healthz, /readyz).
 type HTTP struct {
 	Listen string `yaml:"listen"` // empty: off
+	// Token, when set, is needed (as "Authorization: Bearer TOKEN") by the
+	// endpoints that change state or expose internals; without it those are
+	// served only on a loopback listener.
+	Token Secret `yaml:"token"`
 }
 
 // Log configures structured logging.

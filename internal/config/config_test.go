@@ -238,3 +238,43 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse("fuzz.yaml", data, exampleEnv) // must never panic
 	})
 }
+
+// TestLoadForInspection: status and dlq read a config whose secrets are not
+// in their environment; a problem that is not about an unset value still
+// stops them.
+func TestLoadForInspection(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(`state:
+  path: ${CAPISYNC_TEST_STATE:-/tmp/x.db}
+sources:
+  crm: {type: postgres, dsn: "${CAPISYNC_TEST_UNSET_DSN}", tables: [public.leads]}
+destinations:
+  meta: {type: meta_capi, pixel_id: "${CAPISYNC_TEST_UNSET_PIXEL}", access_token: "${CAPISYNC_TEST_UNSET_TOKEN}"}
+rules:
+  - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
+`), 0o600)
+	if _, err := Load(good); err == nil {
+		t.Fatal("Load accepted unset variables")
+	}
+	cfg, err := LoadForInspection(good)
+	if err != nil {
+		t.Fatalf("LoadForInspection: %v", err)
+	}
+	if cfg.State.Path != "/tmp/x.db" || cfg.Destinations["meta"] == nil {
+		t.Errorf("config = %+v", cfg)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(`sources:
+  crm: {type: postgres, dsn: "${CAPISYNC_TEST_UNSET_DSN}", tables: [public.leads]}
+destinations:
+  meta: {type: meta_capi, pixel_id: "${CAPISYNC_TEST_UNSET_PIXEL}", access_token: "${CAPISYNC_TEST_UNSET_TOKEN}", batch_size: 5000}
+rules:
+  - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
+`), 0o600)
+	_, err = LoadForInspection(bad)
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != "destinations.meta.batch_size" {
+		t.Errorf("LoadForInspection of a bad config: %v", err)
+	}
+}

@@ -10,11 +10,31 @@ import (
 // expand replaces ${VAR} and ${VAR:-default} in a scalar from the
 // environment. "$$" stands for a literal "$". A bare $name is left alone (it
 // may be part of a password or an expression), unlike os.Expand.
+//
+// Rules are never expanded: a rule's values end up in events sent to Meta,
+// and an environment variable there (an access token, say) would leak into
+// them. A ${ in a rule is reported instead of being sent as it is.
 func (d *decoder) expand(n *yaml.Node, path string) {
 	if !strings.Contains(n.Value, "$") {
 		return
 	}
-	out, err := Expand(n.Value, d.lookup)
+	if path == "rules" || strings.HasPrefix(path, "rules[") {
+		if strings.Contains(n.Value, "${") {
+			d.fail(n, path, "${...} is not expanded in rules: environment variables (which may hold secrets) never go into rules or the events they make; write the value in the rule itself")
+		}
+		return
+	}
+	lookup := d.lookup
+	if d.unset != nil {
+		lookup = func(name string) (string, bool) {
+			v, ok := d.lookup(name)
+			if !ok {
+				d.unset[path] = true
+			}
+			return v, true
+		}
+	}
+	out, err := Expand(n.Value, lookup)
 	if err != nil {
 		d.fail(n, path, "%v", err)
 		return

@@ -23,22 +23,55 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data, os.LookupEnv)
 }
 
+// LoadForInspection is Load for the commands that only look at the store
+// (status, dlq): an environment variable that is not set (the access token,
+// a DSN, which such a command does not need) expands to nothing instead of
+// being an error, and the problems of the values it left empty are not
+// reported. Every other problem is.
+func LoadForInspection(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(path, data, os.LookupEnv, true)
+}
+
 // Parse is Load on bytes already read; lookup resolves ${VAR} (os.LookupEnv
 // in production, a map in tests).
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return parse(file, data, lookup, false)
+}
+
+func parse(file string, data []byte, lookup func(string) (string, bool), lenient bool) (*Config, error) {
 	cfg := &Config{File: file, pos: positions{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Problems{{File: file, Pos: yamlErrorPos(err), Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	d := &decoder{cfg: cfg, lookup: lookup}
+	if lenient {
+		d.unset = map[string]bool{}
+	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, Problems{{File: file, Pos: Pos{1, 1}, Msg: "the config is empty"}}
 	}
 	d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
 	cfg.applyDefaults()
 	cfg.validate(d.rep())
-	return cfg, d.rep().Err()
+	err := d.rep().Err()
+	if ps, ok := err.(Problems); ok && len(d.unset) > 0 {
+		kept := ps[:0]
+		for _, p := range ps {
+			if !d.unset[p.Path] {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			return cfg, nil
+		}
+		return cfg, kept
+	}
+	return cfg, err
 }
 
 // yamlErrorPos pulls "line N" out of a yaml syntax error.
@@ -65,6 +98,9 @@ type decoder struct {
 	cfg      *Config
 	lookup   func(string) (string, bool)
 	reporter *Reporter
+	// unset, when not nil (LoadForInspection), collects the paths whose
+	// ${VAR} was not set and expanded to nothing.
+	unset map[string]bool
 }
 
 func (d *decoder) rep() *Reporter {

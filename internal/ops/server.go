@@ -30,6 +30,8 @@ type Server struct {
 	Ready   func() (ok bool, reasons []string)
 	Metrics http.Handler // nil: no /metrics
 	Logger  *slog.Logger
+	// Guard protects the endpoints that change state or expose internals.
+	Guard Guard
 }
 
 // Handler returns the endpoints: /healthz, /readyz, /status, /metrics,
@@ -74,10 +76,10 @@ func (s *Server) Handler() http.Handler {
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
-	// Profiles for diagnosing CPU and memory, on the same local listener.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Profiles for diagnosing CPU and memory: internals, so guarded.
+	mux.Handle("/debug/pprof/", s.Guard.guard(http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/profile", s.Guard.guard(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/trace", s.Guard.guard(http.HandlerFunc(pprof.Trace)))
 	mux.HandleFunc("GET /dlq", func(w http.ResponseWriter, r *http.Request) {
 		dl, err := s.DLQ.DeadLetters(r.URL.Query().Get("destination"))
 		if err != nil {
@@ -101,8 +103,8 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, map[string]int{"count": n})
 		}
 	}
-	mux.HandleFunc("POST /dlq/retry", dlqOp(s.DLQ.RetryDead))
-	mux.HandleFunc("POST /dlq/drop", dlqOp(s.DLQ.DropDead))
+	mux.Handle("POST /dlq/retry", s.Guard.guard(dlqOp(s.DLQ.RetryDead)))
+	mux.Handle("POST /dlq/drop", s.Guard.guard(dlqOp(s.DLQ.DropDead)))
 	return mux
 }
 
@@ -132,12 +134,18 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.Encode(v)
 }
 
-// Serve listens on addr and serves h until ctx ends.
-func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+// Listen opens the listener for Serve, so that a caller learns at once
+// that the address cannot be bound.
+func Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("http.listen %s: %w", addr, err)
+		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// Serve serves h on ln until ctx ends.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -154,13 +162,17 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 
 // Client talks to a running daemon's endpoints.
 type Client struct {
-	Base string // http://127.0.0.1:9464
-	HTTP *http.Client
+	Base  string // http://127.0.0.1:9464
+	HTTP  *http.Client
+	Token string // http.token, for the endpoints that change state
 }
 
 // NewClient returns a client for the daemon listening on addr.
-func NewClient(addr string) *Client {
-	return &Client{Base: "http://" + addr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+func NewClient(addr, token string) *Client {
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port) // listening on every interface: this host's is one
+	}
+	return &Client{Base: "http://" + addr, HTTP: &http.Client{Timeout: 30 * time.Second}, Token: token}
 }
 
 // Status fetches the daemon's report.
@@ -205,6 +217,10 @@ func (c *Client) do(method, path string, body any, out any) error {
 	req, err := http.NewRequest(method, c.Base+path, nil)
 	if err != nil {
 		return err
+	}
+	req.Header.Set(RequestHeader, "1")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
