@@ -93,7 +93,9 @@ func exitCode(stderr io.Writer, err error) int {
 // wrong and only needs the runtime-failure exit code.
 var errSilent = errors.New("failed")
 
-func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "capisync — database changes to Meta Conversions API events\n\nUsage:")

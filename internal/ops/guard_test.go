@@ -13,8 +13,8 @@ import (
 type countingDLQ struct{ retried, dropped int }
 
 func (c *countingDLQ) DeadLetters(string) ([]state.DeadLetter, error) { return nil, nil }
-func (c *countingDLQ) RetryDead(string, []uint64) (int, error)       { c.retried++; return 1, nil }
-func (c *countingDLQ) DropDead(string, []uint64) (int, error)        { c.dropped++; return 1, nil }
+func (c *countingDLQ) RetryDead(string, []uint64) (int, error)        { c.retried++; return 1, nil }
+func (c *countingDLQ) DropDead(string, []uint64) (int, error)         { c.dropped++; return 1, nil }
 
 // TestGuard: state-changing endpoints and /debug/pprof need the token, or,
 // without one, a loopback listener and a request no browser can forge
