@@ -129,6 +129,9 @@ type compiler struct {
 	r   *rule
 }
 
+// knownNames are the variables of the rule environment.
+var knownNames = envTypes()
+
 var baseOptions = append([]expr.Option{expr.Env(envTypes()), expr.Patch(columnPatch{})}, helpers...)
 
 func (c *compiler) compile(name string, e config.Expr, kind fieldKind) *vm.Program {
@@ -149,6 +152,12 @@ func (c *compiler) compile(name string, e config.Expr, kind fieldKind) *vm.Progr
 		} else {
 			c.rep.AddAt(e.Pos, path, "rule %q: %v", c.rc.Name, err)
 		}
+		return nil
+	}
+	if bad, at := unknownName(prog.Node(), knownNames); bad != "" {
+		col := at + 1
+		c.rep.AddAt(e.At(col), path, "rule %q: unknown name %s (at column %d of the expression %q); a column is read as new.%s or old.%s, and changed(), changed_to() and changed_from() take its name as a string: changed_to(\"%s\", ...)",
+			c.rc.Name, bad, col, e.Src, bad, bad, bad)
 		return nil
 	}
 	if t := prog.Node().Type(); !kindAccepts(kind, t) {

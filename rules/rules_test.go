@@ -219,6 +219,30 @@ func TestCompileErrors(t *testing.T) {
     table: public.leads
     when: changed(1)
     event: Lead`, `rules[0].when: rule "bad-args"`},
+		// A bare column name given to a helper: expr's checker lets it
+		// through, and the rule would never fire.
+		{`
+  - name: bare-name
+    source: crm
+    table: public.leads
+    when: changed_to(status, "refunded")
+    event: Lead`, `t.yaml:9:22: rules[0].when: rule "bare-name": unknown name status (at column 12 of the expression "changed_to(status, \"refunded\")"); a column is read as new.status`},
+		{`
+  - name: bare-name-in-data
+    source: crm
+    table: public.leads
+    when: "true"
+    event: Lead
+    custom_data:
+      x: coalesce(total, 0)`, `rules[0].custom_data.x: rule "bare-name-in-data": unknown name total`},
+		{`
+  - name: let-is-fine
+    source: crm
+    table: public.leads
+    when: let s = new.status; s == "x" && all([1, 2], # > 0) && now() > commit_time
+    event: Lead
+    user_data:
+      em: nope`, `rules[0].user_data.em: rule "let-is-fine": unknown name nope`},
 	}
 	for _, tt := range tests {
 		cfg := parse(t, tt.rules)
@@ -226,8 +250,10 @@ func TestCompileErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Compile error = %v\nwant it to contain %q", err, tt.want)
 		}
-		if _, ok := err.(config.Problems); !ok {
+		if ps, ok := err.(config.Problems); !ok {
 			t.Errorf("error is %T, want config.Problems", err)
+		} else if len(ps) != 1 {
+			t.Errorf("%d problems, want 1: %v", len(ps), err)
 		}
 	}
 }
