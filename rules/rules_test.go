@@ -239,7 +239,7 @@ func TestCompileErrors(t *testing.T) {
   - name: let-is-fine
     source: crm
     table: public.leads
-    when: let s = new.status; s == "x" && all([1, 2], # > 0) && now() > commit_time
+    when: 'let s = new.status; s == "x" && all([1, 2], # > 0) && now() > commit_time'
     event: Lead
     user_data:
       em: nope`, `rules[0].user_data.em: rule "let-is-fine": unknown name nope`},
