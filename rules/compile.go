@@ -45,6 +45,7 @@ type rule struct {
 	whenFast                       cond                    // when, evaluated without the VM (nil: run when)
 	combined                       *vm.Program             // every field below in one program (see eval.go)
 	scalars                        [numScalars]*vm.Program // nil where not configured
+	rawScalars                     [numScalars]colRef      // scalars that read one column
 	original, userData, customData []field
 
 	columns     map[string]bool // columns of new/old the rule reads
@@ -57,6 +58,7 @@ type rule struct {
 type field struct {
 	key  string
 	prog *vm.Program
+	raw  colRef // set when the expression reads one column and nothing else
 }
 
 // fieldKind says what an expression must produce, for the type check.
@@ -100,6 +102,7 @@ func Compile(cfg *config.Config) (*Set, error) {
 			fDPOState: rc.DataProcessingOptionsState,
 		} {
 			r.scalars[i] = c.compile(scalarNames[i], src, scalarKinds[i])
+			r.rawScalars[i] = columnRead(r.scalars[i])
 		}
 		r.original = c.compileMap("original_event_data", rc.OriginalEventData, func(k string) fieldKind {
 			if k == "event_time" {
@@ -213,10 +216,31 @@ func (c *compiler) compileMap(name string, m map[string]config.Expr, kind func(s
 	var out []field
 	for _, k := range keys {
 		if p := c.compile(name+"."+k, m[k], kind(k)); p != nil {
-			out = append(out, field{key: k, prog: p})
+			out = append(out, field{key: k, prog: p, raw: columnRead(p)})
 		}
 	}
 	return out
+}
+
+// columnRead returns the column a program reads when reading it is all the
+// program does (new.total, old.status).
+func columnRead(p *vm.Program) colRef {
+	if p == nil {
+		return colRef{}
+	}
+	call, ok := p.Node().(*ast.CallNode)
+	if !ok || len(call.Arguments) != 1 {
+		return colRef{}
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || (id.Value != newCol && id.Value != oldCol) {
+		return colRef{}
+	}
+	s, ok := call.Arguments[0].(*ast.StringNode)
+	if !ok {
+		return colRef{}
+	}
+	return colRef{col: s.Value, old: id.Value == oldCol}
 }
 
 var timeType = reflect.TypeOf(time.Time{})

@@ -48,11 +48,11 @@ func newState() *state {
 		// (vm/func_types), which keeps evaluation fast.
 		newCol: func(col any) any {
 			c, _ := col.(string)
-			return s.c.New.Value(c)
+			return exprValue(s.c.New.Value(c))
 		},
 		oldCol: func(col any) any {
 			c, _ := col.(string)
-			return s.c.Old.Value(c)
+			return exprValue(s.c.Old.Value(c))
 		},
 		"changed": func(col string) bool { return s.changed(col) },
 		"changed_to": func(col, v any) bool {
@@ -99,7 +99,7 @@ func (s *state) bind(c *cdc.Change, wholeRows bool, now func() time.Time) {
 		s.commitTime, s.vars["commit_time"] = c.CommitTime, c.CommitTime
 	}
 	if wholeRows {
-		s.vars["new"], s.vars["old"] = c.New.Map(), c.Old.Map()
+		s.vars["new"], s.vars["old"] = exprRow(c.New.Map()), exprRow(c.Old.Map())
 		s.whole = true
 	}
 }
@@ -144,11 +144,59 @@ var helpers = []expr.Option{
 	}, new(func(any) int64)),
 }
 
+// exprValue is a column value as expressions see it: a decimal is a
+// number (float64), so that new.total > 100 and new.total * 2 work. The
+// exact digits are still what is sent when a field is the column itself
+// (see colRef).
+func exprValue(v any) any {
+	if d, ok := v.(cdc.Decimal); ok {
+		f, _ := strconv.ParseFloat(string(d), 64) // "NaN" too; out of range: ±Inf
+		return f
+	}
+	return v
+}
+
+// exprRow is exprValue on a whole row.
+func exprRow(m map[string]any) map[string]any {
+	for k, v := range m {
+		if _, ok := v.(cdc.Decimal); ok {
+			m[k] = exprValue(v)
+		}
+	}
+	return m
+}
+
+// colRef is a field that reads one column and nothing else (new.total):
+// it sends the column's value as read.
+type colRef struct {
+	col string
+	old bool
+}
+
+func (r colRef) value(c *cdc.Change) any {
+	if r.old {
+		return c.Old.Value(r.col)
+	}
+	return c.New.Value(r.col)
+}
+
 // equalValues compares column values and literals: numbers by value
-// whatever their Go type, times by instant, bytes by content.
+// whatever their Go type, times by instant, bytes by content. A decimal
+// equals a string of the same digits (old values read from a store
+// written before decimals had their own type).
 func equalValues(a, b any) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
+	}
+	if x, ok := a.(cdc.Decimal); ok {
+		if y, ok := b.(string); ok {
+			return string(x) == y
+		}
+	}
+	if x, ok := b.(cdc.Decimal); ok {
+		if y, ok := a.(string); ok {
+			return string(x) == y
+		}
 	}
 	if fa, ok := number(a); ok {
 		fb, ok := number(b)
@@ -173,6 +221,9 @@ func equalValues(a, b any) bool {
 
 func number(v any) (float64, bool) {
 	switch x := v.(type) {
+	case cdc.Decimal:
+		f, err := strconv.ParseFloat(string(x), 64)
+		return f, err == nil
 	case int64:
 		return float64(x), true
 	case int:

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -129,19 +130,28 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		}
 	}
 	next := 0
-	get := func(p *vm.Program) (any, error) {
+	get := func(p *vm.Program, raw colRef) (any, error) {
+		v, err := any(nil), error(nil)
 		if vals != nil && next < len(vals) {
 			next++
-			return vals[next-1], nil
+			v = vals[next-1]
+		} else {
+			v, err = ev.run(p)
 		}
-		return ev.run(p)
+		if raw.col != "" && err == nil {
+			// A field that is one column read sends the column's value
+			// as read: a decimal with its exact digits, not the number
+			// expressions compute with.
+			v = raw.value(ev.change)
+		}
+		return v, err
 	}
 
 	for i, prog := range r.scalars {
 		if prog == nil {
 			continue
 		}
-		v, err := get(prog)
+		v, err := get(prog, r.rawScalars[i])
 		if err != nil {
 			ev.fail(&res, scalarNames[i], cleanErr(err))
 			return res, true
@@ -163,7 +173,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 	if len(r.original) > 0 {
 		var o capi.OriginalEvent
 		for _, f := range r.original {
-			v, err := get(f.prog)
+			v, err := get(f.prog, f.raw)
 			if err != nil {
 				ev.fail(&res, "original_event_data."+f.key, cleanErr(err))
 				return res, true
@@ -188,7 +198,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		}
 	}
 	for _, f := range r.userData {
-		v, err := get(f.prog)
+		v, err := get(f.prog, f.raw)
 		if err != nil {
 			ev.fail(&res, "user_data."+f.key, cleanErr(err))
 			return res, true
@@ -204,7 +214,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		evt.UserData[f.key] = out
 	}
 	for _, f := range r.customData {
-		v, err := get(f.prog)
+		v, err := get(f.prog, f.raw)
 		if err != nil {
 			ev.fail(&res, "custom_data."+f.key, cleanErr(err))
 			return res, true
@@ -274,6 +284,9 @@ func setScalar(evt *capi.Event, i int, v any) (err error) {
 // list. ok is false when nothing valid is left.
 func (st *state) userDataValue(key string, v any, country string) (any, bool) {
 	one := func(x any) (string, bool) {
+		if d, ok := x.(cdc.Decimal); ok {
+			x = string(d)
+		}
 		if capi.IsHashedKey(key) {
 			if s, ok := x.(string); ok && lowCardinality[key] {
 				return st.cachedHash(key, s, country)
@@ -340,11 +353,14 @@ func (st *state) cachedHash(key, raw, country string) (string, bool) {
 // decimal string is sent as a JSON number with the same digits.
 func customValue(key string, v any) any {
 	switch x := v.(type) {
+	case cdc.Decimal:
+		if validDecimal(string(x)) {
+			return json.Number(strings.TrimPrefix(string(x), "+"))
+		}
+		return string(x)
 	case string:
-		if key == "value" || key == "predicted_ltv" {
-			if _, err := strconv.ParseFloat(x, 64); err == nil && !strings.ContainsAny(x, "xXpP_ \t") && !strings.EqualFold(x, "nan") && !strings.Contains(strings.ToLower(x), "inf") {
-				return json.Number(strings.TrimPrefix(x, "+"))
-			}
+		if (key == "value" || key == "predicted_ltv") && validDecimal(x) {
+			return json.Number(strings.TrimPrefix(x, "+"))
 		}
 		return x
 	case time.Time:
@@ -370,6 +386,14 @@ func customValue(key string, v any) any {
 		return out
 	}
 	return v
+}
+
+// validDecimal reports whether s is a finite decimal number JSON can carry
+// as it is written.
+func validDecimal(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return (err == nil || errors.Is(err, strconv.ErrRange)) && s != "" && !strings.ContainsAny(s, "xXpP_ \t") &&
+		!strings.EqualFold(s, "nan") && !strings.Contains(strings.ToLower(s), "inf")
 }
 
 // DefaultEventID is the event_id of a rule without one: the hex SHA-256 of
@@ -412,6 +436,8 @@ func canonical(v any) string {
 		return hex.EncodeToString(x)
 	case nil:
 		return "\x01null"
+	case cdc.Decimal:
+		return "string:" + string(x) // as before decimals had their own type: ids stay the same
 	}
 	return fmt.Sprintf("%T:%v", v, v)
 }
@@ -438,6 +464,8 @@ func toText(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return x, nil
+	case cdc.Decimal:
+		return string(x), nil
 	case int64:
 		return strconv.FormatInt(x, 10), nil
 	case int:

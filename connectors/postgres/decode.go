@@ -91,7 +91,7 @@ func (d *decoder) value(oid uint32, data []byte) (any, error) {
 	}
 	switch oid {
 	case pgtype.NumericOID:
-		return string(data), nil // exact, never rounded ("NaN" too)
+		return cdc.Decimal(data), nil // exact, never rounded ("NaN" too)
 	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
 		return strconv.ParseInt(string(data), 10, 64)
 	case pgtype.Float4OID, pgtype.Float8OID:

@@ -119,7 +119,7 @@ const defaultRules = `
   - name: won
     source: crm
     table: public.leads_S
-    when: changed_to("status", "won")
+    when: changed_to("status", "won") && new.deal > 1000 # numeric compares as a number
     event: Purchase
     event_time: new.updated_at
     event_id: '"won-" + string(new.id)'

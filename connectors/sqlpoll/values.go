@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capisync/capisync/internal/cdc"
 )
 
 // textTimeLayouts are the text timestamp formats a cursor may hold.
@@ -32,7 +34,7 @@ func convert(k valueKind, zoneless bool, loc *time.Location, v any) (any, error)
 		return int64(x), nil
 	case uint64:
 		if x > math.MaxInt64 {
-			return strconv.FormatUint(x, 10), nil
+			return cdc.Decimal(strconv.FormatUint(x, 10)), nil
 		}
 		return int64(x), nil
 	case float64:
@@ -60,7 +62,7 @@ func convertText(k valueKind, zoneless bool, loc *time.Location, s string, raw b
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return n, nil
 		}
-		return s, nil // too large for int64: keep the exact digits
+		return cdc.Decimal(s), nil // too large for int64: keep the exact digits
 	case kFloat:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
@@ -68,7 +70,7 @@ func convertText(k valueKind, zoneless bool, loc *time.Location, s string, raw b
 		}
 		return f, nil
 	case kDecimal:
-		return s, nil
+		return cdc.Decimal(s), nil
 	case kJSON:
 		var v any
 		if err := json.Unmarshal([]byte(s), &v); err != nil {

@@ -24,7 +24,7 @@ import (
 func TestReadValues(t *testing.T) {
 	at := time.Date(2026, 11, 26, 9, 30, 15, 123456000, time.UTC)
 	full := map[string]any{"code": "a", "updated_at": at, "name": "Zoë", "note": "", "bin": []byte{0, 0xff},
-		"doc": map[string]any{"k": []any{1.0, "x"}}, "amount": "12.50", "ratio": 0.25, "n": int64(-5)}
+		"doc": map[string]any{"k": []any{1.0, "x"}}, "amount": cdc.Decimal("12.50"), "ratio": 0.25, "n": int64(-5)}
 	null := map[string]any{"code": "b", "updated_at": at, "name": nil, "note": nil, "bin": nil,
 		"doc": nil, "amount": nil, "ratio": nil, "n": nil}
 	cases := []struct {
@@ -40,7 +40,7 @@ func TestReadValues(t *testing.T) {
 				('b', '2026-11-26 09:30:15.123456', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 				('c', '2026-11-26 09:30:15.123456', 'c', 'c', x'', '[]', 0, 0, 0, 7)`,
 			// MariaDB's JSON is LONGTEXT with a check: its text, as stored.
-			extra: map[string]any{"big": "18446744073709551615", "doc": `{"k": [1, "x"]}`}},
+			extra: map[string]any{"big": cdc.Decimal("18446744073709551615"), "doc": `{"k": [1, "x"]}`}},
 		{typ: config.TypePostgresPoll, dsn: func(t *testing.T) string { return testenv.PostgresDSN(t) },
 			ddl: "CREATE TABLE %s (code text PRIMARY KEY, updated_at timestamptz NOT NULL, name text, note text, bin bytea, doc jsonb, amount numeric(12,2), ratio double precision, n integer, big bigint)",
 			insert: `INSERT INTO %s VALUES ('a', '2026-11-26 09:30:15.123456+00', 'Zoë', '', '\x00ff', '{"k": [1, "x"]}', 12.50, 0.25, -5, 9223372036854775807),

@@ -11,9 +11,9 @@
 //	NULL                                      nil
 //	text, varchar, char, enum, uuid, inet     string
 //	smallint, integer, bigint (and unsigned   int64 (an unsigned value above
-//	  MySQL types that fit)                     MaxInt64 becomes its decimal string)
+//	  MySQL types that fit)                     MaxInt64 becomes a Decimal)
 //	real, double precision, float             float64
-//	numeric, decimal, money                   string holding the exact decimal
+//	numeric, decimal, money                   Decimal: the exact decimal text
 //	                                            ("1234.50"), never rounded
 //	boolean, tinyint(1) in MySQL              bool (MySQL tinyint(1) as int64 0/1)
 //	timestamp with time zone, MySQL TIMESTAMP time.Time in UTC
@@ -31,6 +31,11 @@ import (
 	"fmt"
 	"time"
 )
+
+// Decimal is an exact decimal number as its database wrote it ("1234.50",
+// also "NaN" for PostgreSQL's numeric): money is read without rounding. Rules
+// compare and compute with it as a number and send it with these digits.
+type Decimal string
 
 // Op is the kind of change.
 type Op string

@@ -32,6 +32,7 @@ const (
 	tBytes
 	tJSON
 	tKeyInt
+	tDecimal
 )
 
 // AppendValue appends v's encoding to b.
@@ -41,6 +42,10 @@ func AppendValue(b []byte, v any) []byte {
 		return append(b, tNil)
 	case string:
 		b = append(b, tString)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	case Decimal:
+		b = append(b, tDecimal)
 		b = binary.AppendUvarint(b, uint64(len(x)))
 		return append(b, x...)
 	case int64:
@@ -94,11 +99,13 @@ func readValue(b []byte) (any, []byte, error) {
 	case tKeyInt:
 		return int64(binary.BigEndian.Uint64(payload) ^ signBit), rest, nil
 	}
-	_, k := binary.Uvarint(payload) // tString, tBytes, tJSON: a length, then the bytes
+	_, k := binary.Uvarint(payload) // tString, tDecimal, tBytes, tJSON: a length, then the bytes
 	payload = payload[k:]
 	switch tag {
 	case tString:
 		return string(payload), rest, nil
+	case tDecimal:
+		return Decimal(payload), rest, nil
 	case tBytes:
 		return append([]byte(nil), payload...), rest, nil
 	}
@@ -125,7 +132,7 @@ func valueLen(b []byte) (int, error) {
 		if len(b) >= 9 {
 			return 9, nil
 		}
-	case tString, tBytes, tJSON:
+	case tString, tDecimal, tBytes, tJSON:
 		if n, k := binary.Uvarint(b[1:]); k > 0 && uint64(len(b)-1-k) >= n {
 			return 1 + k + int(n), nil
 		}
@@ -154,9 +161,14 @@ func AppendKeyOf(b []byte, vals []any, idx []int) []byte {
 const signBit = 1 << 63
 
 // appendKeyValue is AppendValue with integers in key order.
+// A decimal key is written as the string it was before decimals had a
+// type of their own, so that stored keys still match.
 func appendKeyValue(b []byte, v any) []byte {
-	if x, ok := v.(int64); ok {
+	switch x := v.(type) {
+	case int64:
 		return binary.BigEndian.AppendUint64(append(b, tKeyInt), uint64(x)^signBit)
+	case Decimal:
+		return AppendValue(b, string(x))
 	}
 	return AppendValue(b, v)
 }
