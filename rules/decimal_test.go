@@ -65,3 +65,60 @@ func mustCompile(t testing.TB, rules string) *Set {
 	}
 	return set
 }
+
+// TestUnusableValuesAreRefused: values Meta cannot use fail the one event
+// with the field named, rather than going out as null or being replaced
+// in silence.
+func TestUnusableValuesAreRefused(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	tests := []struct {
+		name, field, expr string
+		wantErr           string // "" for no error
+	}{
+		{"division by zero", "custom_data.value", "new.total / new.zero", "custom_data.value"},
+		{"zero by zero", "custom_data.value", "new.zero / new.zero", "custom_data.value"},
+		{"infinity in a list", "custom_data.contents", "[{'id': 'a', 'item_price': new.total / new.zero}]", "custom_data.contents"},
+		{"decimal beyond float64", "custom_data.value", "new.huge", "custom_data.value"},
+		{"decimal NaN", "custom_data.value", "new.nan", "custom_data.value"},
+		{"event_time of 1970", "event_time", "new.epoch", "event_time is 1970-01-01T00:00:00Z"},
+		{"event_time zero seconds", "event_time", "0", "event_time is 1970-01-01T00:00:00Z"},
+		{"event_time NULL is the commit time", "event_time", "new.missing", ""},
+		{"value NULL is left out", "custom_data.value", "new.missing", ""},
+		{"fine decimal", "custom_data.value", "new.total", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			field := tt.field
+			yaml := "\n  - name: r\n    source: crm\n    table: public.leads\n    when: \"true\"\n    event: Lead\n    user_data: {em: '\"a@example.com\"'}\n"
+			if k, ok := strings.CutPrefix(field, "custom_data."); ok {
+				yaml += "    custom_data: {" + k + ": \"" + tt.expr + "\"}"
+			} else {
+				yaml += "    " + field + ": \"" + tt.expr + "\""
+			}
+			set := mustCompile(t, yaml)
+			c := &cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, CommitTime: now,
+				Key: cdc.RowOf(map[string]any{"id": int64(1)}),
+				New: cdc.RowOf(map[string]any{"id": int64(1), "total": cdc.Decimal("10.00"), "zero": int64(0),
+					"huge": cdc.Decimal("1e400"), "nan": cdc.Decimal("NaN"), "epoch": time.Unix(0, 0).UTC(), "missing": nil})}
+			res := set.Eval(c)
+			if len(res) != 1 {
+				t.Fatalf("%d results", len(res))
+			}
+			switch {
+			case tt.wantErr == "" && res[0].Err != nil:
+				t.Fatalf("unexpected error: %v", res[0].Err)
+			case tt.wantErr != "" && (res[0].Err == nil || !strings.Contains(res[0].Err.Error(), tt.wantErr)):
+				b, _ := capi.Marshal(&res[0].Event)
+				t.Fatalf("error = %v, want it to name %q; event %s", res[0].Err, tt.wantErr, b)
+			case tt.wantErr == "":
+				b, _ := capi.Marshal(&res[0].Event)
+				if strings.Contains(string(b), "null") {
+					t.Errorf("a null is sent: %s", b)
+				}
+				if field == "event_time" && res[0].Event.EventTime != now.Unix() {
+					t.Errorf("event_time = %d, want the commit time %d", res[0].Event.EventTime, now.Unix())
+				}
+			}
+		})
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -147,6 +146,7 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		return v, err
 	}
 
+	timeSet := false
 	for i, prog := range r.scalars {
 		if prog == nil {
 			continue
@@ -163,8 +163,9 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 			ev.fail(&res, scalarNames[i], err)
 			return res, true
 		}
+		timeSet = timeSet || i == fEventTime
 	}
-	if evt.EventTime == 0 {
+	if !timeSet { // not configured, or NULL: the change's commit time
 		evt.EventTime = ev.change.CommitTime.Unix()
 	}
 	if evt.EventID == "" {
@@ -222,10 +223,15 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		if v == nil || v == "" {
 			continue
 		}
+		cv, err := customValue(f.key, v)
+		if err != nil {
+			ev.fail(&res, "custom_data."+f.key, err)
+			return res, true
+		}
 		if evt.CustomData == nil {
 			evt.CustomData = make(map[string]any, len(r.customData))
 		}
-		evt.CustomData[f.key] = customValue(f.key, v)
+		evt.CustomData[f.key] = cv
 	}
 	return res, true
 }
@@ -254,7 +260,14 @@ func setScalar(evt *capi.Event, i int, v any) (err error) {
 	switch i {
 	case fEventTime:
 		var t time.Time
-		t, err = toTime(v)
+		if t, err = toTime(v); err != nil {
+			return err
+		}
+		if t.Unix() <= 0 {
+			// Never replaced by the commit time in silence: a zero date
+			// in the database is a mistake to see, not to paper over.
+			return fmt.Errorf("event_time is %s, not a real time (a zero or missing date in the database?)", t.UTC().Format(time.RFC3339))
+		}
 		evt.EventTime = t.Unix()
 	case fEventID:
 		evt.EventID, err = toText(v)
@@ -350,49 +363,60 @@ func (st *state) cachedHash(key, raw, country string) (string, bool) {
 }
 
 // customValue makes a custom_data value JSON-ready. Money kept as an exact
-// decimal string is sent as a JSON number with the same digits.
-func customValue(key string, v any) any {
+// decimal is sent as a JSON number with the same digits. A number Meta
+// cannot read (NaN or an infinity, as a division by zero gives, or a
+// decimal beyond float64) is an error: the event is refused with the
+// field named, rather than sent with a null.
+func customValue(key string, v any) (any, error) {
 	switch x := v.(type) {
 	case cdc.Decimal:
-		if validDecimal(string(x)) {
-			return json.Number(strings.TrimPrefix(string(x), "+"))
+		if !validDecimal(string(x)) {
+			return nil, fmt.Errorf("%q is not a finite number Meta can read", string(x))
 		}
-		return string(x)
+		return json.Number(strings.TrimPrefix(string(x), "+")), nil
 	case string:
 		if (key == "value" || key == "predicted_ltv") && validDecimal(x) {
-			return json.Number(strings.TrimPrefix(x, "+"))
+			return json.Number(strings.TrimPrefix(x, "+")), nil
 		}
-		return x
+		return x, nil
 	case time.Time:
-		return x.UTC().Format(time.RFC3339)
+		return x.UTC().Format(time.RFC3339), nil
 	case []byte:
-		return string(x)
+		return string(x), nil
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
+			return nil, fmt.Errorf("the expression gives %v (a division by zero?): Meta needs a finite number", x)
 		}
-		return x
+		return x, nil
+	case float32:
+		return customValue(key, float64(x))
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = customValue("", e)
+			var err error
+			if out[i], err = customValue("", e); err != nil {
+				return nil, fmt.Errorf("item %d: %w", i, err)
+			}
 		}
-		return out
+		return out, nil
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = customValue(k, e)
+			var err error
+			if out[k], err = customValue(k, e); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
 		}
-		return out
+		return out, nil
 	}
-	return v
+	return v, nil
 }
 
 // validDecimal reports whether s is a finite decimal number JSON can carry
 // as it is written.
 func validDecimal(s string) bool {
-	_, err := strconv.ParseFloat(s, 64)
-	return (err == nil || errors.Is(err, strconv.ErrRange)) && s != "" && !strings.ContainsAny(s, "xXpP_ \t") &&
+	_, err := strconv.ParseFloat(s, 64) // beyond float64 is an error: Meta reads a double
+	return err == nil && !strings.ContainsAny(s, "xXpP_ \t") &&
 		!strings.EqualFold(s, "nan") && !strings.Contains(strings.ToLower(s), "inf")
 }
 
@@ -511,6 +535,9 @@ func toIntPtr(v any) (*int, error) {
 			return &n, nil
 		}
 		return nil, fmt.Errorf("want a whole number, got %T", v)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f) || math.Abs(f) > 1<<31 {
+		return nil, fmt.Errorf("want a whole number, got %v", f)
 	}
 	n := int(f)
 	return &n, nil
