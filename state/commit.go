@@ -55,6 +55,9 @@ type Batch struct {
 type CommitResult struct {
 	Enqueued   int
 	Duplicates int // events already queued or recently delivered, skipped
+	// Repeats counts Duplicates by rule. They are also added to the
+	// store's counters (RepeatCounter), for status.
+	Repeats map[string]int
 	// Queued are the events queued, in sequence order per destination,
 	// as Pending would read them back (for events built with Encode; a
 	// sender can take them from here instead of reading the store).
@@ -123,6 +126,10 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 				}
 				if dup {
 					res.Duplicates++
+					if res.Repeats == nil {
+						res.Repeats = map[string]int{}
+					}
+					res.Repeats[b.Events[i].Rule]++
 				} else {
 					res.Enqueued++
 				}
@@ -150,6 +157,11 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 			}
 		}
 		res.Queued = q.queued
+		for rule, n := range res.Repeats {
+			if err := addCounter(tx, RepeatCounter(rule), int64(n)); err != nil {
+				return err
+			}
+		}
 		for dest, n := range depth {
 			if err := addCounter(tx, depthCounter(dest), n); err != nil {
 				return err
@@ -230,6 +242,11 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
+
+// RepeatCounter names the counter of a rule's events that were not queued
+// because an event with the same name and id was queued or delivered
+// within SentTTL (Meta would drop the repeat too).
+func RepeatCounter(rule string) string { return "rule_repeats/" + rule }
 func deadCounter(dest string) string  { return "dead_letters/" + dest }
 
 func addCounter(tx *bolt.Tx, name string, delta int64) error {

@@ -66,7 +66,7 @@ rules:
   - name: lead
     source: crm
     table: leads
-    when: op == "insert"
+    when: op == "insert" || op == "update"
     event: Lead
     event_id: '"lead-" + string(new.id)'
     user_data: {em: new.email}
@@ -143,6 +143,25 @@ rules:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A change that makes lead-1 again is refused by the 48-hour id
+	// memory: counted for the rule in status and metrics, and logged.
+	touch := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db"),
+		"-sql", "UPDATE leads SET email = 'ada.new@example.com', updated_at = datetime('now', '+1 second') WHERE id = 1")
+	if out, err := touch.CombinedOutput(); err != nil {
+		t.Fatalf("touch: %v\n%s", err, out)
+	}
+	for time.Now().Before(deadline) && !strings.Contains(logs.String(), "events not queued again") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "events not queued again") || !strings.Contains(logs.String(), "rule=lead") {
+		t.Errorf("the repeat was not logged:\n%s", logs.String())
+	}
+	if out, _ := capisync("status", "--config", cfg); !strings.Contains(out, "REPEATS REFUSED") {
+		t.Errorf("status lacks repeats:\n%s", out)
+	}
+	if _, body := httpGet(addr, "/metrics"); !strings.Contains(body, `capisync_rule_repeats_refused_total{rule="lead"} 1`) {
+		t.Errorf("metrics lack the repeat")
+	}
 	daemon.Process.Signal(syscall.SIGTERM)
 	if err := daemon.Wait(); err != nil {
 		t.Fatalf("daemon exit: %v\n%s", err, logs.String())
@@ -156,14 +175,15 @@ rules:
 			DeadLetters int64 `json:"dead_letters"`
 		}
 		Rules []struct {
-			Name   string
-			Events int64
+			Name    string
+			Events  int64
+			Repeats int64 `json:"repeats_refused"`
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
 		t.Fatalf("status --json: %v %d %s", err, code, out)
 	}
-	if rep.Running || len(rep.Destinations) != 1 || rep.Destinations[0].DeadLetters != 1 || rep.Rules[0].Events != 3 {
+	if rep.Running || len(rep.Destinations) != 1 || rep.Destinations[0].DeadLetters != 1 || rep.Rules[0].Events != 4 || rep.Rules[0].Repeats != 1 {
 		t.Errorf("status from file = %+v", rep)
 	}
 	// One destination: --id needs no --destination. An id that is not a

@@ -44,7 +44,10 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 	// polling sources (see package slots).
 	cpu := slots.New(0)
 	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log, Slots: cpu,
-		OnCommit: func(b []state.Batch, _ state.CommitResult) { d.metrics.ObserveCommit(b) },
+		OnCommit: func(b []state.Batch, res state.CommitResult) {
+			d.metrics.ObserveCommit(b)
+			d.metrics.ObserveRepeats(res.Repeats)
+		},
 		OnSettle: d.metrics.ObserveSettle}
 	for _, name := range sortedNames(cfg.Sources) {
 		src := cfg.Sources[name]

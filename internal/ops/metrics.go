@@ -32,6 +32,7 @@ type Metrics struct {
 	ruleRejected *prometheus.CounterVec
 	ruleKeys     *prometheus.CounterVec
 	ruleDropped  *prometheus.CounterVec
+	ruleRepeats  *prometheus.CounterVec
 	delivered    *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	retried      *prometheus.CounterVec
@@ -76,6 +77,7 @@ func NewMetrics(snap Snapshot) *Metrics {
 		ruleRejected: f("capisync_rule_events_rejected_total", "Events dead-lettered before queuing because Meta would refuse them.", "rule"),
 		ruleKeys:     f("capisync_rule_match_key_events_total", "Events of a rule that carry a user_data key.", "rule", "key"),
 		ruleDropped:  f("capisync_rule_dropped_keys_total", "user_data values left out as invalid (never sent raw).", "rule", "key"),
+		ruleRepeats:  f("capisync_rule_repeats_refused_total", "Events not queued: the same event_name and event_id was queued or sent within 48 hours.", "rule"),
 		delivered:    f("capisync_events_delivered_total", "Events Meta accepted.", "destination", "event_name"),
 		deadLettered: f("capisync_events_dead_lettered_total", "Events moved to the dead letters.", "destination", "event_name"),
 		retried:      f("capisync_events_retried_total", "Events that needed another attempt (or wait queued while paused).", "destination", "event_name"),
@@ -121,6 +123,13 @@ func (m *Metrics) ObserveCommit(batches []state.Batch) {
 				m.ruleDropped.WithLabelValues(parts[1], parts[2]).Add(v)
 			}
 		}
+	}
+}
+
+// ObserveRepeats counts the events a commit did not queue as repeats.
+func (m *Metrics) ObserveRepeats(repeats map[string]int) {
+	for rule, n := range repeats {
+		m.ruleRepeats.WithLabelValues(rule).Add(float64(n))
 	}
 }
 

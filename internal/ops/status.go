@@ -53,9 +53,12 @@ type DestInfo struct {
 // RuleInfo is one rule's counts since the store was created, and over
 // the report's window (for match-key coverage).
 type RuleInfo struct {
-	Name    string           `json:"name"`
-	Events  int64            `json:"events"`
-	Errors  int64            `json:"errors"`
+	Name   string `json:"name"`
+	Events int64  `json:"events"`
+	Errors int64  `json:"errors"`
+	// Repeats are events not queued because the same event_name and
+	// event_id was queued or sent within the last 48 hours.
+	Repeats int64            `json:"repeats_refused"`
 	Dropped map[string]int64 `json:"dropped_invalid_keys,omitempty"`
 	Keys    map[string]int64 `json:"match_keys,omitempty"` // events carrying each user_data key
 
@@ -117,7 +120,7 @@ func Build(st state.Status, sources map[string]string, dests, rules []string, wi
 		r.Destinations = append(r.Destinations, di)
 	}
 	for _, name := range rules {
-		ri := RuleInfo{Name: name, Events: st.Counters["rule_events/"+name], Errors: st.Counters["rule_errors/"+name],
+		ri := RuleInfo{Name: name, Events: st.Counters["rule_events/"+name], Errors: st.Counters["rule_errors/"+name], Repeats: st.Counters[state.RepeatCounter(name)],
 			WindowKeys: map[string]int64{}, WindowDropped: map[string]int64{}}
 		for k, v := range st.Counters {
 			if hour, rest, ok := cutHour(k); ok && hour >= fromHour {
@@ -210,9 +213,9 @@ func (r Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", d.Name, d.Depth, ago(d.Oldest), d.DeadLetters, state)
 	}
-	fmt.Fprintln(tw, "\nRULE\tEVENTS\tERRORS\tDROPPED INVALID KEYS")
+	fmt.Fprintln(tw, "\nRULE\tEVENTS\tERRORS\tREPEATS REFUSED (48H ID MEMORY)\tDROPPED INVALID KEYS")
 	for _, ru := range r.Rules {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", ru.Name, ru.Events, ru.Errors, counts(ru.Dropped))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", ru.Name, ru.Events, ru.Errors, ru.Repeats, counts(ru.Dropped))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nMatch-key coverage over the last %s (share of each rule's events carrying the key; Meta's match quality follows it):\n", r.Window)

@@ -298,6 +298,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 			}
 		}
 		p.log.Debug("committed", "batches", len(ev.group), "events", res.Enqueued, "duplicates", res.Duplicates)
+		for rule, n := range res.Repeats {
+			p.log.Info("events not queued again: the same event_name and event_id was queued or sent within 48 hours", "rule", rule, "events", n)
+		}
 	}
 	return nil
 }

@@ -168,7 +168,7 @@ func idempotence(t *testing.T, s Store) {
 		t.Fatalf("enqueued %d", r.Enqueued)
 	}
 	r = must(s.Commit(state.Batch{Source: "src", Events: enq("meta", 2, 3)}))
-	if r.Enqueued != 1 || r.Duplicates != 1 {
+	if r.Enqueued != 1 || r.Duplicates != 1 || r.Repeats["r"] != 1 {
 		t.Fatalf("replay: %+v", r)
 	}
 	// Another destination queues its own copy.
@@ -185,6 +185,10 @@ func idempotence(t *testing.T, s Store) {
 	}
 	if p := must(s.Pending("meta", 10)); len(p) != 2 {
 		t.Fatalf("pending %d", len(p))
+	}
+	// Repeats are counted per rule, for status.
+	if st := must(s.Status()); st.Counters[state.RepeatCounter("r")] != 2 {
+		t.Errorf("repeat counter = %d, want 2", st.Counters[state.RepeatCounter("r")])
 	}
 }
 
