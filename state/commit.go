@@ -247,7 +247,7 @@ func depthCounter(dest string) string { return "outbox_depth/" + dest }
 // because an event with the same name and id was queued or delivered
 // within SentTTL (Meta would drop the repeat too).
 func RepeatCounter(rule string) string { return "rule_repeats/" + rule }
-func deadCounter(dest string) string  { return "dead_letters/" + dest }
+func deadCounter(dest string) string   { return "dead_letters/" + dest }
 
 func addCounter(tx *bolt.Tx, name string, delta int64) error {
 	b := tx.Bucket(bCounters)
