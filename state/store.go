@@ -152,9 +152,29 @@ func (s *Store) Close() error {
 	return err
 }
 
+// allBuckets are the store's top-level buckets.
+func allBuckets() [][]byte {
+	return [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bShadowDelta, bCounters}
+}
+
 func (s *Store) migrate() error {
+	// A store that is already current is not written to: it opens even on
+	// a full disk (the daemon then delivers what is queued).
+	current := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets() {
+			if tx.Bucket(b) == nil {
+				return nil
+			}
+		}
+		raw := tx.Bucket(bMeta).Get(kSchema)
+		current = raw != nil && binary.BigEndian.Uint64(raw) == SchemaVersion
+		return nil
+	}); err != nil || current {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bShadowDelta, bCounters} {
+		for _, b := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -34,9 +34,9 @@ func TestImportDirection(t *testing.T) {
 		{"state", []string{"internal/cdc", "internal/capi"}, "the store knows no rules or connectors"},
 		{"rules", []string{"internal/cdc", "internal/capi", "internal/config"}, "rules know no store or connector"},
 		// (internal/capi comes through internal/config, which checks names.)
-		{"connectors/postgres", []string{"internal/cdc", "internal/config", "internal/capi"}, "a source knows only the vocabulary and its config"},
-		{"connectors/sqlpoll", []string{"internal/cdc", "internal/config", "internal/capi"}, "a source knows only the vocabulary and its config"},
-		{"connectors/metacapi", []string{"internal/capi", "internal/config"}, "the destination knows only Meta's rules and its config"},
+		{"connectors/postgres", []string{"internal/cdc", "internal/config", "internal/capi", "internal/backoff"}, "a source knows only the vocabulary and its config"},
+		{"connectors/sqlpoll", []string{"internal/cdc", "internal/config", "internal/capi", "internal/backoff"}, "a source knows only the vocabulary and its config"},
+		{"connectors/metacapi", []string{"internal/capi", "internal/config", "internal/backoff"}, "the destination knows only Meta's rules and its config"},
 	}
 	for _, r := range rules {
 		for _, d := range deps(r.pkg) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/capisync/capisync/internal/backoff"
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/config"
 )
@@ -55,6 +55,14 @@ type Destination struct {
 	pauseReason string // non-empty while paused
 	pausedSince time.Time
 	stats       Stats
+	// failingSince is when requests began to fail without one success
+	// since (zero while they succeed); lastFailure is the last error.
+	failingSince time.Time
+	lastFailure  string
+	// recovered is closed when a request succeeds, waking every batch
+	// that waits to retry: after an outage they all go at once, instead
+	// of each when its own backoff ends (after newer events).
+	recovered chan struct{}
 }
 
 // Stats counts what the destination did since it was made.
@@ -102,15 +110,16 @@ func New(name string, cfg config.Destination, opt Options) (*Destination, error)
 		opt.Observer = nopObserver{}
 	}
 	d := &Destination{
-		name:     name,
-		cfg:      cfg,
-		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.APIVersion + "/" + cfg.PixelID + "/events",
-		throttle: newThrottle(),
-		bodies:   make(chan *bytes.Buffer, max(cfg.InFlight, 1)),
-		opt:      opt,
-		log:      opt.Logger.With("destination", name),
-		obs:      opt.Observer,
-		client:   opt.HTTPClient,
+		name:      name,
+		cfg:       cfg,
+		endpoint:  strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.APIVersion + "/" + cfg.PixelID + "/events",
+		throttle:  newThrottle(),
+		bodies:    make(chan *bytes.Buffer, max(cfg.InFlight, 1)),
+		opt:       opt,
+		log:       opt.Logger.With("destination", name),
+		obs:       opt.Observer,
+		client:    opt.HTTPClient,
+		recovered: make(chan struct{}),
 	}
 	if d.client == nil {
 		d.client = newHTTPClient(cfg.Timeout.Duration, cfg.InFlight)
@@ -158,6 +167,38 @@ func newHTTPClient(timeout time.Duration, inFlight int) *http.Client {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// Failing reports since when requests have failed without a success in
+// between, and the last failure; since is zero while requests succeed.
+func (d *Destination) Failing() (since time.Time, last string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failingSince, d.lastFailure
+}
+
+// succeeded records a request Meta answered, and wakes the batches
+// waiting to retry.
+func (d *Destination) succeeded() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.failingSince.IsZero() {
+		d.failingSince, d.lastFailure = time.Time{}, ""
+		close(d.recovered)
+		d.recovered = make(chan struct{})
+	}
+}
+
+// failed records a request that failed (transient, throttled or paused) and
+// returns the channel that the next success closes.
+func (d *Destination) failed(err *Error) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failingSince.IsZero() {
+		d.failingSince = d.opt.Now()
+	}
+	d.lastFailure = err.Error()
+	return d.recovered
 }
 
 // Health reports whether the destination is delivering, and why not.
@@ -236,6 +277,8 @@ func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, p
 // deliverBatch sends one batch until each event has an outcome.
 func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool, release func()) error {
 	var last *Error // the previous attempt's, for an outcome deferred before the next
+	// Exponential with full jitter: many batches retry against one server.
+	bo := backoff.Backoff{Base: d.opt.BackoffBase, Cap: d.opt.BackoffCap, FullJitter: true}
 	for attempt := 1; ; attempt++ {
 		if ok, reason := d.Health(); !ok && !probe {
 			return rep.Report(ctx, outcomes(batch, Deferred, reason, last, attempt-1))
@@ -245,6 +288,9 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 		}
 		merr := d.send(ctx, batch)
 		last = merr
+		if merr == nil || merr.Kind == Invalid {
+			d.succeeded() // Meta answered about the events themselves
+		}
 		switch {
 		case merr == nil:
 			d.throttle.succeeded()
@@ -258,6 +304,7 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 		case ctx.Err() != nil:
 			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", merr, attempt))
 		case merr.Kind == Auth:
+			d.failed(merr)
 			d.pause(merr)
 			_, reason := d.Health()
 			return rep.Report(ctx, outcomes(batch, Deferred, reason, merr, attempt))
@@ -273,6 +320,9 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 				return err
 			}
 			return d.deliverBatch(ctx, batch[half:], rep, probe, nil)
+		}
+		recovered := d.failed(merr)
+		switch {
 		case merr.Kind == Throttled:
 			d.throttle.slowDown()
 			d.log.Warn("throttled by Meta; slowing down", "code", merr.Code, "rate_per_s", float64(d.throttle.limit()))
@@ -297,33 +347,13 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 		if batch = kept; len(batch) == 0 {
 			return nil
 		}
-		wait := max(d.backoff(attempt), merr.RetryAfter())
+		wait := max(bo.Next(), merr.RetryAfter())
 		d.count(func(s *Stats) { s.Retries++; s.BackoffWait += wait })
-		if !sleep(ctx, wait) {
+		// A success of any request (another batch's, a probe's) ends the
+		// wait: Meta is back.
+		if !backoff.Sleep(ctx, wait, recovered) {
 			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", merr, attempt))
 		}
-	}
-}
-
-// backoff is exponential with full jitter: uniform in [0, min(cap, base·2^(n-1))].
-func (d *Destination) backoff(attempt int) time.Duration {
-	ceil := d.opt.BackoffCap
-	if attempt < 40 {
-		if b := d.opt.BackoffBase << (attempt - 1); b > 0 && b < ceil {
-			ceil = b
-		}
-	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

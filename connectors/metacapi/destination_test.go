@@ -440,3 +440,46 @@ func TestNextBatchGoesWhileOneIsSettled(t *testing.T) {
 		t.Errorf("%d requests open at once, in_flight is 1", most.Load())
 	}
 }
+
+// TestRecoveryWakesWaitingBatches: after an outage, one success sends every
+// batch that waits to retry at once. Here one batch is told to come back in
+// 1 s and the other in 30 s: the second goes right after the first gets
+// through, not 29 s later (after newer events). While requests fail,
+// Failing says since when; a success clears it.
+func TestRecoveryWakesWaitingBatches(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	unavailable := metacapitest.Failure{Status: 503, Code: 2, Transient: true, Message: "Service temporarily unavailable"}
+	soon, late := unavailable, unavailable
+	soon.RetryAfter, late.RetryAfter = 1, 30
+	fake.FailNext(soon, late)
+	cfg := destConfig(fake.URL)
+	cfg.BatchSize = 10
+	d := newDest(t, cfg, metacapi.Options{})
+	q := metacapitest.NewQueue()
+	q.Add(events(20, time.Now())...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, q) }()
+	defer func() { cancel(); <-done }()
+
+	start := time.Now()
+	for fake.Stats().Rejected < 2 && time.Since(start) < 10*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if since, last := d.Failing(); since.IsZero() || !strings.Contains(last, "temporarily unavailable") {
+		t.Errorf("during the outage Failing() = %v, %q", since, last)
+	}
+	for q.Len() > 0 && time.Since(start) < 20*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(start); q.Len() > 0 || took > 15*time.Second {
+		t.Fatalf("%d events still queued after %s: the batch told to wait 30 s was not woken by the first success", q.Len(), took.Round(time.Millisecond))
+	}
+	if st := fake.Stats(); st.Accepted != 20 || st.Duplicates != 0 {
+		t.Errorf("fake = %+v", st)
+	}
+	if since, _ := d.Failing(); !since.IsZero() {
+		t.Errorf("Failing() still reports %v after a success", since)
+	}
+}

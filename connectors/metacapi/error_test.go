@@ -1,7 +1,6 @@
 package metacapi
 
 import (
-	"math"
 	"net/http"
 	"testing"
 )
@@ -47,17 +46,5 @@ func TestClassify(t *testing.T) {
 	h.Set("Retry-After", "7")
 	if e := classify(429, h, nil); e.RetryAfter().Seconds() != 7 {
 		t.Errorf("Retry-After = %s", e.RetryAfter())
-	}
-}
-
-func TestBackoffIsBoundedFullJitter(t *testing.T) {
-	d := &Destination{opt: Options{BackoffBase: 1e9, BackoffCap: 300e9}}
-	for attempt := 1; attempt < 70; attempt++ {
-		ceil := min(1e9*math.Pow(2, float64(attempt-1)), 300e9)
-		for i := 0; i < 50; i++ {
-			if b := d.backoff(attempt); b < 0 || float64(b) > ceil {
-				t.Fatalf("attempt %d: backoff %s outside [0, %g]", attempt, b, ceil)
-			}
-		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/capisync/capisync/internal/backoff"
 )
 
 // Queue is the outbox a destination drains. The embedded store implements
@@ -44,7 +46,7 @@ func (d *Destination) Run(ctx context.Context, q Queue) error {
 				d.log.Error("destination paused; events stay queued", "reason", reason)
 				lastPauseLog = time.Now()
 			}
-			if !sleep(ctx, d.opt.ProbeInterval) {
+			if !backoff.Sleep(ctx, d.opt.ProbeInterval, nil) {
 				break
 			}
 			items, err := q.Pending(ctx, 0, 1)

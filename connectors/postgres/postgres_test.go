@@ -139,6 +139,30 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
+// TestReconnectBackoffResets: a source that streamed again starts its
+// backoff over, so the eighth disconnect of a process's life is retried
+// as fast as the first (without the reset, the delays had grown to 30 s
+// by the sixth).
+func TestReconnectBackoffResets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", "")
+	e.start()
+	e.streaming()
+	for i := 1; i <= 8; i++ {
+		e.exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'slot_S'")
+		for e.src.Stats().Reconnects < int64(i) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		start := time.Now()
+		e.streaming()
+		// The first delay is at most 1 s; a backoff that never reset
+		// would wait 16-30 s here. 10 s leaves room for a slow machine.
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("disconnect %d: streaming again after %s", i, took.Round(time.Millisecond))
+		}
+	}
+}
+
 // TestReplicaIdentityDefault: rules reading old values on a DEFAULT table
 // fail startup with the ALTER TABLE to run; old_values: shadow makes them
 // work.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/capisync/capisync/internal/backoff"
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
 )
@@ -183,7 +184,8 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		}
 		s.flushed.Store(uint64(lsn))
 	}
-	for attempt := 0; ; attempt++ {
+	bo := backoff.Backoff{Base: time.Second, Cap: 30 * time.Second}
+	for {
 		err := s.session(ctx, out)
 		if ctx.Err() != nil {
 			return nil
@@ -193,18 +195,14 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			s.update(func(st *Stats) { st.Connected, st.LastError = false, err.Error() })
 			return err
 		}
-		s.update(func(st *Stats) { st.Connected, st.LastError = false, err.Error(); st.Reconnects++ })
-		if attempt > 0 && s.Stats().Connected {
-			attempt = 0
+		if s.Stats().Connected {
+			bo.Reset() // this session streamed: the next failure starts over
 		}
-		wait := min(time.Duration(1<<min(attempt, 5))*time.Second, 30*time.Second)
-		s.log.Warn("replication stopped; reconnecting", "error", err, "in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		s.update(func(st *Stats) { st.Connected, st.LastError = false, err.Error(); st.Reconnects++ })
+		wait := bo.Next()
+		s.log.Warn("replication stopped; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
+		if !backoff.Sleep(ctx, wait, nil) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/capisync/capisync/internal/backoff"
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
 )
@@ -229,19 +230,20 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 	if err != nil {
 		return fmt.Errorf("source %s: %w", s.name, err)
 	}
-	for attempt := 0; s.tables == nil; attempt++ {
+	bo := backoff.Backoff{Base: time.Second, Cap: time.Minute}
+	for s.tables == nil {
 		err := s.Check(ctx)
 		var ce *ConfigError
 		if errors.As(err, &ce) {
-			return fmt.Errorf("source %s: %w", s.name, err)
+			return err
 		}
 		if err == nil {
 			break
 		}
 		s.setErr(err)
-		wait := min(time.Duration(1<<min(attempt, 6))*time.Second, time.Minute)
-		s.log.Warn("cannot reach the database; retrying", "error", err, "in", wait)
-		if !sleepCtx(ctx, wait) {
+		wait := bo.Next()
+		s.log.Warn("cannot reach the database; retrying", "error", err, "in", wait.Round(time.Millisecond))
+		if !backoff.Sleep(ctx, wait, nil) {
 			return nil
 		}
 	}
@@ -256,7 +258,7 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		if s.delSch != nil && nextDel.Before(due) {
 			due = nextDel
 		}
-		if !sleepCtx(ctx, time.Until(due)) {
+		if !backoff.Sleep(ctx, time.Until(due), nil) {
 			return nil
 		}
 		if s.delSch != nil && !s.opt.Now().Before(nextDel) {
@@ -327,20 +329,6 @@ func (s *Source) emit(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) er
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -236,7 +236,7 @@ func (r Report) Print(w io.Writer) {
 		fmt.Fprintf(tw, "\t%s\n", counts(ru.WindowDropped))
 	}
 	if r.Backpressure != "" {
-		fmt.Fprintf(tw, "\nSources paused by backpressure: %s\n", r.Backpressure)
+		fmt.Fprintf(tw, "\nSources paused: %s\n", r.Backpressure)
 	}
 	tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,8 +103,9 @@ type Pipeline struct {
 	// take turns.
 	slots *slots.Slots
 
-	mu      sync.Mutex
-	blocked string // why the committer waits, for status
+	mu       sync.Mutex
+	blocked  string // why the committer waits, for status
+	diskFull string // set while the store's disk is full (see diskfull.go)
 }
 
 // New checks cfg and returns a Pipeline.
@@ -157,7 +159,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		go func() {
 			defer readers.Done()
 			if err := s.Source.Run(readCtx, from, batches); err != nil && readCtx.Err() == nil {
-				failed <- fmt.Errorf("source %s: %w", s.Name, err)
+				failed <- prefixed("source "+s.Name, err)
 			}
 		}()
 	}
@@ -169,11 +171,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}()
 	for i, d := range p.cfg.Destinations {
+		p.queues[i].whileDiskFull, p.queues[i].stop = p.whileDiskFull, sendCtx.Done()
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
 			if err := d.Destination.Run(sendCtx, p.queues[i]); err != nil && sendCtx.Err() == nil {
-				failed <- fmt.Errorf("destination %s: %w", d.Name, err)
+				failed <- prefixed("destination "+d.Name, err)
 			}
 		}()
 	}
@@ -193,6 +196,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	stopSending()
 	senders.Wait()
 	return runErr
+}
+
+// prefixed names the component an error comes from, unless the error
+// already starts with that name (so that no message reads "source crm:
+// source crm: ...").
+func prefixed(name string, err error) error {
+	if strings.HasPrefix(err.Error(), name+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // drain waits until every outbox is empty, a destination is paused, or the
@@ -276,10 +289,17 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 		}
 	}()
 	for ev := range ready {
-		p.slots.Take()
-		res, err := p.cfg.Store.Commit(ev.sbs...)
-		p.slots.Give()
+		var res state.CommitResult
+		err := p.whileDiskFull(ctx, "commit", func() (err error) {
+			p.slots.Take()
+			defer p.slots.Give()
+			res, err = p.cfg.Store.Commit(ev.sbs...)
+			return err
+		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // shutting down while the disk was full: the batches are read again
+			}
 			return fmt.Errorf("commit to the store: %w", err)
 		}
 		if p.cfg.OnCommit != nil {
@@ -341,10 +361,13 @@ func (p *Pipeline) waitForRoom(ctx context.Context) error {
 	}
 }
 
-// Blocked says why sources are paused by backpressure ("" when they are not).
+// Blocked says why sources are paused — a full disk or backpressure ("" when they are not).
 func (p *Pipeline) Blocked() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.diskFull != "" {
+		return p.diskFull
+	}
 	return p.blocked
 }
 

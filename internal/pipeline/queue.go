@@ -26,6 +26,10 @@ type queue struct {
 	wake     chan struct{}
 	settled  chan struct{} // the pipeline's: room may have been made
 	onSettle func(string, []metacapi.Outcome)
+	// whileDiskFull retries a write refused for want of disk space; stop
+	// is closed when the pipeline stops sending.
+	whileDiskFull func(ctx context.Context, what string, write func() error) error
+	stop          <-chan struct{}
 
 	mu sync.Mutex
 	// mem is a ring of memCap items (made at the first push): n of them
@@ -122,8 +126,27 @@ func (q *queue) Pending(_ context.Context, after uint64, max int) ([]metacapi.It
 	return items, nil
 }
 
-func (q *queue) Report(_ context.Context, outcomes []metacapi.Outcome) error {
-	if err := q.store.Settle(q.dest, toState(outcomes)); err != nil {
+func (q *queue) Report(ctx context.Context, outcomes []metacapi.Outcome) error {
+	settle := func() error { return q.store.Settle(q.dest, toState(outcomes)) }
+	var err error
+	if q.whileDiskFull != nil {
+		// A full disk: settling is tried again until it succeeds or the
+		// pipeline stops sending (the events then stay queued and are
+		// sent again after a restart, with their ids).
+		stopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-q.stop:
+				cancel()
+			case <-stopCtx.Done():
+			}
+		}()
+		err = q.whileDiskFull(stopCtx, "settle "+q.dest, settle)
+	} else {
+		err = settle()
+	}
+	if err != nil {
 		return err
 	}
 	if q.onSettle != nil {

@@ -32,6 +32,9 @@ type Failure struct {
 	Subcode   int
 	Transient bool
 	Message   string
+	// RetryAfter, when set, is sent as the Retry-After header (seconds),
+	// as Meta's edge does with a 429 or 503.
+	RetryAfter int
 }
 
 // Common failures.
@@ -180,6 +183,9 @@ func (s *Server) fail(w http.ResponseWriter, f Failure, userMsg string) {
 		"error_user_msg": userMsg, "fbtrace_id": s.trace(),
 	}}
 	w.Header().Set("Content-Type", "application/json")
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
 	w.WriteHeader(f.Status)
 	json.NewEncoder(w).Encode(body)
 }
