@@ -270,6 +270,24 @@ func (s *Store) Checkpoint(source string) (cdc.Position, error) {
 	return pos, err
 }
 
+// ForgetCheckpoint removes source's checkpoint and returns what it was
+// (nil when there was none): the source then starts from its beginning,
+// as a new one does. For an operator who accepts a gap, such as after
+// a logical source's slot was dropped.
+func (s *Store) ForgetCheckpoint(source string) (cdc.Position, error) {
+	var pos cdc.Position
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bCheckpoints).Get([]byte(source)); v != nil {
+			pos = append(cdc.Position(nil), v...)
+		}
+		if err := tx.Bucket(bCheckpoints).Delete([]byte(source)); err != nil {
+			return err
+		}
+		return tx.Bucket(bCheckpointTimes).Delete([]byte(source))
+	})
+	return pos, err
+}
+
 // idValue is an outbox_ids value: the sequence number the event was
 // queued under and when (unix nanos), 8 bytes big endian each.
 func idValue(seq uint64, queued time.Time) []byte {

@@ -27,7 +27,7 @@ func commands() []command {
 		{"rules", "rules test --config FILE --changes F    print the events each change yields", rulesCmd},
 		{"status", "status --config FILE                   checkpoints, outbox, dead letters, lag", statusCmd},
 		{"dlq", "dlq list|retry|drop --config FILE       inspect and replay dead letters", dlqCmd},
-		{"slot", "slot drop --config FILE --source NAME  drop a logical source's replication slot", slotCmd},
+		{"slot", "slot drop|reset --config FILE --source NAME  drop a logical source's slot; forget its checkpoint", slotCmd},
 		{"version", "version                                print the version", versionCmd},
 	}
 }

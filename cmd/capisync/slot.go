@@ -2,29 +2,38 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/state"
 )
 
-// slotCmd is `capisync slot drop`: for a DBA retiring a logical source,
-// since capisync never drops its slot by itself (a dropped slot loses the
-// position; an abandoned one retains WAL).
+// slotCmd is `capisync slot drop|reset`. drop is for a DBA retiring a
+// logical source, since capisync never drops its slot by itself (a
+// dropped slot loses the position; an abandoned one retains WAL). reset
+// forgets the store's checkpoint of a source whose slot is gone, for an
+// operator who accepts the gap: the next start makes a new slot and reads
+// from then on.
 func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: capisync slot drop --config FILE --source NAME [--publication]"
+	const usage = "usage: capisync slot drop --config FILE --source NAME [--publication]\n       capisync slot reset --config FILE --source NAME"
 	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprintln(stdout, usage)
 		return errHelp
 	}
-	if len(args) == 0 || args[0] != "drop" {
+	if len(args) == 0 || (args[0] != "drop" && args[0] != "reset") {
 		return usagef(usage)
 	}
-	fs := newFlags("slot drop", stderr)
+	verb := args[0]
+	fs := newFlags("slot "+verb, stderr)
 	file := fs.String("config", "", "config file")
-	source := fs.String("source", "", "the postgres source whose slot to drop")
-	pub := fs.Bool("publication", false, "drop the publication too")
+	source := fs.String("source", "", "the postgres source")
+	pub := false
+	if verb == "drop" {
+		fs.BoolVar(&pub, "publication", false, "drop the publication too")
+	}
 	if err := parse(fs, args[1:], file); err != nil {
 		return err
 	}
@@ -34,19 +43,45 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	src, ok := cfg.Sources[*source]
 	if !ok || src.Type != config.TypePostgres {
-		return usagef("slot drop: --source must name a source of type postgres")
+		return usagef("slot %s: --source must name a source of type postgres", verb)
+	}
+	if verb == "reset" {
+		return resetCheckpoint(cfg, *source, src.Slot, stdout)
 	}
 	s, err := postgres.New(*source, *src, nil, postgres.Options{})
 	if err != nil {
 		return err
 	}
-	if err := s.DropSlot(ctx, *pub); err != nil {
+	if err := s.DropSlot(ctx, pub); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "dropped replication slot %s", src.Slot)
-	if *pub {
+	if pub {
 		fmt.Fprintf(stdout, " and publication %s", src.Publication)
 	}
 	fmt.Fprintln(stdout)
+	return nil
+}
+
+// resetCheckpoint forgets source's checkpoint in the store (the daemon must
+// be stopped: it holds the store).
+func resetCheckpoint(cfg *config.Config, source, slot string, stdout io.Writer) error {
+	st, err := state.Open(cfg.State.Path, state.Options{})
+	if errors.Is(err, state.ErrLocked) {
+		return fmt.Errorf("%w: stop capisync before resetting a checkpoint", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pos, err := st.ForgetCheckpoint(source)
+	if err != nil {
+		return fmt.Errorf("reset the checkpoint of %s: %w", source, err)
+	}
+	if pos == nil {
+		fmt.Fprintf(stdout, "source %s had no checkpoint: nothing to reset\n", source)
+		return nil
+	}
+	fmt.Fprintf(stdout, "forgot the checkpoint of source %s (LSN %s): the next start creates slot %s if it is missing and reads from then on; changes after %s and before that are not read\n", source, pos, slot, pos)
 	return nil
 }

@@ -55,6 +55,7 @@ func reachAll(ctx context.Context, cfg *config.Config, set *rules.Set, stdout io
 		case config.TypePostgres:
 			s, err := postgres.New(name, *src, nil, postgres.Options{
 				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
+				ColumnUsers:     func(table string) map[string][]string { return set.ColumnUsers(name, table) },
 				Track:           func(table string) []string { return set.Columns(name, table) },
 			})
 			note := ""

@@ -69,6 +69,7 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 			s, err := postgres.New(name, *src, store, postgres.Options{
 				Logger:          log,
 				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
+				ColumnUsers:     func(table string) map[string][]string { return set.ColumnUsers(name, table) },
 				Track:           func(table string) []string { return set.Columns(name, table) },
 			})
 			if err != nil {

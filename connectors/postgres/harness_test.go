@@ -188,6 +188,7 @@ func (e *env) start() {
 	src, err := postgres.New("crm", *e.cfg.Sources["crm"], store, postgres.Options{
 		RulesReadingOld: func(t string, key ...string) []string { return e.set.RulesReadingOld("crm", t, key...) },
 		Track:           func(t string) []string { return e.set.Columns("crm", t) },
+		ColumnUsers:     func(t string) map[string][]string { return e.set.ColumnUsers("crm", t) },
 		StatusInterval:  100 * time.Millisecond,
 		ChunkSize:       1000,
 	})
@@ -212,6 +213,19 @@ func (e *env) start() {
 		store.Close()
 		e.done <- err
 	}()
+}
+
+// failure waits for the pipeline to stop by itself and returns its error.
+func (e *env) failure() error {
+	e.t.Helper()
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		return err
+	case <-time.After(60 * time.Second):
+		e.t.Fatal("the pipeline did not stop")
+		return nil
+	}
 }
 
 // streaming waits until the source streams, failing at once if the

@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/capisync/capisync/internal/config"
 )
 
 // SetupError is a problem with the database's configuration that
@@ -86,6 +92,9 @@ func (s *Source) readTable(ctx context.Context, conn *pgx.Conn, name string) (*t
 		return nil, fmt.Errorf("read table %s: %w", name, err)
 	}
 	info := &tableInfo{name: name, oid: oid, identity: ident}
+	if err := s.checkColumns(ctx, conn, name, oid); err != nil {
+		return nil, err
+	}
 	if s.opt.Track != nil {
 		info.want = map[string]bool{}
 		for _, c := range s.opt.Track(name) {
@@ -134,6 +143,41 @@ func (s *Source) readTable(ctx context.Context, conn *pgx.Conn, name string) (*t
 	return info, rows.Err()
 }
 
+// checkColumns refuses a table that lacks a column a rule reads (a typo
+// such as new.emial would otherwise read nil and drop the key silently).
+func (s *Source) checkColumns(ctx context.Context, conn *pgx.Conn, name string, oid uint32) error {
+	if s.opt.ColumnUsers == nil {
+		return nil
+	}
+	users := s.opt.ColumnUsers(name)
+	if len(users) == 0 {
+		return nil
+	}
+	rows, err := conn.Query(ctx, "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum", oid)
+	if err != nil {
+		return fmt.Errorf("read the columns of %s: %w", name, err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the columns of %s: %w", name, err)
+	}
+	var problems []string
+	for _, col := range slices.Sorted(maps.Keys(users)) {
+		if col == "*" || slices.Contains(cols, col) {
+			continue
+		}
+		msg := fmt.Sprintf("table %s has no column %s, read by rule(s) %s", name, col, strings.Join(users[col], ", "))
+		if near := config.Suggest(col, cols); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		problems = append(problems, msg)
+	}
+	if len(problems) > 0 {
+		return setupErr("source %s: %s; its columns are %s", s.name, strings.Join(problems, "; "), strings.Join(cols, ", "))
+	}
+	return nil
+}
+
 func (s *Source) quotedTables() string {
 	q := make([]string, len(s.cfg.Tables.Names))
 	for i, t := range s.cfg.Tables.Names {
@@ -158,8 +202,17 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 		if !s.create() {
 			return &SetupError{Msg: fmt.Sprintf("source %s: publication %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Publication, create), Creatable: true}
 		}
+		if why, err := s.cannotPublish(ctx, conn, s.cfg.Tables.Names, ""); err != nil || why != "" {
+			if err != nil {
+				return err
+			}
+			return setupErr("source %s: publication %s does not exist and role %s cannot create it: %s. A DBA runs: %s; (capisync then uses it), or grants what is missing", s.name, s.cfg.Publication, conn.Config().User, why, create)
+		}
+		if s.verifyOnly {
+			return &SetupError{Msg: "publication " + s.cfg.Publication + " missing", Creatable: true}
+		}
 		if _, err := conn.Exec(ctx, create); err != nil {
-			return fmt.Errorf("source %s: %s: %w", s.name, create, err)
+			return permanentIfDenied(fmt.Errorf("source %s: %s: %w", s.name, create, err))
 		}
 		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", s.quotedTables())
 		return nil
@@ -191,11 +244,80 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 	if !s.create() {
 		return &SetupError{Msg: fmt.Sprintf("source %s: publication %s lacks %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), alter), Creatable: true}
 	}
+	var missingNames []string
+	for _, t := range s.cfg.Tables.Names {
+		if !in[t] {
+			missingNames = append(missingNames, t)
+		}
+	}
+	if why, err := s.cannotPublish(ctx, conn, missingNames, s.cfg.Publication); err != nil || why != "" {
+		if err != nil {
+			return err
+		}
+		return setupErr("source %s: publication %s lacks %s and role %s cannot add them: %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), conn.Config().User, why, alter)
+	}
+	if s.verifyOnly {
+		return &SetupError{Msg: "publication " + s.cfg.Publication + " lacks tables", Creatable: true}
+	}
 	if _, err := conn.Exec(ctx, alter); err != nil {
-		return fmt.Errorf("source %s: %s: %w", s.name, alter, err)
+		return permanentIfDenied(fmt.Errorf("source %s: %s: %w", s.name, alter, err))
 	}
 	s.log.Warn("added tables to the publication; their earlier changes are not replayed", "publication", s.cfg.Publication, "tables", strings.Join(missing, ", "))
 	return nil
+}
+
+// cannotPublish says why the connected role may not create a publication
+// for tables (or, when pub is given, add them to it), or "" when it may:
+// PostgreSQL wants a superuser, or CREATE on the database and ownership
+// of every table (and of the publication).
+func (s *Source) cannotPublish(ctx context.Context, conn *pgx.Conn, tables []string, pub string) (string, error) {
+	var super, canCreate bool
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT rolsuper, has_database_privilege(current_database(), 'CREATE'), current_database() FROM pg_roles WHERE rolname = current_user").Scan(&super, &canCreate, &db); err != nil {
+		return "", fmt.Errorf("read the role's privileges: %w", err)
+	}
+	if super {
+		return "", nil
+	}
+	var why []string
+	if pub == "" && !canCreate {
+		why = append(why, "it lacks CREATE on database "+db)
+	}
+	if pub != "" {
+		var owns bool
+		if err := conn.QueryRow(ctx, "SELECT pg_has_role(current_user, pubowner, 'USAGE') FROM pg_publication WHERE pubname = $1", pub).Scan(&owns); err != nil {
+			return "", fmt.Errorf("read the owner of publication %s: %w", pub, err)
+		}
+		if !owns {
+			why = append(why, "it does not own publication "+pub)
+		}
+	}
+	var notOwned []string
+	for _, t := range tables {
+		if info := s.tables[t]; info != nil {
+			var owns bool
+			if err := conn.QueryRow(ctx, "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = $1", info.oid).Scan(&owns); err != nil {
+				return "", fmt.Errorf("read the owner of %s: %w", t, err)
+			}
+			if !owns {
+				notOwned = append(notOwned, t)
+			}
+		}
+	}
+	if len(notOwned) > 0 {
+		why = append(why, "it does not own "+strings.Join(notOwned, ", "))
+	}
+	return strings.Join(why, " and "), nil
+}
+
+// permanentIfDenied makes an insufficient_privilege error a SetupError:
+// trying again will not grant it.
+func permanentIfDenied(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return &SetupError{Msg: err.Error() + " (a DBA must grant the privilege, or run the statement)"}
+	}
+	return err
 }
 
 func (s *Source) readSlot(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
@@ -215,10 +337,19 @@ func (s *Source) ensureSlot(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("read slot: %w", err)
 	}
 	db := conn.Config().Database
+	if !si.exists && s.checkpointed {
+		// Creating the slot now would start from now: every change since
+		// the checkpoint would be skipped without a word.
+		return setupErr("source %s: the store's checkpoint is at LSN %s of replication slot %s, but the slot does not exist (dropped, or this is another server). A new slot would start from now and skip every change since then. If that gap is accepted, run: capisync slot reset --config FILE --source %s (it forgets the checkpoint), then start again; otherwise restore the slot's server.",
+			s.name, pglogrepl.LSN(s.flushed.Load()), s.cfg.Slot, s.name)
+	}
 	if !si.exists {
 		create := fmt.Sprintf("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", s.cfg.Slot)
 		if !s.create() {
 			return &SetupError{Msg: fmt.Sprintf("source %s: replication slot %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Slot, create), Creatable: true}
+		}
+		if s.verifyOnly {
+			return &SetupError{Msg: "slot " + s.cfg.Slot + " missing", Creatable: true}
 		}
 		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s.cfg.Slot); err != nil {
 			return fmt.Errorf("source %s: create slot %s: %w", s.name, s.cfg.Slot, err)
@@ -282,13 +413,11 @@ func (s *Source) Verify(ctx context.Context) (note string, err error) {
 		return "", err
 	}
 	defer conn.Close(context.Background())
-	cfg := s.cfg
-	no := false
-	cfg.Create = &no // look, never create
-	v, err := New(s.name, cfg, nil, s.opt)
+	v, err := New(s.name, s.cfg, nil, s.opt)
 	if err != nil {
 		return "", err
 	}
+	v.verifyOnly = true // look, never create
 	err = v.setup(ctx, conn)
 	var se *SetupError
 	if errors.As(err, &se) && se.Creatable && s.create() {

@@ -30,6 +30,11 @@ type Options struct {
 	// RulesReadingOld names the rules on a table that read old values
 	// other than the key columns given.
 	RulesReadingOld func(table string, key ...string) []string
+	// ColumnUsers maps each column rules read on a table to the names of
+	// those rules: a column the table lacks is an error naming them, at
+	// validate --connect and at start, rather than a key that is silently
+	// never sent.
+	ColumnUsers func(table string) map[string][]string
 	// Track lists the columns rules read on a table ("*": all): only these
 	// (and the key) are decoded, and they are the tracked columns for
 	// old_values: shadow. Nil decodes every column.
@@ -63,6 +68,11 @@ type Source struct {
 	domains map[uint32]uint32     // domain type -> base type
 
 	flushed atomic.Uint64 // LSN whose events are durable (the last acked commit end)
+	// checkpointed is set when Run started from a checkpoint of the store:
+	// the slot must then exist (see ensureSlot).
+	checkpointed bool
+	// verifyOnly makes setup look without creating anything (Verify).
+	verifyOnly bool
 	acked   chan struct{} // signalled by Ack
 
 	mu    sync.Mutex
@@ -183,6 +193,7 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			return fmt.Errorf("source %s: checkpoint %q is not an LSN (was it written by another source type?)", s.name, from)
 		}
 		s.flushed.Store(uint64(lsn))
+		s.checkpointed = true
 	}
 	bo := backoff.Backoff{Base: time.Second, Cap: 30 * time.Second}
 	for {

@@ -1,8 +1,8 @@
 package config
 
-// suggest returns the candidate closest to s when it is close enough to be a
+// Suggest returns the candidate closest to s when it is close enough to be a
 // likely typo, or "".
-func suggest(s string, candidates []string) string {
+func Suggest(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
 		if d := levenshtein(s, c); d < bestD {

@@ -295,7 +295,7 @@ func oneOf(r *Reporter, path, v string, allowed ...string) bool {
 }
 
 func didYouMean(s string, candidates []string) string {
-	if m := suggest(s, candidates); m != "" {
+	if m := Suggest(s, candidates); m != "" {
 		return fmt.Sprintf(" (did you mean %q?)", m)
 	}
 	return ""
