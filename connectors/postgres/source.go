@@ -73,7 +73,7 @@ type Source struct {
 	checkpointed bool
 	// verifyOnly makes setup look without creating anything (Verify).
 	verifyOnly bool
-	acked   chan struct{} // signalled by Ack
+	acked      chan struct{} // signalled by Ack
 
 	mu    sync.Mutex
 	stats Stats
