@@ -316,6 +316,9 @@ func (c *compiler) collectColumns(root ast.Node) {
 				c.r.readsOld, c.r.usesChanged = true, true
 				if s, ok := n.Arguments[0].(*ast.StringNode); ok {
 					c.r.columns[s.Value] = true
+					c.r.oldColumns[s.Value] = true
+				} else {
+					c.r.oldColumns[AllColumns] = true // a column named at run time
 				}
 			}
 		case *ast.IdentifierNode:
@@ -343,6 +346,26 @@ func (s *Set) Columns(source, table string) []string {
 	seen := map[string]bool{}
 	for _, r := range s.byTable[source+"\x00"+table] {
 		for c := range r.columns {
+			seen[c] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// OldColumns returns, sorted, the columns of source.table whose old
+// values some rule needs: read through old.<col> or named in changed(),
+// changed_to() or changed_from(). AllColumns among them means a rule
+// reads the old row as a whole. Sources remember only these (and the key)
+// of a row: what they keep on disk holds no other column's value.
+func (s *Set) OldColumns(source, table string) []string {
+	seen := map[string]bool{}
+	for _, r := range s.byTable[source+"\x00"+table] {
+		for c := range r.oldColumns {
 			seen[c] = true
 		}
 	}

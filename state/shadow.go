@@ -436,3 +436,63 @@ func upgradeTreeKeys(parent *bolt.Bucket, name []byte) error {
 	}
 	return nil
 }
+
+// rewriteChunk is how many shadows one transaction of RewriteShadows
+// reads.
+const rewriteChunk = 5000
+
+// RewriteShadows passes each stored shadow of source's table to fn and
+// stores what fn returns in its place when fn says so (ok). It works a
+// chunk at a time, each in its own transaction, so that a big table does
+// not hold the store's writer for long, and returns how many shadows it
+// replaced. A source uses it when it starts, before it reads, to bring
+// shadows written by an older capisync to the format it writes now (and
+// so to drop column values it no longer keeps).
+func (s *Store) RewriteShadows(source, table string, fn func(value []byte) (newValue []byte, ok bool)) (int, error) {
+	if err := s.FlushShadows(); err != nil { // every shadow in the main tree
+		return 0, fmt.Errorf("rewrite shadows of %s: %w", table, err)
+	}
+	replaced := 0
+	var after []byte
+	for {
+		more := false
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			main, _, err := shadowTrees(tx, source, table)
+			if err != nil || main == nil {
+				return err
+			}
+			c := main.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			type put struct{ k, v []byte }
+			var puts []put
+			for n := 0; k != nil && n < rewriteChunk; n++ {
+				if nv, ok := fn(v); ok {
+					puts = append(puts, put{bytes.Clone(k), nv})
+				}
+				after = bytes.Clone(k)
+				k, v = c.Next()
+			}
+			more = k != nil
+			// Written after the scan: a cursor is not to be trusted across
+			// changes to its tree.
+			for _, p := range puts {
+				if err := main.Put(p.k, p.v); err != nil {
+					return err
+				}
+			}
+			replaced += len(puts)
+			return nil
+		})
+		if err != nil {
+			return replaced, fmt.Errorf("rewrite shadows of %s: %w", table, err)
+		}
+		if !more {
+			return replaced, nil
+		}
+	}
+}

@@ -56,6 +56,7 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 			s, err := sqlpoll.New(name, *src, store, sqlpoll.Options{
 				Logger:      log,
 				ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) },
+				OldColumns:  func(table string) []string { return set.OldColumns(name, table) },
 				Slots:       cpu,
 			})
 			if err != nil {
@@ -71,6 +72,7 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
 				ColumnUsers:     func(table string) map[string][]string { return set.ColumnUsers(name, table) },
 				Track:           func(table string) []string { return set.Columns(name, table) },
+				OldColumns:      func(table string) []string { return set.OldColumns(name, table) },
 			})
 			if err != nil {
 				d.close()

@@ -189,6 +189,7 @@ func (e *env) start() {
 		RulesReadingOld: func(t string, key ...string) []string { return e.set.RulesReadingOld("crm", t, key...) },
 		Track:           func(t string) []string { return e.set.Columns("crm", t) },
 		ColumnUsers:     func(t string) map[string][]string { return e.set.ColumnUsers("crm", t) },
+		OldColumns:      func(t string) []string { return e.set.OldColumns("crm", t) },
 		StatusInterval:  100 * time.Millisecond,
 		ChunkSize:       1000,
 	})

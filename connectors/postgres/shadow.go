@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/jackc/pglogrepl"
@@ -26,29 +27,84 @@ type pendingShadow struct {
 	lsn   pglogrepl.LSN
 }
 
-func newShadowKeeper(s *Source) *shadowKeeper {
+func newShadowKeeper(s *Source) (*shadowKeeper, error) {
 	k := &shadowKeeper{s: s, codecs: map[string]cdc.ShadowCodec{}, track: map[string][]string{}, pending: map[string]pendingShadow{}}
 	for _, t := range s.cfg.Tables.Names {
-		var cols []string
-		if s.opt.Track != nil {
-			cols = s.opt.Track(t)
-		}
 		isKey := map[string]bool{}
 		if info := s.tables[t]; info != nil {
 			for _, c := range info.key {
 				isKey[c] = true
 			}
 		}
-		var track []string
-		for _, c := range cols {
-			if !isKey[c] && c != "*" { // whole-row readers get the columns rules name
-				track = append(track, c)
+		notKey := func(cols []string) []string {
+			var out []string
+			for _, c := range cols {
+				if !isKey[c] && c != "*" { // whole-row readers get the columns rules name
+					out = append(out, c)
+				}
+			}
+			sort.Strings(out)
+			return out
+		}
+		var all, old []string
+		if s.opt.Track != nil {
+			all = s.opt.Track(t)
+		}
+		// Only the columns whose old values rules read are kept: a
+		// column read only as a new value (an email sent in user_data)
+		// never reaches the store.
+		old = all
+		if s.opt.OldColumns != nil {
+			if old = s.opt.OldColumns(t); slices.Contains(old, "*") {
+				old = all
 			}
 		}
-		sort.Strings(track)
+		track := notKey(old)
 		k.track[t], k.codecs[t] = track, cdc.NewShadowCodec(track)
+		if legacy := cdc.NewShadowCodec(notKey(all)); !legacy.Same(k.codecs[t]) && !s.shadowsUpgraded {
+			if err := k.upgrade(t, legacy); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return k
+	s.shadowsUpgraded = true
+	return k, nil
+}
+
+// upgrade rewrites the shadows of table written by an older capisync,
+// which kept every column rules read, to keep only the tracked ones.
+func (k *shadowKeeper) upgrade(table string, legacy cdc.ShadowCodec) error {
+	from := map[string]int{}
+	for i, c := range legacy.Columns() {
+		from[c] = i
+	}
+	track, codec := k.track[table], k.codecs[table]
+	at := make([]int, len(track))
+	for j, c := range track {
+		i, ok := from[c]
+		if !ok {
+			return nil // the old shadows lack a column: they stay unreadable, as after any change of rules
+		}
+		at[j] = i
+	}
+	vals := make([]any, len(track))
+	n, err := k.s.shadows.RewriteShadows(k.s.name, table, func(v []byte) ([]byte, bool) {
+		old, ok := legacy.Decode(v)
+		if !ok {
+			return nil, false
+		}
+		for j, i := range at {
+			vals[j] = old[i]
+		}
+		return codec.Encode(vals), true
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade the shadows of %s: %w", table, err)
+	}
+	if n > 0 {
+		k.s.log.Info("rewrote shadows to keep only the columns rules read as old values", "table", table, "shadows", n)
+	}
+	return nil
 }
 
 // apply fills c.Old from the shadow and returns the shadows to store: the

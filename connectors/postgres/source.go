@@ -22,6 +22,9 @@ import (
 // Shadows is the store's view of remembered rows, for old_values: shadow.
 type Shadows interface {
 	Shadows(source, table string, keys [][]byte) ([][]byte, error)
+	// RewriteShadows replaces the table's shadows for which fn says ok
+	// (used once at start to bring older shadows to the current format).
+	RewriteShadows(source, table string, fn func(value []byte) ([]byte, bool)) (int, error)
 }
 
 // Options tune a Source.
@@ -35,6 +38,10 @@ type Options struct {
 	// validate --connect and at start, rather than a key that is silently
 	// never sent.
 	ColumnUsers func(table string) map[string][]string
+	// OldColumns lists the columns whose old values rules read on a table
+	// ("*": all): with old_values: shadow, only these (and the key) are
+	// kept in shadows. Nil keeps every column of Track.
+	OldColumns func(table string) []string
 	// Track lists the columns rules read on a table ("*": all): only these
 	// (and the key) are decoded, and they are the tracked columns for
 	// old_values: shadow. Nil decodes every column.
@@ -73,7 +80,10 @@ type Source struct {
 	checkpointed bool
 	// verifyOnly makes setup look without creating anything (Verify).
 	verifyOnly bool
-	acked      chan struct{} // signalled by Ack
+	// shadowsUpgraded is set once older shadows were rewritten (the first
+	// session of the process that keeps shadows).
+	shadowsUpgraded bool
+	acked           chan struct{} // signalled by Ack
 
 	mu    sync.Mutex
 	stats Stats

@@ -45,7 +45,10 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, out chan<- cdc
 	st := &streamer{s: s, repl: repl, out: out, relations: map[uint32]*pglogrepl.RelationMessage{},
 		dec: &decoder{types: pgtype.NewMap(), domains: s.domains, loc: s.loc}, lastEmitted: pglogrepl.LSN(s.flushed.Load())}
 	if s.cfg.OldValues == "shadow" {
-		st.shadow = newShadowKeeper(s)
+		var err error
+		if st.shadow, err = newShadowKeeper(s); err != nil {
+			return err
+		}
 	}
 	recv := &deadlineCtx{parent: ctx}
 	defer recv.stop()

@@ -68,6 +68,9 @@ type env struct {
 	done   chan error
 	src    *sqlpoll.Source
 	store  *state.Store
+	// keepAll makes the source keep every column rules read in its
+	// shadows, as capisync did before shadows kept only old values.
+	keepAll bool
 }
 
 func newEnv(t *testing.T, k dbKind, extraSource, rulesYAML string) *env {
@@ -140,10 +143,15 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	cpu := slots.New(0) // as the daemon wires them
-	src, err := sqlpoll.New("shop", *e.cfg.Sources["shop"], store, sqlpoll.Options{
+	opt := sqlpoll.Options{
 		ColumnUsers: func(tb string) map[string][]string { return e.set.ColumnUsers("shop", tb) },
+		OldColumns:  func(tb string) []string { return e.set.OldColumns("shop", tb) },
 		Slots:       cpu,
-	})
+	}
+	if e.keepAll {
+		opt.OldColumns = nil
+	}
+	src, err := sqlpoll.New("shop", *e.cfg.Sources["shop"], store, opt)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -345,13 +345,16 @@ func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc
 	var arena []byte    // encodings of rows that changed; an unchanged row's is written over
 	var posArena []byte // changes' positions
 	var slab []any      // old rows' values, cut rowsPerSlab rows at a time
+	// A slab row holds the key, the tracked values and, when the shadow
+	// has one, its fingerprint (decoded, not part of Old).
 	nk, nOld := len(t.key), len(t.key)+len(t.track)
+	nSlab := nk + len(t.codec.Columns())
 	for i, r := range rows {
 		if cap(arena)-len(arena) < 256 {
 			arena = make([]byte, 0, 32<<10)
 		}
 		start := len(arena)
-		arena = t.codec.AppendOf(arena, r.norm, t.trackIdx)
+		arena = t.encodeShadow(arena, r.norm)
 		enc := arena[start:len(arena):len(arena)]
 		sh := stored[i]
 		if v, ok := overlay[string(keys[i])]; ok {
@@ -381,11 +384,11 @@ func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc
 		if sh != nil {
 			// Old is the key and the tracked columns as stored; those that
 			// did not change share the new row's values.
-			if len(slab) < nOld {
-				slab = make([]any, nOld*rowsPerSlab)
+			if len(slab) < nSlab {
+				slab = make([]any, nSlab*rowsPerSlab)
 			}
-			old := slab[:nOld:nOld]
-			slab = slab[nOld:]
+			old := slab[:nSlab:nSlab]
+			slab = slab[nSlab:]
 			copy(old, r.norm[:nk])
 			if !t.codec.DecodeInto(old[nk:], sh, enc, r.norm, t.trackIdx) {
 				if !t.warned {
@@ -394,7 +397,7 @@ func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc
 				}
 				continue
 			}
-			c.Op, c.Old = cdc.Update, cdc.NewRow(t.oldCols, old)
+			c.Op, c.Old = cdc.Update, cdc.NewRow(t.oldCols, old[:nOld])
 		}
 		// The key columns come first in cols: Key and New share the row's
 		// values.

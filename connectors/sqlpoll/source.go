@@ -24,6 +24,9 @@ import (
 type Shadows interface {
 	Shadows(source, table string, keys [][]byte) ([][]byte, error)
 	ScanShadows(source, table string, fn func(key, value []byte) error) error
+	// RewriteShadows replaces the table's shadows for which fn says ok
+	// (used at start to bring older shadows to the current format).
+	RewriteShadows(source, table string, fn func(value []byte) ([]byte, bool)) (int, error)
 }
 
 // Options tune a Source.
@@ -33,6 +36,11 @@ type Options struct {
 	// ColumnUsers returns, for a table, the columns rules read and the
 	// rules that read each (rules.Set.ColumnUsers).
 	ColumnUsers func(table string) map[string][]string
+	// OldColumns returns, for a table, the columns whose old values rules
+	// read (rules.Set.OldColumns; "*" for every column): only these are
+	// kept in a row's shadow, the others rules read only as a fingerprint
+	// that tells they changed. Nil keeps every column rules read.
+	OldColumns func(table string) []string
 	// ProgressEvery is how often a baseline logs progress (default 5 s).
 	ProgressEvery time.Duration
 	// Slots, shared with the pipeline (internal/slots), bounds the
@@ -248,6 +256,9 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		}
 	}
 	s.setErr(nil)
+	if err := s.upgradeShadows(); err != nil {
+		return err
+	}
 	nextPoll := s.opt.Now()
 	var nextDel time.Time
 	if s.delSch != nil {

@@ -18,10 +18,16 @@ type table struct {
 	key      []string
 	cursor   string
 	lookback time.Duration
-	track    []string // tracked columns (not the key), sorted
+	track    []string // tracked columns (not the key), sorted: their values are kept in shadows
+	watch    []string // the other columns rules read (sorted): shadows keep only their fingerprint
 	cols     []string // selected columns: key, cursor, track, and every column rules read
 	keyIdx   []int
 	trackIdx []int
+	watchIdx []int
+	// legacy is the codec of shadows written before shadows kept only the
+	// tracked columns (every column rules read, in full), when it differs
+	// from codec: such shadows are rewritten at start (see upgradeShadows).
+	legacy *cdc.ShadowCodec
 	// cursorAt is the cursor's index in cols when the dialect reads it as
 	// the plain column (it is then selected once); -1 when a page query
 	// selects cursorExpr first.
@@ -86,13 +92,41 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 	for _, k := range pt.Key {
 		isKey[k] = true
 	}
+	// Shadows keep the values of the columns rules read as old values
+	// (old.x, changed()), or of the track the config gives; every other
+	// column rules read is kept only as a fingerprint, so that a change of
+	// it is still seen. Personal data read only as new values (an email
+	// sent in user_data) is never written to the store.
 	track := pt.Track
 	if len(track) == 0 {
-		track = ruleCols // default: what the rules read
+		track = ruleCols
+		if s.opt.OldColumns != nil {
+			track = s.opt.OldColumns(name)
+			if slices.Contains(track, "*") {
+				track = ruleCols // a rule reads the old row as a whole
+			}
+		}
 	}
 	for _, c := range sortedUnique(track) {
 		if !isKey[c] {
 			t.track = append(t.track, c)
+		}
+	}
+	for _, c := range ruleCols {
+		if !isKey[c] && !slices.Contains(t.track, c) {
+			t.watch = append(t.watch, c)
+		}
+	}
+	// What an older capisync kept: the given track, or every column
+	// rules read.
+	var legacy []string
+	oldTrack := pt.Track
+	if len(oldTrack) == 0 {
+		oldTrack = ruleCols
+	}
+	for _, c := range sortedUnique(oldTrack) {
+		if !isKey[c] {
+			legacy = append(legacy, c)
 		}
 	}
 	t.cols = append(append([]string{}, pt.Key...), pt.Cursor)
@@ -116,7 +150,13 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 	for _, c := range t.track {
 		t.trackIdx = append(t.trackIdx, idx[c])
 	}
+	for _, c := range t.watch {
+		t.watchIdx = append(t.watchIdx, idx[c])
+	}
 	t.setColumns()
+	if lc := cdc.NewShadowCodec(legacy); !lc.Same(t.codec) {
+		t.legacy = &lc
+	}
 	t.cursorAt = -1
 	if q := s.d.quote(t.cursor); s.d.cursorExpr(q) == q {
 		t.cursorAt = idx[t.cursor]
@@ -127,10 +167,29 @@ func (s *Source) prepareTable(ctx context.Context, name string) (*table, error) 
 // setColumns makes the codec and the column names of changes' rows from
 // key, track and cols.
 func (t *table) setColumns() {
-	t.codec = cdc.NewShadowCodec(t.track)
+	cols := t.track
+	if len(t.watch) > 0 {
+		// The fingerprint is the codec's last column; its name holds the
+		// watched columns, so that shadows written for others do not match.
+		cols = append(slices.Clip(cols), fingerprintPrefix+strings.Join(t.watch, ","))
+	}
+	t.codec = cdc.NewShadowCodec(cols)
 	t.keyCols = cdc.NewColumns(t.key...)
 	t.oldCols = cdc.NewColumns(append(slices.Clip(t.key), t.track...)...)
 	t.newCols = cdc.NewColumns(t.cols...)
+}
+
+// fingerprintPrefix starts the name of a shadow codec's fingerprint column.
+const fingerprintPrefix = "\x00fingerprint:"
+
+// encodeShadow appends a row's shadow: its tracked values, then the
+// fingerprint of its watched ones.
+func (t *table) encodeShadow(b []byte, vals []any) []byte {
+	b = t.codec.AppendOf(b, vals, t.trackIdx)
+	if len(t.watchIdx) > 0 {
+		b = cdc.AppendFingerprint(b, vals, t.watchIdx)
+	}
+	return b
 }
 
 // query builds a page query. after is nil for the first page; from is the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -302,3 +303,31 @@ func (c ShadowCodec) DecodeInto(dst []any, stored, cur []byte, vals []any, idx [
 	}
 	return len(stored) == 0
 }
+
+// AppendFingerprint appends, as an encoded []byte value, a 64-bit FNV-1a
+// digest of vals[idx[0]], vals[idx[1]], ... as encoded (a Decimal as its
+// text). Polling shadows keep it for the columns rules read only as new
+// values: it tells that one of them changed without keeping what they
+// held.
+func AppendFingerprint(b []byte, vals []any, idx []int) []byte {
+	var scratch [64]byte
+	h := uint64(14695981039346656037) // FNV-1a, written out: no allocation per row
+	for _, j := range idx {
+		v := vals[j]
+		if d, ok := v.(Decimal); ok {
+			v = string(d)
+		}
+		for _, c := range AppendValue(scratch[:0], v) {
+			h ^= uint64(c)
+			h *= 1099511628211
+		}
+	}
+	return binary.BigEndian.AppendUint64(append(b, tBytes, 8), h)
+}
+
+// Same reports whether two codecs read and write the same shadows.
+func (c ShadowCodec) Same(o ShadowCodec) bool { return c.fp == o.fp && slices.Equal(c.cols, o.cols) }
+
+// Columns returns the codec's column names, in order. The caller must not
+// change them.
+func (c ShadowCodec) Columns() []string { return c.cols }
