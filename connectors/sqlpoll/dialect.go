@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // dialect is what differs between databases.
 type dialect interface {
 	// open returns a connection pool for the DSN.
-	open(dsn string) (*sql.DB, error)
+	open(dsn string, log *slog.Logger) (*sql.DB, error)
 	// quote quotes an identifier (already checked to be plain).
 	quote(ident string) string
 	// placeholder is the n-th (1-based) bind parameter.

@@ -3,6 +3,8 @@ package sqlpoll
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -15,11 +17,15 @@ type mysqlDialect struct{}
 // TIMESTAMP values then arrive as the right instant, and DATETIME values
 // arrive as their wall-clock digits, which the source reads in its
 // configured timezone (go-sql-driver/mysql#1114).
-func (mysqlDialect) open(dsn string) (*sql.DB, error) {
+//
+// The driver's own log lines (a connection closed under it, say) go to
+// log, as every other line of the daemon does, not to stderr.
+func (mysqlDialect) open(dsn string, log *slog.Logger) (*sql.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = driverLog{log}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	// Parameters are interpolated client-side (with the driver's escaping):
@@ -34,6 +40,14 @@ func (mysqlDialect) open(dsn string) (*sql.DB, error) {
 		return nil, err
 	}
 	return sql.OpenDB(conn), nil
+}
+
+// driverLog is the mysql driver's Logger on slog, at warn: the driver
+// logs only what went wrong.
+type driverLog struct{ log *slog.Logger }
+
+func (l driverLog) Print(v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprint(v...)), "driver", "mysql")
 }
 
 func (mysqlDialect) quote(s string) string      { return "`" + s + "`" }

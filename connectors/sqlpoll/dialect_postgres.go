@@ -3,6 +3,7 @@ package sqlpoll
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,7 @@ type postgresDialect struct{}
 
 // open pins the session TimeZone to UTC so that timestamptz values print
 // and compare as instants.
-func (postgresDialect) open(dsn string) (*sql.DB, error) {
+func (postgresDialect) open(dsn string, _ *slog.Logger) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package sqlpoll
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"strings"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
@@ -10,7 +11,7 @@ import (
 
 type sqliteDialect struct{}
 
-func (sqliteDialect) open(dsn string) (*sql.DB, error) {
+func (sqliteDialect) open(dsn string, _ *slog.Logger) (*sql.DB, error) {
 	if !strings.Contains(dsn, "busy_timeout") {
 		sep := "?"
 		if strings.Contains(dsn, "?") {

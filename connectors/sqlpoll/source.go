@@ -136,7 +136,7 @@ func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source,
 			return nil, fmt.Errorf("source %s: deletes_schedule: %w", name, err)
 		}
 	}
-	db, err := d.open(cfg.DSN.Reveal())
+	db, err := d.open(cfg.DSN.Reveal(), s.log)
 	if err != nil {
 		return nil, fmt.Errorf("source %s (%s): %s", name, config.DescribeDSN(cfg.Type, cfg.DSN), config.Scrub(err.Error(), cfg.DSN.Reveal()))
 	}

@@ -1,0 +1,52 @@
+package sqlpoll_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capisync/capisync/connectors/sqlpoll"
+	"github.com/capisync/capisync/internal/config"
+	"github.com/capisync/capisync/internal/testenv"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestMySQLDriverLogsThroughSlog: the driver's own lines (here, an idle
+// connection the server closed) reach the source's logger, with the
+// source's name, not stderr.
+func TestMySQLDriverLogsThroughSlog(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	src, err := sqlpoll.New("shop", config.Source{Type: config.TypeMySQL, DSN: config.Secret(dsn + sep + "wait_timeout=1"),
+		Schedule: "@every 1h", PageSize: 10, Timezone: "UTC",
+		Tables: config.TableSet{Names: []string{"no_such_table"}, Tables: map[string]*config.PollTable{"no_such_table": {Key: []string{"id"}, Cursor: "updated_at"}}}},
+		nil, sqlpoll.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx := context.Background()
+	src.Check(ctx) // connects; the connection then idles in the pool
+	time.Sleep(2500 * time.Millisecond)
+	src.Check(ctx) // the server closed it after wait_timeout: the driver says so
+	if out := logs.String(); !strings.Contains(out, "driver=mysql") || !strings.Contains(out, "source=shop") {
+		t.Errorf("the driver's line did not reach slog:\n%s", out)
+	}
+}
