@@ -280,3 +280,24 @@ func execStatements(t *testing.T, db *sql.DB, text string) int {
 	}
 	return n
 }
+
+// TestExamplesReadmeGivesTheirDSN: each example's README sets the DSN
+// variable its config reads, so that its commands work as written; the
+// polling ones run their demo's steps a poll apart.
+func TestExamplesReadmeGivesTheirDSN(t *testing.T) {
+	for _, ex := range examples {
+		if ex.db == "sqlite" {
+			continue // the quickstart's DSN has a working default and the README needs none
+		}
+		readme, err := os.ReadFile(filepath.Join("../../examples", ex.name, "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "export "+ex.dsnEnv+"=") {
+			t.Errorf("%s/README.md does not set %s", ex.name, ex.dsnEnv)
+		}
+		if ex.name == "ecommerce-refunds" && !strings.Contains(string(readme), "sleep") {
+			t.Errorf("%s/README.md runs the demo's steps at once: the paid step (the Purchase) is never seen", ex.name)
+		}
+	}
+}
