@@ -173,12 +173,9 @@ func (d *daemon) report(window time.Duration) (ops.Report, error) {
 	}), nil
 }
 
-// failingTooLong is how long a destination's requests may fail (an outage
-// retried with backoff) before /readyz turns red.
-const failingTooLong = time.Minute
-
-// ready is /readyz: every source connected, no destination paused or
-// failing for more than failingTooLong, and room on the store's disk.
+// ready is /readyz: every source connected, every destination ready (not
+// paused, not failing for more than metacapi.FailingTooLong), and room on
+// the store's disk.
 func (d *daemon) ready() (bool, []string) {
 	var reasons []string
 	for _, name := range sortedNames(d.cfg.Sources) {
@@ -194,10 +191,8 @@ func (d *daemon) ready() (bool, []string) {
 		}
 	}
 	for _, name := range sortedNames(d.cfg.Destinations) {
-		if ok, why := d.dests[name].Health(); !ok {
+		if ok, why := d.dests[name].Ready(); !ok {
 			reasons = append(reasons, fmt.Sprintf("destination %s %s", name, why))
-		} else if since, last := d.dests[name].Failing(); !since.IsZero() && time.Since(since) > failingTooLong {
-			reasons = append(reasons, fmt.Sprintf("destination %s: requests have failed for %s (events stay queued and are retried): %s", name, time.Since(since).Round(time.Second), last))
 		}
 	}
 	if full, why := d.pipeline.DiskFull(); full {

@@ -177,6 +177,26 @@ func (d *Destination) Failing() (since time.Time, last string) {
 	return d.failingSince, d.lastFailure
 }
 
+// FailingTooLong is how long requests may fail in a row (an outage
+// retried with backoff, events staying queued) before Ready says so.
+const FailingTooLong = time.Minute
+
+// Ready reports whether the destination delivers: not paused, and its
+// requests have not failed for more than FailingTooLong (for /readyz).
+func (d *Destination) Ready() (bool, string) {
+	if ok, reason := d.Health(); !ok {
+		return false, reason
+	}
+	since, last := d.Failing()
+	if since.IsZero() {
+		return true, ""
+	}
+	if failed := d.opt.Now().Sub(since); failed > FailingTooLong {
+		return false, fmt.Sprintf("requests have failed for %s (events stay queued and are retried): %s", failed.Round(time.Second), last)
+	}
+	return true, ""
+}
+
 // succeeded records a request Meta answered, and wakes the batches
 // waiting to retry.
 func (d *Destination) succeeded() {

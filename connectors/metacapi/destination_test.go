@@ -483,3 +483,42 @@ func TestRecoveryWakesWaitingBatches(t *testing.T) {
 		t.Errorf("Failing() still reports %v after a success", since)
 	}
 }
+
+// TestNotReadyAfterAMinuteOfFailures: a destination whose requests have
+// failed for over a minute says so (for /readyz), with the last error; a
+// success makes it ready again.
+func TestNotReadyAfterAMinuteOfFailures(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	fake.FailRate(1, metacapitest.ServerError)
+	var offset atomic.Int64 // the clock, moved by the test
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	d := newDest(t, destConfig(fake.URL), metacapi.Options{Now: now})
+	q := metacapitest.NewQueue()
+	q.Add(events(5, time.Now())...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, q) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); fake.Stats().Rejected == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request failed")
+		}
+	}
+	if ok, why := d.Ready(); !ok {
+		t.Errorf("not ready after a few seconds of failures: %s", why)
+	}
+	offset.Store(int64(90 * time.Second))
+	if ok, why := d.Ready(); ok || !strings.Contains(why, "requests have failed for 1m3") || !strings.Contains(why, "unexpected error") {
+		t.Errorf("after 90 s of failures Ready() = %v, %q", ok, why)
+	}
+	fake.FailRate(0, metacapitest.ServerError)
+	for deadline := time.Now().Add(10 * time.Second); q.Len() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not delivered after the outage")
+		}
+	}
+	if ok, why := d.Ready(); !ok {
+		t.Errorf("not ready after a success: %s", why)
+	}
+}

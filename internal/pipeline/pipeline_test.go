@@ -205,3 +205,27 @@ func TestEvaluationKeepsChangeOrder(t *testing.T) {
 		}
 	}
 }
+
+// failingSource fails at once with err.
+type failingSource struct{ err error }
+
+func (s failingSource) Run(context.Context, cdc.Position, chan<- cdc.Batch) error { return s.err }
+func (failingSource) Ack(context.Context, cdc.Position) error                     { return nil }
+
+// TestErrorNamesItsSourceOnce: a source's error is prefixed with the
+// source's name once, whether or not the source named itself already
+// (which read "source shop: source shop: ..." before).
+func TestErrorNamesItsSourceOnce(t *testing.T) {
+	for _, srcErr := range []error{
+		fmt.Errorf("table leads does not exist"),
+		fmt.Errorf("source src: table leads does not exist"),
+	} {
+		r := newRig(t, "", "true", metacapi.Options{}, func(pc *pipeline.Config) {
+			pc.Sources = []pipeline.NamedSource{{Name: "src", Source: failingSource{srcErr}}}
+		})
+		err := r.p.Run(context.Background())
+		if err == nil || err.Error() != "source src: table leads does not exist" {
+			t.Errorf("source error %q: pipeline says %v", srcErr, err)
+		}
+	}
+}
