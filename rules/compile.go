@@ -2,7 +2,9 @@ package rules
 
 import (
 	"errors"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -340,21 +342,9 @@ func (c *compiler) collectColumns(root ast.Node) {
 const AllColumns = "*"
 
 // Columns returns, sorted, every column of source.table that some rule
-// reads (the default set of columns a polling source tracks); AllColumns
-// among them means every column.
+// reads; AllColumns among them means every column.
 func (s *Set) Columns(source, table string) []string {
-	seen := map[string]bool{}
-	for _, r := range s.byTable[source+"\x00"+table] {
-		for c := range r.columns {
-			seen[c] = true
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for c := range seen {
-		out = append(out, c)
-	}
-	sort.Strings(out)
-	return out
+	return s.union(source, table, func(r *rule) map[string]bool { return r.columns })
 }
 
 // OldColumns returns, sorted, the columns of source.table whose old
@@ -363,18 +353,18 @@ func (s *Set) Columns(source, table string) []string {
 // reads the old row as a whole. Sources remember only these (and the key)
 // of a row: what they keep on disk holds no other column's value.
 func (s *Set) OldColumns(source, table string) []string {
+	return s.union(source, table, func(r *rule) map[string]bool { return r.oldColumns })
+}
+
+// union is the sorted union of set(r) over the rules of source.table.
+func (s *Set) union(source, table string, set func(*rule) map[string]bool) []string {
 	seen := map[string]bool{}
 	for _, r := range s.byTable[source+"\x00"+table] {
-		for c := range r.oldColumns {
+		for c := range set(r) {
 			seen[c] = true
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for c := range seen {
-		out = append(out, c)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // ColumnUsers maps each column of source.table that rules read to the

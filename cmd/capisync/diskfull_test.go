@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/internal/testenv"
 )
 
 // smallDisk mounts a tmpfs of size bytes for the test (needs root; CI runs
@@ -99,7 +100,7 @@ rules:
     event_id: '"lead-" + string(new.id)'
     user_data: {em: new.email, fn: new.first_name}
 `, disk, addr, db, fake.URL)), 0o600)
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	start := func() *exec.Cmd {
 		d := exec.Command(bin, "run", "--config", cfg)
 		d.Stderr = &logs

@@ -161,7 +161,7 @@ func TestExamplesLive(t *testing.T) {
 			cmd.Env = append(os.Environ(), ex.envs...)
 			cmd.Env = append(cmd.Env, ex.dsnEnv+"="+strings.TrimSuffix(dsn, "?multiStatements=true"), "META_BASE_URL="+fake.URL, "META_DRY_RUN=false",
 				"META_ACCESS_TOKEN=EAAexample", "META_PIXEL_ID=1234567890", "CAPISYNC_STATE="+filepath.Join(t.TempDir(), "state.db"), "CAPISYNC_LISTEN="+addr)
-			var logs lockedBuffer
+			var logs testenv.Buffer
 			cmd.Stdout, cmd.Stderr = &logs, &logs
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,20 +16,6 @@ import (
 	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
 	"github.com/capisync/capisync/internal/testenv"
 )
-
-// lockedBuffer collects a process's output safely.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestOperations runs the daemon with debug JSON logs against PostgreSQL
 // (a role with a distinctive password) and the fake Graph API, and checks
@@ -114,7 +99,7 @@ rules:
 `, dir, addr, table, fake.URL)), 0o600)
 	env := append(os.Environ(), "OPS_DSN="+roleDSN, "OPS_TOKEN="+token)
 
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	daemon := exec.Command(bin, "run", "--config", cfg)
 	daemon.Env = env
 	daemon.Stdout, daemon.Stderr = &logs, &logs

@@ -1,11 +1,9 @@
 package sqlpoll_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,19 +11,6 @@ import (
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestMySQLDriverLogsThroughSlog: the driver's own lines (here, an idle
 // connection the server closed) reach the source's logger, with the
@@ -36,7 +21,7 @@ func TestMySQLDriverLogsThroughSlog(t *testing.T) {
 	if strings.Contains(dsn, "?") {
 		sep = "&"
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	src, err := sqlpoll.New("shop", config.Source{Type: config.TypeMySQL, DSN: config.Secret(dsn + sep + "wait_timeout=1"),
 		Schedule: "@every 1h", PageSize: 10, Timezone: "UTC",
