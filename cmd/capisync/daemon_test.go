@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/state"
 )
 
@@ -78,7 +79,7 @@ rules:
 	daemon := exec.Command(bin, "run", "--config", cfg)
 	// Only the daemon has the token: status and dlq work without it.
 	daemon.Env = append(os.Environ(), "CAPISYNC_TEST_DAEMON_TOKEN=EAAtok")
-	var logs strings.Builder
+	var logs testenv.Buffer
 	daemon.Stderr = &logs
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
