@@ -40,10 +40,14 @@ rules:
 		return cdc.Batch{Source: "src", Position: cdc.Position(pos), Changes: []cdc.Change{{Source: "src", Table: "public.t", Op: cdc.Insert,
 			CommitTime: time.Now(), Key: cdc.RowOf(map[string]any{"id": int64(1)}), New: cdc.RowOf(map[string]any{"id": int64(1), "email": "a@example.com"})}}}
 	}
-	// waits reports whether done stays open while one slot is taken, and
-	// then closes once it is given back.
-	waits := func(p *Pipeline, done <-chan struct{}) bool {
+	// waits reports whether the work that start begins (closing done
+	// when it ends) stays waiting while one slot is taken, and then ends
+	// once it is given back. The slot is taken before the work begins:
+	// otherwise the work may be over before the slot is taken.
+	waits := func(p *Pipeline, start func(done chan<- struct{})) bool {
 		p.slots.Take()
+		done := make(chan struct{})
+		go start(done)
 		held := true
 		select {
 		case <-done:
@@ -63,9 +67,8 @@ rules:
 		if err != nil {
 			t.Fatal(err)
 		}
-		evaluated := make(chan struct{})
-		go func() { defer close(evaluated); p.evaluateAll([]cdc.Batch{batch("e")}) }()
-		if got := waits(p, evaluated); got != (n == 1) {
+		evaluate := func(done chan<- struct{}) { defer close(done); p.evaluateAll([]cdc.Batch{batch("e")}) }
+		if got := waits(p, evaluate); got != (n == 1) {
 			t.Errorf("%d slots: evaluation waited for the taken slot: %v, want %v", n, got, n == 1)
 		}
 
