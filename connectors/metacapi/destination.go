@@ -3,6 +3,9 @@ package metacapi
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,6 +49,12 @@ type Destination struct {
 	dryMu     sync.Mutex
 	dryOut    io.Writer
 	dryCloser io.Closer
+
+	// proof is the appsecret_proof sent with every request when the
+	// config gives an app_secret: HMAC-SHA256 of the access token keyed
+	// by the app secret, hex (Graph API's "Securing requests"; the
+	// business SDKs' appsecret_proof).
+	proof string
 
 	// bodies keeps request buffers between requests: a batch's body is
 	// about a megabyte, and a sync.Pool's buffers do not outlive many GCs.
@@ -124,6 +133,9 @@ func New(name string, cfg config.Destination, opt Options) (*Destination, error)
 	if d.client == nil {
 		d.client = newHTTPClient(cfg.Timeout.Duration, cfg.InFlight)
 	}
+	if cfg.AppSecret != "" {
+		d.proof = AppSecretProof(cfg.AccessToken.Reveal(), cfg.AppSecret.Reveal())
+	}
 	if cfg.DryRun {
 		d.dryOut = opt.DryRunOut
 		if cfg.DryRunFile != "" {
@@ -138,6 +150,14 @@ func New(name string, cfg config.Destination, opt Options) (*Destination, error)
 		}
 	}
 	return d, nil
+}
+
+// AppSecretProof is the appsecret_proof of a request made with token:
+// the hex HMAC-SHA256 of the token keyed by the app secret.
+func AppSecretProof(token, appSecret string) string {
+	m := hmac.New(sha256.New, []byte(appSecret))
+	m.Write([]byte(token))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Close releases idle connections and the dry-run file, if any.
@@ -231,7 +251,7 @@ func (d *Destination) Health() (ok bool, reason string) {
 func (d *Destination) pause(err *Error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	reason := "paused: Meta refused the access token or permission (" + err.Error() + "); fix the token, events stay queued"
+	reason := "paused: Meta refuses the requests themselves (" + err.Error() + "); events stay queued: fix the cause (the access token, a permission, app_secret for appsecret_proof) and delivery resumes"
 	if d.pauseReason == "" {
 		d.pausedSince = d.opt.Now()
 		d.log.Error("destination paused; events stay queued", "reason", err.Error())
@@ -336,6 +356,33 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 			// the offenders stand alone.
 			d.count(func(s *Stats) { s.Splits++ })
 			half := len(batch) / 2
+			if !merr.EventLevel() && !probe {
+				// An error that names no event may be about the request:
+				// if both halves fail with it too, it is, and splitting
+				// on would dead-letter every event. Pause instead.
+				first := d.send(ctx, batch[:half])
+				if first == nil {
+					if err := rep.Report(context.WithoutCancel(ctx), outcomes(batch[:half], Delivered, "", nil, attempt+1)); err != nil {
+						return err
+					}
+					return d.deliverBatch(ctx, batch[half:], rep, probe, nil)
+				}
+				if first.sameAs(merr) {
+					second := d.send(ctx, batch[half:])
+					if second == nil {
+						if err := rep.Report(context.WithoutCancel(ctx), outcomes(batch[half:], Delivered, "", nil, attempt+1)); err != nil {
+							return err
+						}
+						return d.deliverBatch(ctx, batch[:half], rep, probe, nil)
+					}
+					if second.sameAs(merr) {
+						d.failed(merr)
+						d.pause(merr)
+						_, reason := d.Health()
+						return rep.Report(ctx, outcomes(batch, Deferred, reason, merr, attempt))
+					}
+				}
+			}
 			if err := d.deliverBatch(ctx, batch[:half], rep, probe, nil); err != nil {
 				return err
 			}
@@ -419,6 +466,9 @@ func (d *Destination) body(buf *bytes.Buffer, batch []Item, withToken bool) erro
 	}
 	if withToken {
 		field("access_token", d.cfg.AccessToken.Reveal()) // in the body: URLs end up in proxy logs
+		if d.proof != "" {
+			field("appsecret_proof", d.proof)
+		}
 	}
 	field("test_event_code", d.cfg.TestEventCode)
 	field("partner_agent", d.cfg.PartnerAgent)

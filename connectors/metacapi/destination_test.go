@@ -522,3 +522,103 @@ func TestNotReadyAfterAMinuteOfFailures(t *testing.T) {
 		t.Errorf("not ready after a success: %s", why)
 	}
 }
+
+// TestAppSecretProofRequired: an app that requires appsecret_proof refuses
+// every request with code 100 and no subcode. That is about the request,
+// not an event: the destination pauses with Meta's message, 1,000 queued
+// events stay queued and none is dead-lettered (it used to split the batch
+// down to single events and dead-letter all of them). With app_secret in
+// the config, they are delivered.
+func TestAppSecretProofRequired(t *testing.T) {
+	const secret = "app-secret-value"
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	fake.RequireAppSecretProof(secret)
+	cfg := destConfig(fake.URL)
+	cfg.BatchSize = 100
+	d := newDest(t, cfg, metacapi.Options{ProbeInterval: time.Hour})
+	q := metacapitest.NewQueue()
+	q.Add(events(1000, time.Now())...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, q) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ok, _ := d.Health(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the destination did not pause")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the batches in flight report
+	cancel()
+	<-done
+	if ok, why := d.Ready(); ok || !strings.Contains(why, "require an appsecret_proof argument") {
+		t.Errorf("Ready() = %v, %q; want Meta's message", ok, why)
+	}
+	if n := len(q.Dead()); n != 0 {
+		t.Errorf("%d events dead-lettered, want none", n)
+	}
+	if q.Len() != 1000 {
+		t.Errorf("%d events queued, want 1000", q.Len())
+	}
+	if st := fake.Stats(); st.Requests > 10 {
+		t.Errorf("%d requests to learn that every request is refused", st.Requests)
+	}
+
+	cfg.AppSecret = secret
+	withProof := newDest(t, cfg, metacapi.Options{})
+	run(t, withProof, q, func() bool { return q.Len() == 0 })
+	if st := fake.Stats(); st.Accepted != 1000 || len(q.Dead()) != 0 {
+		t.Errorf("with app_secret: fake %+v, dead %d", st, len(q.Dead()))
+	}
+}
+
+// TestSplitGuard: an error that names no event and comes back for both
+// halves of a split is about the request: the destination pauses instead
+// of dead-lettering every event. One that comes back for one half only is
+// an event's, and is isolated as before.
+func TestSplitGuard(t *testing.T) {
+	unknown := metacapitest.Failure{Status: 400, Code: 1487390, Message: "Something about the request"}
+	t.Run("both halves", func(t *testing.T) {
+		fake := metacapitest.New(pixel, token)
+		defer fake.Close()
+		fake.FailNext(unknown, unknown, unknown)
+		d := newDest(t, destConfig(fake.URL), metacapi.Options{ProbeInterval: time.Hour})
+		q := metacapitest.NewQueue()
+		q.Add(events(64, time.Now())...)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx, q) }()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if ok, _ := d.Health(); !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the destination did not pause")
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		<-done
+		if st := fake.Stats(); st.Requests != 3 || len(q.Dead()) != 0 || q.Len() != 64 {
+			t.Errorf("requests %d, dead %d, queued %d; want 3, 0, 64", st.Requests, len(q.Dead()), q.Len())
+		}
+	})
+	t.Run("one half", func(t *testing.T) {
+		fake := metacapitest.New(pixel, token)
+		defer fake.Close()
+		q := metacapitest.NewQueue()
+		evs := events(64, time.Now())
+		evs[5].CustomData = map[string]any{"value": 10, "currency": "DOLLARS"} // Meta refuses it (2804019)
+		q.Add(evs...)
+		d := newDest(t, destConfig(fake.URL), metacapi.Options{})
+		run(t, d, q, func() bool { return q.Len() == 0 })
+		if st := fake.Stats(); st.Accepted != 63 || len(q.Dead()) != 1 {
+			t.Errorf("accepted %d, dead %d; want 63, 1", st.Accepted, len(q.Dead()))
+		}
+		if ok, _ := d.Health(); !ok {
+			t.Error("paused for an event's error")
+		}
+	})
+}

@@ -97,10 +97,18 @@ func classify(status int, header http.Header, body []byte) *Error {
 	return e
 }
 
-// kindOf is Meta's error taxonomy (capi-reference.md; RudderStack's table).
+// kindOf is Meta's error taxonomy. From the Graph API's error handling
+// page: 190 is an access token problem, 102 a session, 3 a capability the
+// app lacks, 10 and 200-299 permissions — all about the request, never
+// about one event. Code 100 is "invalid parameter": about an event only
+// with an event-specific subcode (the Conversions API's 2804xxx, such as
+// 2804019 for a bad currency); without one ("API calls from the server
+// require an appsecret_proof argument") or with 33 (no such object) it is
+// about the request.
 func kindOf(status, code, subcode int, transient bool) Kind {
 	switch {
-	case code == 190, code == 10, code == 102, code >= 200 && code <= 299, code == 100 && subcode == 33:
+	case code == 190, code == 10, code == 102, code == 3, code >= 200 && code <= 299,
+		code == 100 && (subcode == 0 || subcode == 33):
 		return Auth
 	case code == 4, code == 17, code == 32, code == 613, code == 80003, code == 80004, status == http.StatusTooManyRequests:
 		return Throttled
@@ -112,6 +120,18 @@ func kindOf(status, code, subcode int, transient bool) Kind {
 		return Auth
 	}
 	return Invalid
+}
+
+// EventLevel reports whether Meta's error names something wrong with an
+// event of the request (code 100 with a 2804xxx subcode), as opposed to
+// an error whose cause is unknown.
+func (e *Error) EventLevel() bool {
+	return e.Code == 100 && e.Subcode >= 2804000 && e.Subcode <= 2804999
+}
+
+// sameAs reports whether two errors say the same thing.
+func (e *Error) sameAs(o *Error) bool {
+	return o != nil && e.Kind == o.Kind && e.Code == o.Code && e.Subcode == o.Subcode && e.Message == o.Message
 }
 
 // networkError wraps a failure to get any answer.

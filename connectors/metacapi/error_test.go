@@ -33,7 +33,12 @@ func TestClassify(t *testing.T) {
 		{400, `{"error":{"code":100,"error_subcode":33}}`, Auth},
 		{403, `Forbidden`, Auth},
 		{400, `{"error":{"code":100,"error_subcode":2804003}}`, Invalid},
-		{400, `{"error":{"code":100}}`, Invalid},
+		// Code 100 is about an event only with a 2804xxx subcode; without
+		// one (appsecret_proof missing, say) it refuses the request.
+		{400, `{"error":{"code":100,"message":"API calls from the server require an appsecret_proof argument"}}`, Auth},
+		{400, `{"error":{"code":3,"message":"Application does not have the capability to make this API call."}}`, Auth},
+		{400, `{"error":{"code":100,"error_subcode":2804019}}`, Invalid},
+		{400, `{"error":{"code":100,"error_subcode":1487390}}`, Invalid},
 		{413, ``, Invalid},
 	}
 	for _, tt := range tests {

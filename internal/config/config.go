@@ -126,9 +126,12 @@ type PollTable struct {
 
 // Destination is where events are delivered.
 type Destination struct {
-	Type          string   `yaml:"type"`
-	PixelID       string   `yaml:"pixel_id"`
-	AccessToken   Secret   `yaml:"access_token"`
+	Type        string `yaml:"type"`
+	PixelID     string `yaml:"pixel_id"`
+	AccessToken Secret `yaml:"access_token"`
+	// AppSecret, for an app that requires appsecret_proof, signs every
+	// request (HMAC-SHA256 of the access token); a secret like the token.
+	AppSecret     Secret   `yaml:"app_secret"`
 	APIVersion    string   `yaml:"api_version"`
 	BaseURL       string   `yaml:"base_url"`
 	TestEventCode string   `yaml:"test_event_code"`

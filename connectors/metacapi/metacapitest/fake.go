@@ -13,6 +13,9 @@ package metacapitest
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -86,6 +89,7 @@ type Server struct {
 	requestLog []time.Time
 	testCodes  map[string]int
 	traces     int
+	appSecret  string // non-empty: requests need its appsecret_proof
 }
 
 // New starts a fake Graph API for pixel with token as the valid access
@@ -95,6 +99,16 @@ func New(pixelID, token string) *Server {
 		seen: map[[2]string]int{}, testCodes: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
 	return s
+}
+
+// RequireAppSecretProof makes the fake refuse, as Meta does for an app
+// with "Require App Secret" on, every request without the right
+// appsecret_proof (HMAC-SHA256 of the access token keyed by secret):
+// code 100 with no subcode, about the request and not about any event.
+func (s *Server) RequireAppSecretProof(secret string) {
+	s.mu.Lock()
+	s.appSecret = secret
+	s.mu.Unlock()
 }
 
 // SetToken changes the valid token: revoke with SetToken("other"), restore
@@ -235,8 +249,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		return
 	}
-	token := s.token
-	sampled := s.SampleEvery <= 1 || (s.requests-1)%s.SampleEvery == 0
+	token, appSecret := s.token, s.appSecret
+	sampled := s.SampleEvery <= 1 || (s.requests-1)%s.SampleEvery == 0 || appSecret != ""
 	s.mu.Unlock()
 	want := "/" + s.APIVersion + "/" + s.PixelID + "/events"
 	if r.Method != http.MethodPost || r.URL.Path != want {
@@ -250,6 +264,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Data          []wireEvent `json:"data"`
 		AccessToken   string      `json:"access_token"`
+		Proof         *string     `json:"appsecret_proof"`
 		TestEventCode *string     `json:"test_event_code"`
 		PartnerAgent  *string     `json:"partner_agent"`
 	}
@@ -266,6 +281,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if req.AccessToken == "" || req.AccessToken != token {
 		reject(TokenExpired, "")
 		return
+	}
+	if appSecret != "" {
+		mac := hmac.New(sha256.New, []byte(appSecret))
+		mac.Write([]byte(token))
+		switch {
+		case req.Proof == nil:
+			reject(Failure{Status: 400, Code: 100, Message: "API calls from the server require an appsecret_proof argument"}, "")
+			return
+		case *req.Proof != hex.EncodeToString(mac.Sum(nil)):
+			reject(Failure{Status: 400, Code: 100, Message: "Invalid appsecret_proof provided in the API argument"}, "")
+			return
+		}
 	}
 	if len(req.Data) == 0 {
 		reject(invalid(2804019), "The parameter $['data'] is required.")
