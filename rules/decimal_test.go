@@ -122,3 +122,35 @@ func TestUnusableValuesAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestMoneyTextIsSentAsNumbers: decimal text in the keys Meta reads as
+// numbers (value, net_revenue, predicted_ltv, contents[].item_price) goes
+// out as a JSON number with the same digits; other keys keep their text.
+func TestMoneyTextIsSentAsNumbers(t *testing.T) {
+	set := mustCompile(t, `
+  - name: r
+    source: crm
+    table: public.leads
+    when: "true"
+    event: Purchase
+    user_data: {em: '"a@example.com"'}
+    custom_data:
+      value: '"12.50"'
+      currency: '"EUR"'
+      net_revenue: '"10.05"'
+      predicted_ltv: '"300"'
+      order_id: '"00042"'
+      contents: '[{"id": "sku-1", "quantity": 2, "item_price": "6.25"}]'`)
+	c := &cdc.Change{Source: "crm", Table: "public.leads", Op: cdc.Insert, CommitTime: time.Now().UTC(),
+		Key: cdc.RowOf(map[string]any{"id": int64(1)}), New: cdc.RowOf(map[string]any{"id": int64(1)})}
+	res := set.Eval(c)
+	if len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("%+v", res)
+	}
+	got, _ := capi.Marshal(&res[0].Event)
+	for _, want := range []string{`"value":12.50`, `"net_revenue":10.05`, `"predicted_ltv":300`, `"item_price":6.25`, `"order_id":"00042"`} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("event lacks %s: %s", want, got)
+		}
+	}
+}

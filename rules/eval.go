@@ -375,7 +375,7 @@ func customValue(key string, v any) (any, error) {
 		}
 		return json.Number(strings.TrimPrefix(string(x), "+")), nil
 	case string:
-		if (key == "value" || key == "predicted_ltv") && validDecimal(x) {
+		if moneyKey[key] && validDecimal(x) {
 			return json.Number(strings.TrimPrefix(x, "+")), nil
 		}
 		return x, nil
@@ -411,6 +411,11 @@ func customValue(key string, v any) (any, error) {
 	}
 	return v, nil
 }
+
+// moneyKey are the custom_data keys Meta reads as numbers (at any depth:
+// item_price sits in contents): text holding a decimal is sent there as a
+// JSON number with the same digits.
+var moneyKey = map[string]bool{"value": true, "predicted_ltv": true, "net_revenue": true, "item_price": true}
 
 // validDecimal reports whether s is a finite decimal number JSON can carry
 // as it is written.

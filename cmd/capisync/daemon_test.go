@@ -39,6 +39,7 @@ func TestStatusAndDLQFromARun(t *testing.T) {
 	dir := t.TempDir()
 	fake := metacapitest.New("1234567890", "EAAtok")
 	defer fake.Close()
+	fake.RefuseEvent("lead-2", "The lead does not belong to this page.") // one order Meta rejects
 	seed := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db"),
 		"-sql", "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00'")
 	if out, err := seed.CombinedOutput(); err != nil {
@@ -73,7 +74,7 @@ rules:
     user_data: {em: new.email}
     custom_data:
       value: new.deal_value
-      currency: 'new.id == 2 ? "DOLLARS" : "USD"'
+      currency: '"USD"'
 `, dir, addr, fake.URL)), 0o600)
 
 	daemon := exec.Command(bin, "run", "--config", cfg)

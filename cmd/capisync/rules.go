@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/capisync/capisync/connectors/metacapi"
+	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/rules"
 )
 
@@ -62,7 +64,7 @@ func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
-	failed := 0
+	failed, refused := 0, 0
 	for i := range changes {
 		c := &changes[i]
 		if _, ok := cfg.Sources[c.Source]; !ok || !set.Reads(c.Source, c.Table) {
@@ -79,13 +81,26 @@ func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			for _, k := range res.Dropped {
 				fmt.Fprintf(stderr, "%s:%d: rule %q: user_data.%s is not valid and was left out\n", *changesFile, lines[i], res.Rule, k)
 			}
+			// The checks the daemon makes before queuing: an event that
+			// fails one is dead-lettered, never sent. The age rule depends
+			// on when it is sent, so it runs only with --now.
+			check := metacapi.CheckShape(&res.Event)
+			if check == nil && *nowFlag != "" {
+				check = metacapi.Check(&res.Event, now)
+			}
+			if check != nil {
+				refused++
+				b, _ := capi.Marshal(&res.Event)
+				fmt.Fprintf(stderr, "%s:%d: rule %q: this event would be dead-lettered, not sent: %v\n  %s\n", *changesFile, lines[i], res.Rule, check, b)
+				continue
+			}
 			if err := enc.Encode(res.Event); err != nil {
 				return err
 			}
 		}
 	}
-	if failed > 0 {
-		fmt.Fprintf(stderr, "capisync: %d rule error(s)\n", failed)
+	if failed > 0 || refused > 0 {
+		fmt.Fprintf(stderr, "capisync: %d rule error(s), %d event(s) Meta would refuse\n", failed, refused)
 		return errSilent
 	}
 	return nil

@@ -63,3 +63,25 @@ func TestRulesTestNow(t *testing.T) {
 		t.Errorf("bad --now: exit %d: %s", code, errOut)
 	}
 }
+
+// TestRulesTestRunsMetasChecks: rules test refuses what the daemon would
+// dead-letter before sending, naming the line, the rule and the field, and
+// exits 1, so that an analyst learns of a bad rule before the daemon runs.
+func TestRulesTestRunsMetasChecks(t *testing.T) {
+	code, out, errOut := runCLI(t, "rules", "test", "--config", "testdata/refused.yaml", "--changes", "testdata/refused.jsonl")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, `"value":12.5`) {
+		t.Errorf("stdout should hold the one good event:\n%s", out)
+	}
+	for _, want := range []string{
+		`refused.jsonl:2: rule "won": this event would be dead-lettered, not sent: custom_data.currency XYZ is not an ISO 4217 currency code`,
+		`refused.jsonl:3: rule "won": this event would be dead-lettered, not sent: user_data.lead_id must be the numeric id`,
+		"0 rule error(s), 2 event(s) Meta would refuse",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}

@@ -79,7 +79,7 @@ type Stats struct {
 	Requests    int           // Graph API requests (dry-run writes included)
 	Retries     int           // requests repeated after a transient or throttled answer
 	Splits      int           // batches split to isolate invalid events
-	BackoffWait time.Duration // time spent waiting before retries
+	BackoffWait time.Duration // time spent waiting before retries (cut short by a recovery)
 }
 
 // Stats returns the counters.
@@ -415,10 +415,12 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 			return nil
 		}
 		wait := max(bo.Next(), merr.RetryAfter())
-		d.count(func(s *Stats) { s.Retries++; s.BackoffWait += wait })
 		// A success of any request (another batch's, a probe's) ends the
 		// wait: Meta is back.
-		if !backoff.Sleep(ctx, wait, recovered) {
+		start := time.Now()
+		slept := backoff.Sleep(ctx, wait, recovered)
+		d.count(func(s *Stats) { s.Retries++; s.BackoffWait += time.Since(start) })
+		if !slept {
 			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Deferred, "shutting down", merr, attempt))
 		}
 	}

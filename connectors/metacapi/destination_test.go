@@ -103,7 +103,7 @@ func TestOneInvalidEventIsIsolated(t *testing.T) {
 	d := newDest(t, destConfig(fake.URL), metacapi.Options{})
 	q := metacapitest.NewQueue()
 	evs := events(10000, time.Now())
-	evs[4321].CustomData = map[string]any{"value": 10, "currency": "DOLLARS"} // passes our checks, Meta refuses it
+	fake.RefuseEvent(evs[4321].EventID, "The lead_id does not belong to this page.") // passes our checks, Meta refuses it
 	q.Add(evs...)
 	run(t, d, q, func() bool { return q.Len() == 0 })
 	st := fake.Stats()
@@ -114,7 +114,7 @@ func TestOneInvalidEventIsIsolated(t *testing.T) {
 	if len(dead) != 1 || dead[0].Seq != 4322 {
 		t.Fatalf("dead letters = %+v", dead)
 	}
-	if e := dead[0].Err; e == nil || e.Code != 100 || e.Subcode != 2804019 || e.FBTraceID == "" || !strings.Contains(e.UserMsg, "currency") {
+	if e := dead[0].Err; e == nil || e.Code != 100 || e.Subcode != 2804019 || e.FBTraceID == "" || !strings.Contains(e.UserMsg, "lead_id does not belong") {
 		t.Errorf("dead letter lacks Meta's error: %+v", e)
 	}
 	maxExtra := int(2*math.Log2(1000)) + 2
@@ -241,6 +241,23 @@ func TestChecksBeforeSending(t *testing.T) {
 		{"messaging without channel", func(e *capi.Event) { e.ActionSource = "business_messaging" }, "messaging_channel"},
 		{"purchase without value", func(e *capi.Event) { e.EventName = "Purchase"; e.CustomData = map[string]any{"currency": "USD"} }, "value"},
 		{"no match key", func(e *capi.Event) { e.UserData = map[string]any{"client_user_agent": "UA"} }, "no usable user_data"},
+		// Parity with Meta (and the fake, which refuses each of these).
+		{"url without scheme", func(e *capi.Event) { e.EventSourceURL = "shop.example.com/cart" }, "event_source_url must be a full URL"},
+		{"unknown channel", func(e *capi.Event) { e.ActionSource = "business_messaging"; e.MessagingChannel = "sms" }, `messaging_channel "sms"`},
+		{"bad ip", func(e *capi.Event) { e.UserData["client_ip_address"] = "999.1.1.1" }, "client_ip_address"},
+		{"ipv6", func(e *capi.Event) { e.UserData["client_ip_address"] = "2001:db8::1" }, ""},
+		{"fbc list", func(e *capi.Event) { e.UserData["fbc"] = []string{"fb.1.1554763741205.a", "fb.1.1554763741205.b"} }, "user_data.fbc takes one value"},
+		{"raw fbclid as fbc", func(e *capi.Event) { e.UserData["fbc"] = "IwAR2i2gk7IDUbQ3vjz" }, "user_data.fbc must look like fb.1."},
+		{"fbc with appendix", func(e *capi.Event) { e.UserData["fbc"] = "fb.1.1554763741205.AbCdEf.AQ" }, ""},
+		{"lead_id text", func(e *capi.Event) { e.UserData["lead_id"] = "lead-42" }, "user_data.lead_id must be the numeric id"},
+		{"currency not ISO", func(e *capi.Event) { e.CustomData = map[string]any{"value": 1, "currency": "XYZ"} }, "ISO 4217"},
+		{"value as text", func(e *capi.Event) { e.CustomData = map[string]any{"value": "10", "currency": "USD"} }, "custom_data.value must be a number"},
+		{"item_price as text", func(e *capi.Event) {
+			e.CustomData = map[string]any{"contents": []any{map[string]any{"id": "a", "item_price": "9.99"}}}
+		}, "contents[0].item_price must be a number"},
+		{"predicted_ltv as text", func(e *capi.Event) { e.CustomData = map[string]any{"predicted_ltv": "9.99"} }, "custom_data.predicted_ltv must be a number"},
+		{"only fn and ge", func(e *capi.Event) { e.UserData = map[string]any{"fn": capi.Hash("jane"), "ge": capi.Hash("f")} }, "a first name and gender alone"},
+		{"only geography", func(e *capi.Event) { e.UserData = map[string]any{"ct": capi.Hash("paris"), "country": capi.Hash("fr")} }, "geography"},
 	}
 	for _, tt := range tests {
 		e := base
@@ -610,7 +627,7 @@ func TestSplitGuard(t *testing.T) {
 		defer fake.Close()
 		q := metacapitest.NewQueue()
 		evs := events(64, time.Now())
-		evs[5].CustomData = map[string]any{"value": 10, "currency": "DOLLARS"} // Meta refuses it (2804019)
+		fake.RefuseEvent(evs[5].EventID, "The lead_id does not belong to this page.") // Meta refuses it (2804019)
 		q.Add(evs...)
 		d := newDest(t, destConfig(fake.URL), metacapi.Options{})
 		run(t, d, q, func() bool { return q.Len() == 0 })

@@ -18,7 +18,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/text/currency"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -89,7 +91,8 @@ type Server struct {
 	requestLog []time.Time
 	testCodes  map[string]int
 	traces     int
-	appSecret  string // non-empty: requests need its appsecret_proof
+	appSecret  string            // non-empty: requests need its appsecret_proof
+	refused    map[string]string // event_id -> why Meta refuses it (RefuseEvent)
 }
 
 // New starts a fake Graph API for pixel with token as the valid access
@@ -99,6 +102,20 @@ func New(pixelID, token string) *Server {
 		seen: map[[2]string]int{}, testCodes: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
 	return s
+}
+
+// RefuseEvent makes the fake refuse, with code 100 and an event subcode,
+// every event with this event_id, for a reason capisync cannot check
+// before sending (Meta knows things of its own: a lead id of another
+// page, say). Requests that hold such an event are refused whole, as Meta
+// refuses them.
+func (s *Server) RefuseEvent(eventID, reason string) {
+	s.mu.Lock()
+	if s.refused == nil {
+		s.refused = map[string]string{}
+	}
+	s.refused[eventID] = reason
+	s.mu.Unlock()
 }
 
 // RequireAppSecretProof makes the fake refuse, as Meta does for an app
@@ -359,6 +376,73 @@ func (s *Server) framed(w http.ResponseWriter, body []byte, token string) {
 	json.NewEncoder(w).Encode(map[string]any{"events_received": n, "messages": []string{}, "fbtrace_id": s.trace()})
 }
 
+// rawNumber: a JSON number.
+func rawNumber(v json.RawMessage) bool {
+	return len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
+}
+
+var (
+	fbcRe    = regexp.MustCompile(`^fb\.[0-2]\.[0-9]{13}\.\S+$`)
+	leadIDRe = regexp.MustCompile(`^[0-9]{1,20}$`)
+)
+
+// checkPlainValues checks the unhashed user_data values Meta reads in a
+// shape of their own.
+func checkPlainValues(ud map[string]json.RawMessage) string {
+	str := func(k string) (string, bool) {
+		var s string
+		v, ok := ud[k]
+		if !ok {
+			return "", false
+		}
+		if json.Unmarshal(v, &s) != nil {
+			s = string(v) // a number
+		}
+		return s, true
+	}
+	if ip, ok := str("client_ip_address"); ok && net.ParseIP(ip) == nil {
+		return fmt.Sprintf("user_data.client_ip_address %q is not a valid IPv4 or IPv6 address", ip)
+	}
+	if id, ok := str("lead_id"); ok && !leadIDRe.MatchString(id) {
+		return "user_data.lead_id must be a numeric lead id"
+	}
+	if fbc, ok := str("fbc"); ok && !fbcRe.MatchString(fbc) {
+		return "user_data.fbc is not in the format fb.1.<creation time in ms>.<fbclid>"
+	}
+	return ""
+}
+
+// weakIdentifiers names the set of user_data keys that does not match a
+// person on its own (Meta's customer information best practices), or "".
+func weakIdentifiers(ud map[string]json.RawMessage) string {
+	for _, w := range []struct {
+		name string
+		keys map[string]bool
+	}{
+		{"first name and gender", set("fn", "ge")},
+		{"last name and gender", set("ln", "ge")},
+		{"geography", set("ct", "st", "zp", "country")},
+	} {
+		within := true
+		for k := range ud {
+			if k != "client_user_agent" && !w.keys[k] {
+				within = false
+				break
+			}
+		}
+		if within {
+			return w.name
+		}
+	}
+	return ""
+}
+
+// isoCurrency reports whether c is an ISO 4217 code.
+func isoCurrency(c string) bool {
+	_, err := currency.ParseISO(c)
+	return err == nil
+}
+
 func invalid(subcode int) Failure {
 	return Failure{Status: 400, Code: 100, Subcode: subcode, Message: "Invalid parameter"}
 }
@@ -456,6 +540,34 @@ func (s *Server) validate(ev *wireEvent) (e Event, subcode int, msg string) {
 			return e, 2804050, fmt.Sprintf("unknown user_data parameter %q", k)
 		}
 	}
+	if err := checkPlainValues(ev.UserData); err != "" {
+		return e, 2804050, err
+	}
+	if weak := weakIdentifiers(ev.UserData); weak != "" {
+		return e, 2804050, "The user_data parameters are not enough to match a person: " + weak + " alone."
+	}
+	if u := ev.EventSourceURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return e, 2804019, "event_source_url must be an absolute URL (http:// or https://)."
+	}
+	if c := ev.MessagingChannel; c != "" && !channels[c] {
+		return e, 2804019, fmt.Sprintf("messaging_channel %q is not valid: whatsapp, messenger or instagram.", c)
+	}
+	for _, k := range []string{"net_revenue", "predicted_ltv"} {
+		if v, ok := ev.CustomData[k]; ok && !rawNumber(v) {
+			return e, 2804019, fmt.Sprintf("custom_data.%s must be a number", k)
+		}
+	}
+	if raw, ok := ev.CustomData["contents"]; ok {
+		var contents []map[string]json.RawMessage
+		if json.Unmarshal(raw, &contents) != nil {
+			return e, 2804019, "custom_data.contents must be a list of objects"
+		}
+		for i, c := range contents {
+			if p, ok := c["item_price"]; ok && !rawNumber(p) {
+				return e, 2804019, fmt.Sprintf("custom_data.contents[%d].item_price must be a number", i)
+			}
+		}
+	}
 	switch src {
 	case "website":
 		if ev.EventSourceURL == "" {
@@ -470,18 +582,24 @@ func (s *Server) validate(ev *wireEvent) (e Event, subcode int, msg string) {
 		}
 	}
 	value, hasValue := ev.CustomData["value"]
-	if hasValue && (len(value) == 0 || !(value[0] == '-' || value[0] >= '0' && value[0] <= '9')) {
+	if hasValue && !rawNumber(value) {
 		return e, 2804019, "custom_data.value must be a number"
 	}
 	cur, hasCur := ev.CustomData["currency"]
 	if hasCur {
 		var c string
-		if json.Unmarshal(cur, &c) != nil || !curRe.MatchString(c) {
+		if json.Unmarshal(cur, &c) != nil || !curRe.MatchString(c) || !isoCurrency(c) {
 			return e, 2804019, fmt.Sprintf("custom_data.currency %s is not an ISO 4217 code", cur)
 		}
 	}
 	if e.Name == "Purchase" && (!hasValue || !hasCur || string(value) == "null" || string(cur) == "null") {
 		return e, 2804019, "custom_data.value and custom_data.currency are required for Purchase events."
+	}
+	s.mu.Lock()
+	why, refused := s.refused[e.ID]
+	s.mu.Unlock()
+	if refused {
+		return e, 2804019, why
 	}
 	return e, 0, ""
 }

@@ -22,6 +22,9 @@ func validEvent(now time.Time) map[string]any {
 	}
 }
 
+// ud is an event's user_data.
+func ud(e map[string]any) map[string]any { return e["user_data"].(map[string]any) }
+
 // post sends data to the fake and returns the HTTP status and error code/subcode.
 func post(t *testing.T, s *Server, path string, body map[string]any) (status, code, subcode int) {
 	t.Helper()
@@ -102,6 +105,35 @@ func TestFakeRejectsWhatMetaRejects(t *testing.T) {
 		}, "", 100, 2804019},
 		{"value as string", func(e, b map[string]any) { e["custom_data"] = map[string]any{"value": "10", "currency": "USD"} }, "", 100, 2804019},
 		{"bad currency", func(e, b map[string]any) { e["custom_data"] = map[string]any{"value": 10, "currency": "DOLLARS"} }, "", 100, 2804019},
+		// The rules capisync checks before queuing (metacapi.Check), one
+		// case each: the fake refuses what Meta refuses.
+		{"currency not in ISO 4217", func(e, b map[string]any) { e["custom_data"] = map[string]any{"value": 10, "currency": "XYZ"} }, "", 100, 2804019},
+		{"event_source_url without scheme", func(e, b map[string]any) { e["event_source_url"] = "shop.example.com/cart" }, "", 100, 2804019},
+		{"unknown messaging_channel", func(e, b map[string]any) {
+			e["action_source"] = "business_messaging"
+			e["messaging_channel"] = "sms"
+		}, "", 100, 2804019},
+		{"client_ip_address not an address", func(e, b map[string]any) { ud(e)["client_ip_address"] = "999.1.1.1" }, "", 100, 2804050},
+		{"client_ip_address IPv6 is fine", func(e, b map[string]any) { ud(e)["client_ip_address"] = "2001:db8::1" }, "", 0, 0},
+		{"fbc as a list", func(e, b map[string]any) {
+			ud(e)["fbc"] = []any{"fb.1.1554763741205.AbCdEf", "fb.1.1554763741206.GhIjKl"}
+		}, "", 100, 2804050},
+		{"fbc a raw fbclid", func(e, b map[string]any) { ud(e)["fbc"] = "IwAR2i2gk7IDUbQ3vjz_1M" }, "", 100, 2804050},
+		{"fbc with the builder's appendix is fine", func(e, b map[string]any) { ud(e)["fbc"] = "fb.1.1554763741205.AbCdEf.AQ" }, "", 0, 0},
+		{"lead_id not numeric", func(e, b map[string]any) { ud(e)["lead_id"] = "lead-42" }, "", 100, 2804050},
+		{"item_price as text", func(e, b map[string]any) {
+			e["custom_data"] = map[string]any{"contents": []any{map[string]any{"id": "a", "quantity": 1, "item_price": "9.99"}}}
+		}, "", 100, 2804019},
+		{"net_revenue as text", func(e, b map[string]any) { e["custom_data"] = map[string]any{"net_revenue": "9.99"} }, "", 100, 2804019},
+		{"only first name and gender", func(e, b map[string]any) {
+			e["user_data"] = map[string]any{"fn": capi.Hash("jane"), "ge": capi.Hash("f")}
+		}, "", 100, 2804050},
+		{"only geography", func(e, b map[string]any) {
+			e["user_data"] = map[string]any{"ct": capi.Hash("paris"), "zp": capi.Hash("75001"), "country": capi.Hash("fr")}
+		}, "", 100, 2804050},
+		{"name, gender and email is fine", func(e, b map[string]any) {
+			e["user_data"] = map[string]any{"fn": capi.Hash("jane"), "ge": capi.Hash("f"), "em": capi.Hash("jane@example.com")}
+		}, "", 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
