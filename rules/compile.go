@@ -49,6 +49,7 @@ type rule struct {
 	scalars                        [numScalars]*vm.Program // nil where not configured
 	rawScalars                     [numScalars]colRef      // scalars that read one column
 	original, userData, customData []field
+	appData, attributionData       []field
 
 	columns     map[string]bool // columns of new/old the rule reads
 	oldColumns  map[string]bool // columns of old the rule reads
@@ -114,6 +115,8 @@ func Compile(cfg *config.Config) (*Set, error) {
 		})
 		r.userData = c.compileMap("user_data", rc.UserData, func(string) fieldKind { return kindUserData })
 		r.customData = c.compileMap("custom_data", rc.CustomData, func(string) fieldKind { return kindAny })
+		r.appData = c.compileMap("app_data", rc.AppData, func(string) fieldKind { return kindAny })
+		r.attributionData = c.compileMap("attribution_data", rc.AttributionData, func(string) fieldKind { return kindAny })
 		r.combined = c.combine()
 		s.rules = append(s.rules, r)
 		key := r.source + "\x00" + r.table
@@ -189,7 +192,7 @@ func (c *compiler) combine() *vm.Program {
 		rc.OptOut, rc.DataProcessingOptions, rc.DataProcessingOptionsCountry, rc.DataProcessingOptionsState} {
 		add(e)
 	}
-	for _, m := range []map[string]config.Expr{rc.OriginalEventData, rc.UserData, rc.CustomData} {
+	for _, m := range []map[string]config.Expr{rc.OriginalEventData, rc.UserData, rc.CustomData, rc.AppData, rc.AttributionData} {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)

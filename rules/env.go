@@ -135,6 +135,24 @@ var helpers = []expr.Option{
 		}
 		return nil, nil
 	}),
+	// fbc builds Meta's fbc from a raw fbclid (as a CRM keeps it from the
+	// landing URL) and the click time: fb.1.<click time in ms>.<fbclid>
+	// ("fbp and fbc parameters"; subdomain index 1, as the pixel writes
+	// it for a site's own domain). A missing fbclid gives nil (no key).
+	expr.Function("fbc", func(args ...any) (any, error) {
+		if args[0] == nil || args[0] == "" {
+			return nil, nil
+		}
+		id, err := toText(args[0])
+		if err != nil {
+			return nil, fmt.Errorf("fbc: fbclid: %w", err)
+		}
+		t, err := toTime(args[1])
+		if err != nil {
+			return nil, fmt.Errorf("fbc: click time: %w", err)
+		}
+		return "fb.1." + strconv.FormatInt(t.UnixMilli(), 10) + "." + id, nil
+	}, new(func(any, any) any)),
 	expr.Function("unix", func(args ...any) (any, error) {
 		t, err := toTime(args[0])
 		if err != nil {

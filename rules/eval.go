@@ -182,14 +182,22 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 			if v == nil || v == "" {
 				continue
 			}
-			if f.key == "event_time" {
+			switch f.key {
+			case "event_time":
 				t, err := toTime(v)
 				if err != nil {
 					ev.fail(&res, "original_event_data.event_time", err)
 					return res, true
 				}
 				o.EventTime = t.Unix()
-			} else if o.EventName, err = toText(v); err != nil {
+			case "event_name":
+				o.EventName, err = toText(v)
+			case "order_id":
+				o.OrderID, err = toText(v)
+			case "event_id":
+				o.EventID, err = toText(v)
+			}
+			if err != nil {
 				ev.fail(&res, "original_event_data."+f.key, err)
 				return res, true
 			}
@@ -214,24 +222,30 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		}
 		evt.UserData[f.key] = out
 	}
-	for _, f := range r.customData {
-		v, err := get(f.prog, f.raw)
-		if err != nil {
-			ev.fail(&res, "custom_data."+f.key, cleanErr(err))
-			return res, true
+	for _, m := range [...]struct {
+		name   string
+		fields []field
+		out    *map[string]any
+	}{{"custom_data", r.customData, &evt.CustomData}, {"app_data", r.appData, &evt.AppData}, {"attribution_data", r.attributionData, &evt.AttributionData}} {
+		for _, f := range m.fields {
+			v, err := get(f.prog, f.raw)
+			if err != nil {
+				ev.fail(&res, m.name+"."+f.key, cleanErr(err))
+				return res, true
+			}
+			if v == nil || v == "" {
+				continue
+			}
+			cv, err := customValue(f.key, v)
+			if err != nil {
+				ev.fail(&res, m.name+"."+f.key, err)
+				return res, true
+			}
+			if *m.out == nil {
+				*m.out = make(map[string]any, len(m.fields))
+			}
+			(*m.out)[f.key] = cv
 		}
-		if v == nil || v == "" {
-			continue
-		}
-		cv, err := customValue(f.key, v)
-		if err != nil {
-			ev.fail(&res, "custom_data."+f.key, err)
-			return res, true
-		}
-		if evt.CustomData == nil {
-			evt.CustomData = make(map[string]any, len(r.customData))
-		}
-		evt.CustomData[f.key] = cv
 	}
 	return res, true
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // helperNames are the functions compiled in as expr functions (helpers).
-var helperNames = map[string]bool{"coalesce": true, "unix": true}
+var helperNames = map[string]bool{"coalesce": true, "unix": true, "fbc": true}
 
 // unknownName returns the first identifier in the tree that names nothing
 // the rule environment knows (and where it is), or "". expr's own check

@@ -83,6 +83,12 @@ func CheckShape(e *capi.Event) error {
 		if e.MessagingChannel == "" {
 			return fmt.Errorf("action_source business_messaging requires messaging_channel")
 		}
+	case "app":
+		for _, k := range []string{"advertiser_tracking_enabled", "application_tracking_enabled", "extinfo"} {
+			if e.AppData[k] == nil {
+				return fmt.Errorf("action_source app requires app_data.%s", k)
+			}
+		}
 	}
 	if err := checkUserData(e.UserData); err != nil {
 		return err

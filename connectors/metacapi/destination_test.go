@@ -258,6 +258,11 @@ func TestChecksBeforeSending(t *testing.T) {
 		{"predicted_ltv as text", func(e *capi.Event) { e.CustomData = map[string]any{"predicted_ltv": "9.99"} }, "custom_data.predicted_ltv must be a number"},
 		{"only fn and ge", func(e *capi.Event) { e.UserData = map[string]any{"fn": capi.Hash("jane"), "ge": capi.Hash("f")} }, "a first name and gender alone"},
 		{"only geography", func(e *capi.Event) { e.UserData = map[string]any{"ct": capi.Hash("paris"), "country": capi.Hash("fr")} }, "geography"},
+		{"app without app_data", func(e *capi.Event) { e.ActionSource = "app" }, "action_source app requires app_data.advertiser_tracking_enabled"},
+		{"app with app_data", func(e *capi.Event) {
+			e.ActionSource = "app"
+			e.AppData = map[string]any{"advertiser_tracking_enabled": true, "application_tracking_enabled": true, "extinfo": []any{"a2"}}
+		}, ""},
 	}
 	for _, tt := range tests {
 		e := base

@@ -27,12 +27,20 @@ type Event struct {
 	OriginalEventData            *OriginalEvent `json:"original_event_data,omitempty"`
 	UserData                     map[string]any `json:"user_data"`
 	CustomData                   map[string]any `json:"custom_data,omitempty"`
+	// AppData is app_data, for action_source app: advertiser and
+	// application tracking flags, extinfo and the rest of Meta's AppData.
+	AppData map[string]any `json:"app_data,omitempty"`
+	// AttributionData is attribution_data: the advertiser's own
+	// attribution of the event (ad, campaign, share, model, ...).
+	AttributionData map[string]any `json:"attribution_data,omitempty"`
 }
 
 // OriginalEvent names the earlier event an update refers to.
 type OriginalEvent struct {
 	EventName string `json:"event_name,omitempty"`
 	EventTime int64  `json:"event_time,omitempty"`
+	OrderID   string `json:"order_id,omitempty"`
+	EventID   string `json:"event_id,omitempty"`
 }
 
 // AppendJSON appends e's JSON (as sent in the request's data array) to
@@ -95,6 +103,15 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 			b = append(b, `"event_time":`...)
 			b = strconv.AppendInt(b, o.EventTime, 10)
 		}
+		for _, f := range [...]struct{ name, v string }{{"order_id", o.OrderID}, {"event_id", o.EventID}} {
+			if f.v == "" {
+				continue
+			}
+			if len(b) > n {
+				b = append(b, ',')
+			}
+			b = appendString(append(append(append(b, '"'), f.name...), `":`...), f.v)
+		}
 		b = append(b, '}')
 	}
 	b = append(b, `,"user_data":`...)
@@ -104,10 +121,14 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	} else if b, err = appendMap(b, e.UserData); err != nil {
 		return b, err
 	}
-	if len(e.CustomData) > 0 {
-		b = append(b, `,"custom_data":`...)
-		if b, err = appendMap(b, e.CustomData); err != nil {
-			return b, err
+	for _, m := range [...]struct {
+		name string
+		m    map[string]any
+	}{{`,"custom_data":`, e.CustomData}, {`,"app_data":`, e.AppData}, {`,"attribution_data":`, e.AttributionData}} {
+		if len(m.m) > 0 {
+			if b, err = appendMap(append(b, m.name...), m.m); err != nil {
+				return b, err
+			}
 		}
 	}
 	return append(b, '}'), nil

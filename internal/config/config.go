@@ -170,6 +170,8 @@ type Rule struct {
 	OriginalEventData            map[string]Expr `yaml:"original_event_data"`
 	UserData                     map[string]Expr `yaml:"user_data"`
 	CustomData                   map[string]Expr `yaml:"custom_data"`
+	AppData                      map[string]Expr `yaml:"app_data"`
+	AttributionData              map[string]Expr `yaml:"attribution_data"`
 
 	// Index is the rule's position in the rules list.
 	Index int `yaml:"-"`

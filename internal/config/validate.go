@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -275,9 +276,35 @@ func (c *Config) validateRule(r *Reporter, rule *Rule) {
 			r.Add(keyPath(keyPath(p, "user_data"), k), "unknown user_data key %q%s", k, didYouMean(k, known))
 		}
 	}
-	for _, k := range sortedKeys(rule.OriginalEventData) {
-		if k != "event_name" && k != "event_time" {
-			r.Add(keyPath(keyPath(p, "original_event_data"), k), "original_event_data takes event_name and event_time, not %q", k)
+	// The keys of Meta's OriginalEventData, AppData and AttributionData
+	// (the business SDKs' serverside objects; Conversions API parameters).
+	checkKeys(r, p, "original_event_data", rule.OriginalEventData, originalKeys)
+	checkKeys(r, p, "app_data", rule.AppData, appDataKeys)
+	checkKeys(r, p, "attribution_data", rule.AttributionData, attributionKeys)
+	if rule.ActionSource == "app" {
+		for _, k := range []string{"advertiser_tracking_enabled", "application_tracking_enabled", "extinfo"} {
+			if _, ok := rule.AppData[k]; !ok {
+				r.Add(keyPath(keyPath(p, "app_data"), k), "action_source app needs app_data.%s (Meta refuses app events without advertiser_tracking_enabled, application_tracking_enabled and extinfo)", k)
+			}
+		}
+	}
+}
+
+var (
+	originalKeys = []string{"event_name", "event_time", "order_id", "event_id"}
+	appDataKeys  = []string{"advertiser_tracking_enabled", "application_tracking_enabled", "app_user_id", "campaign_ids",
+		"consider_views", "extinfo", "include_dwell_data", "include_video_data", "install_referrer", "installer_package",
+		"receipt_data", "url_schemes", "windows_attribution_id"}
+	attributionKeys = []string{"scope", "visit_time", "ad_id", "adset_id", "campaign_id", "attribution_share",
+		"attribution_model", "attr_window", "attribution_value", "attribution_source", "touchpoint_type", "touchpoint_ts",
+		"attribution_method", "decline_reason", "auditing_token", "linkage_key", "touchpoint_id", "attribution_setting"}
+)
+
+// checkKeys reports the keys of a rule's map field that Meta does not know.
+func checkKeys(r *Reporter, rulePath, field string, m map[string]Expr, known []string) {
+	for _, k := range sortedKeys(m) {
+		if !slices.Contains(known, k) {
+			r.Add(keyPath(keyPath(rulePath, field), k), "%s takes %s, not %q%s", field, strings.Join(known, ", "), k, didYouMean(k, known))
 		}
 	}
 }

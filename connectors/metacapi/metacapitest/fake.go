@@ -483,7 +483,8 @@ type wireEvent struct {
 	OriginalEventData            json.RawMessage            `json:"original_event_data,omitempty"`
 	UserData                     map[string]json.RawMessage `json:"user_data,omitempty"`
 	CustomData                   map[string]json.RawMessage `json:"custom_data,omitempty"`
-	AppData                      json.RawMessage            `json:"app_data,omitempty"`
+	AppData                      map[string]json.RawMessage `json:"app_data,omitempty"`
+	AttributionData              json.RawMessage            `json:"attribution_data,omitempty"`
 }
 
 // validate checks one server event as Meta does; msg is empty when valid.
@@ -575,6 +576,12 @@ func (s *Server) validate(ev *wireEvent) (e Event, subcode int, msg string) {
 		}
 		if ua := ev.UserData["client_user_agent"]; len(ua) < 3 || ua[0] != '"' {
 			return e, 2804019, "The parameter user_data.client_user_agent is required for action_source website."
+		}
+	case "app":
+		for _, k := range []string{"advertiser_tracking_enabled", "application_tracking_enabled", "extinfo"} {
+			if _, ok := ev.AppData[k]; !ok {
+				return e, 2804019, fmt.Sprintf("app_data.%s is required for action_source app.", k)
+			}
 		}
 	case "business_messaging":
 		if !channels[ev.MessagingChannel] {

@@ -131,6 +131,13 @@ func TestFakeRejectsWhatMetaRejects(t *testing.T) {
 		{"only geography", func(e, b map[string]any) {
 			e["user_data"] = map[string]any{"ct": capi.Hash("paris"), "zp": capi.Hash("75001"), "country": capi.Hash("fr")}
 		}, "", 100, 2804050},
+		{"app without app_data", func(e, b map[string]any) { e["action_source"] = "app" }, "", 100, 2804019},
+		{"app with app_data, attribution and original order", func(e, b map[string]any) {
+			e["action_source"] = "app"
+			e["app_data"] = map[string]any{"advertiser_tracking_enabled": true, "application_tracking_enabled": true, "extinfo": []any{"a2"}}
+			e["attribution_data"] = map[string]any{"ad_id": "1", "attribution_share": 0.5}
+			e["original_event_data"] = map[string]any{"event_name": "Purchase", "order_id": "A-7", "event_id": "order-A-7"}
+		}, "", 0, 0},
 		{"name, gender and email is fine", func(e, b map[string]any) {
 			e["user_data"] = map[string]any{"fn": capi.Hash("jane"), "ge": capi.Hash("f"), "em": capi.Hash("jane@example.com")}
 		}, "", 0, 0},
