@@ -133,6 +133,9 @@ func New(name string, cfg config.Destination, opt Options) (*Destination, error)
 	if d.client == nil {
 		d.client = newHTTPClient(cfg.Timeout.Duration, cfg.InFlight)
 	}
+	if cfg.Endpoint != "" {
+		d.endpoint = cfg.Endpoint // a gateway or proxy: the URL as given
+	}
 	if cfg.AppSecret != "" {
 		d.proof = AppSecretProof(cfg.AccessToken.Reveal(), cfg.AppSecret.Reveal())
 	}
@@ -532,8 +535,9 @@ func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 		return merr
 	}
 	var ok struct {
-		EventsReceived int    `json:"events_received"`
-		FBTraceID      string `json:"fbtrace_id"`
+		EventsReceived int      `json:"events_received"`
+		Messages       []string `json:"messages"`
+		FBTraceID      string   `json:"fbtrace_id"`
 	}
 	if err := json.Unmarshal(body, &ok); err != nil || ok.EventsReceived != len(batch) {
 		d.obs.Request(Transient.String(), 0, took, len(batch))
@@ -542,5 +546,11 @@ func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 	}
 	d.obs.Request("delivered", 0, took, len(batch))
 	d.log.Info("delivered batch", "events", len(batch), "took_ms", took.Milliseconds(), "fbtrace_id", ok.FBTraceID)
+	if len(ok.Messages) > 0 {
+		// Meta took the events but says something about them (a
+		// parameter it ignored, say): worth a look, never a retry.
+		d.obs.Messages(ok.Messages)
+		d.log.Warn("Meta accepted the batch with messages", "messages", ok.Messages, "events", len(batch), "fbtrace_id", ok.FBTraceID)
+	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -643,4 +644,39 @@ func TestSplitGuard(t *testing.T) {
 			t.Error("paused for an event's error")
 		}
 	})
+}
+
+// messageObserver records the messages Meta's answers carried.
+type messageObserver struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (o *messageObserver) Request(string, int, time.Duration, int) {}
+func (o *messageObserver) Messages(m []string)                     { o.mu.Lock(); o.msgs = append(o.msgs, m...); o.mu.Unlock() }
+
+// TestEndpointAndMessages: endpoint posts to a gateway's URL as given
+// (not /<version>/<pixel>/events), and the messages of an accepted answer
+// are logged and counted, not ignored.
+func TestEndpointAndMessages(t *testing.T) {
+	fake := metacapitest.New(pixel, token)
+	defer fake.Close()
+	fake.Path = "/capig/events"
+	fake.Messages = []string{"The parameter referrer_url was ignored."}
+	cfg := destConfig("http://127.0.0.1:1") // base_url unused with an endpoint
+	cfg.Endpoint = fake.URL + "/capig/events"
+	var logs testenv.Buffer
+	obs := &messageObserver{}
+	d := newDest(t, cfg, metacapi.Options{Observer: obs, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	q := metacapitest.NewQueue()
+	q.Add(events(3, time.Now())...)
+	run(t, d, q, func() bool { return q.Len() == 0 })
+	if st := fake.Stats(); st.Accepted != 3 {
+		t.Errorf("fake = %+v", st)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.msgs) != 1 || !strings.Contains(logs.String(), "referrer_url was ignored") {
+		t.Errorf("messages observed %v; logs:\n%s", obs.msgs, logs.String())
+	}
 }

@@ -60,8 +60,12 @@ func (f ReporterFunc) Report(ctx context.Context, o []Outcome) error { return f(
 // "delivered" or an error Kind's name.
 type Observer interface {
 	Request(outcome string, code int, took time.Duration, events int)
+	// Messages is called with the messages (warnings) Meta's answer to an
+	// accepted request carries.
+	Messages(messages []string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Request(string, int, time.Duration, int) {}
+func (nopObserver) Messages([]string)                       {}

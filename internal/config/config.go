@@ -131,9 +131,13 @@ type Destination struct {
 	AccessToken Secret `yaml:"access_token"`
 	// AppSecret, for an app that requires appsecret_proof, signs every
 	// request (HMAC-SHA256 of the access token); a secret like the token.
-	AppSecret     Secret   `yaml:"app_secret"`
-	APIVersion    string   `yaml:"api_version"`
-	BaseURL       string   `yaml:"base_url"`
+	AppSecret  Secret `yaml:"app_secret"`
+	APIVersion string `yaml:"api_version"`
+	BaseURL    string `yaml:"base_url"`
+	// Endpoint, when set, is the whole URL events are posted to (a
+	// Conversions API Gateway or a proxy): base_url, api_version and
+	// pixel_id then do not make the path.
+	Endpoint      string   `yaml:"endpoint"`
 	TestEventCode string   `yaml:"test_event_code"`
 	PartnerAgent  string   `yaml:"partner_agent"`
 	BatchSize     int      `yaml:"batch_size"`

@@ -211,6 +211,11 @@ func (c *Config) validateDestination(r *Reporter, name string, d *Destination) {
 	if u, err := url.Parse(d.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		r.Add(keyPath(p, "base_url"), "base_url %q must be an http(s) URL with no query, e.g. %s", d.BaseURL, DefaultBaseURL)
 	}
+	if d.Endpoint != "" {
+		if u, err := url.Parse(d.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			r.Add(keyPath(p, "endpoint"), "endpoint %q must be the http(s) URL events are posted to, with no query (e.g. https://capig.example.com/capi/events)", d.Endpoint)
+		}
+	}
 	if d.BatchSize < 1 || d.BatchSize > MaxBatchSize {
 		r.Add(keyPath(p, "batch_size"), "batch_size must be between 1 and %d (Meta's limit per request), got %d", MaxBatchSize, d.BatchSize)
 	}

@@ -37,6 +37,7 @@ type Metrics struct {
 	deadLettered *prometheus.CounterVec
 	retried      *prometheus.CounterVec
 	requests     *prometheus.CounterVec
+	messages     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 }
 
@@ -82,6 +83,7 @@ func NewMetrics(snap Snapshot) *Metrics {
 		deadLettered: f("capisync_events_dead_lettered_total", "Events moved to the dead letters.", "destination", "event_name"),
 		retried:      f("capisync_events_retried_total", "Events that needed another attempt (or wait queued while paused).", "destination", "event_name"),
 		requests:     f("capisync_graph_requests_total", "Graph API requests by outcome class and Meta error code.", "destination", "outcome", "code"),
+		messages:     f("capisync_graph_messages_total", "Messages (warnings) in Meta's answers to accepted requests.", "destination"),
 	}
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "capisync_graph_request_duration_seconds", Help: "Graph API request latency.",
@@ -167,6 +169,10 @@ func (m *Metrics) Requests(dest string) metacapi.Observer { return requestObserv
 type requestObserver struct {
 	m    *Metrics
 	dest string
+}
+
+func (o requestObserver) Messages(msgs []string) {
+	o.m.messages.WithLabelValues(o.dest).Add(float64(len(msgs)))
 }
 
 func (o requestObserver) Request(outcome string, code int, took time.Duration, _ int) {

@@ -74,6 +74,12 @@ type Server struct {
 	// accepted without duplicate detection. For benchmarks, where decoding
 	// every event would take the measured process's CPU.
 	SampleEvery int
+	// Path, when set, is the path events are posted to instead of
+	// /<version>/<pixel>/events (a Conversions API Gateway or a proxy).
+	Path string
+	// Messages are put in the answer to every accepted request, as
+	// Meta's warnings about the events.
+	Messages []string
 
 	mu         sync.Mutex
 	token      string
@@ -102,6 +108,14 @@ func New(pixelID, token string) *Server {
 		seen: map[[2]string]int{}, testCodes: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
 	return s
+}
+
+// messages is the answer's messages list, never null.
+func (s *Server) messages() []string {
+	if s.Messages == nil {
+		return []string{}
+	}
+	return s.Messages
 }
 
 // RefuseEvent makes the fake refuse, with code 100 and an event subcode,
@@ -270,6 +284,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	sampled := s.SampleEvery <= 1 || (s.requests-1)%s.SampleEvery == 0 || appSecret != ""
 	s.mu.Unlock()
 	want := "/" + s.APIVersion + "/" + s.PixelID + "/events"
+	if s.Path != "" {
+		want = s.Path
+	}
 	if r.Method != http.MethodPost || r.URL.Path != want {
 		reject(Failure{Status: 400, Code: 100, Subcode: 33, Message: fmt.Sprintf("Unsupported post request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", r.URL.Path)}, "")
 		return
@@ -346,7 +363,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.testCodes[*req.TestEventCode] += len(events)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"events_received": len(events), "messages": []string{}, "fbtrace_id": s.trace()})
+	json.NewEncoder(w).Encode(map[string]any{"events_received": len(events), "messages": s.messages(), "fbtrace_id": s.trace()})
 }
 
 // framed answers a request that is not validated in full (SampleEvery).
@@ -373,7 +390,7 @@ func (s *Server) framed(w http.ResponseWriter, body []byte, token string) {
 		s.testCodes[testCode] += n
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"events_received": n, "messages": []string{}, "fbtrace_id": s.trace()})
+	json.NewEncoder(w).Encode(map[string]any{"events_received": n, "messages": s.messages(), "fbtrace_id": s.trace()})
 }
 
 // rawNumber: a JSON number.
