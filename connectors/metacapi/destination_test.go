@@ -653,7 +653,11 @@ type messageObserver struct {
 }
 
 func (o *messageObserver) Request(string, int, time.Duration, int) {}
-func (o *messageObserver) Messages(m []string)                     { o.mu.Lock(); o.msgs = append(o.msgs, m...); o.mu.Unlock() }
+func (o *messageObserver) Messages(m []string) {
+	o.mu.Lock()
+	o.msgs = append(o.msgs, m...)
+	o.mu.Unlock()
+}
 
 // TestEndpointAndMessages: endpoint posts to a gateway's URL as given
 // (not /<version>/<pixel>/events), and the messages of an accepted answer
