@@ -22,7 +22,7 @@ type state struct {
 	vm     vm.VM
 	c      *cdc.Change
 	vars   map[string]any     // the expression environment
-	hashes map[hashKey]string // see cachedHash
+	hashes map[hashKey]hashed // see cachedHash
 	// What vars holds of the last change bound: a change from the same
 	// source, table and commit as the one before (the rest of its page or
 	// transaction) sets nothing again, and boxes nothing.

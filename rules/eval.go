@@ -24,12 +24,20 @@ type Result struct {
 	Rule        string
 	Destination string // "" means every destination
 	Event       capi.Event
-	// Dropped lists user_data keys whose values were invalid and left out
-	// (never sent raw), for the per-rule counts.
-	Dropped []string
+	// Dropped lists user_data values that were invalid and left out
+	// (never sent raw), with the normalizer's reason, for the per-rule
+	// counts.
+	Dropped []Dropped
 	// Err is set when the rule matched (or could not tell) but building the
 	// event failed; it names rule, field and key.
 	Err *EvalError
+}
+
+// Dropped is a user_data value left out, and why (the normalizer's
+// reason, such as "a phone number without country code (set
+// default_country)").
+type Dropped struct {
+	Key, Reason string
 }
 
 // EvalError is a runtime failure of one rule on one change.
@@ -215,9 +223,11 @@ func (ev *evaluator) rule(r *rule) (Result, bool) {
 		if v == nil || v == "" {
 			continue
 		}
-		out, ok := ev.st.userDataValue(f.key, v, r.country)
-		if !ok {
-			res.Dropped = append(res.Dropped, f.key)
+		out, why := ev.st.userDataValue(f.key, v, r.country)
+		if why != "" {
+			res.Dropped = append(res.Dropped, Dropped{f.key, why})
+		}
+		if out == nil {
 			continue
 		}
 		evt.UserData[f.key] = out
@@ -308,9 +318,10 @@ func setScalar(evt *capi.Event, i int, v any) (err error) {
 }
 
 // userDataValue normalizes (and hashes, for keys Meta hashes) one value or
-// list. ok is false when nothing valid is left.
-func (st *state) userDataValue(key string, v any, country string) (any, bool) {
-	one := func(x any) (string, bool) {
+// list. out is nil when nothing valid is left; why is the reason of the
+// (last) value left out, "" when none was.
+func (st *state) userDataValue(key string, v any, country string) (out any, why string) {
+	one := func(x any) (string, string) {
 		if d, ok := x.(cdc.Decimal); ok {
 			x = string(d)
 		}
@@ -319,32 +330,48 @@ func (st *state) userDataValue(key string, v any, country string) (any, bool) {
 				return st.cachedHash(key, s, country)
 			}
 			h, err := capi.NormalizeAndHash(key, x, country)
-			return h, err == nil
+			if err != nil {
+				return "", reason(err)
+			}
+			return h, ""
 		}
 		s, err := toText(x)
-		s = strings.TrimSpace(s)
-		return s, err == nil && s != ""
+		if s = strings.TrimSpace(s); err != nil || s == "" {
+			return "", "not text"
+		}
+		return s, ""
 	}
 	if list, ok := v.([]any); ok {
-		var out []string
+		var vals []string
 		for _, x := range list {
 			if x == nil || x == "" {
 				continue
 			}
-			if s, ok := one(x); ok {
-				out = append(out, s)
+			s, w := one(x)
+			if w != "" {
+				why = w
+				continue
 			}
+			vals = append(vals, s)
 		}
-		if len(out) == 0 {
-			return nil, false
+		switch len(vals) {
+		case 0:
+			return nil, why
+		case 1:
+			return vals[0], why
 		}
-		if len(out) == 1 {
-			return out[0], true
-		}
-		return out, true
+		return vals, why
 	}
-	s, ok := one(v)
-	return s, ok
+	s, w := one(v)
+	if w != "" {
+		return nil, w
+	}
+	return s, ""
+}
+
+// reason is a normalizer's error as a short reason for counters.
+func reason(err error) string {
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), capi.ErrInvalid.Error()), ": ")
 }
 
 // lowCardinality are the hashed user_data keys whose values repeat from
@@ -359,22 +386,27 @@ const hashCacheSize = 4096
 type hashKey struct{ key, raw, country string }
 
 // cachedHash is capi.NormalizeAndHash of a string, remembered per state
-// (states are pooled, so the cache lives as long as the pool keeps it).
-func (st *state) cachedHash(key, raw, country string) (string, bool) {
+// (states are pooled, so the cache lives as long as the pool keeps it),
+// with the reason of a value that is not valid.
+func (st *state) cachedHash(key, raw, country string) (string, string) {
 	k := hashKey{key, raw, country}
 	if h, ok := st.hashes[k]; ok {
-		return h, h != ""
+		return h.hash, h.why
 	}
-	h, err := capi.NormalizeAndHash(key, raw, country)
-	if err != nil {
-		h = "" // remembered as invalid
+	var h hashed
+	var err error
+	if h.hash, err = capi.NormalizeAndHash(key, raw, country); err != nil {
+		h = hashed{why: reason(err)} // remembered as invalid
 	}
 	if st.hashes == nil || len(st.hashes) >= hashCacheSize {
-		st.hashes = make(map[hashKey]string, 64)
+		st.hashes = make(map[hashKey]hashed, 64)
 	}
 	st.hashes[k] = h
-	return h, h != ""
+	return h.hash, h.why
 }
+
+// hashed is a remembered hash, or why the value is not valid.
+type hashed struct{ hash, why string }
 
 // customValue makes a custom_data value JSON-ready. Money kept as an exact
 // decimal is sent as a JSON number with the same digits. A number Meta

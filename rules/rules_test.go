@@ -339,7 +339,7 @@ func TestRememberedHashes(t *testing.T) {
 		want := map[string]any{"zp": capi.Hash(strings.SplitN(c.zip, "-", 2)[0]), "em": capi.Hash(fmt.Sprintf("u%d@example.com", i))}
 		if c.wantCity != "" {
 			want["ct"] = capi.Hash(c.wantCity)
-		} else if len(res[0].Dropped) != 1 || res[0].Dropped[0] != "ct" {
+		} else if len(res[0].Dropped) != 1 || res[0].Dropped[0].Key != "ct" || res[0].Dropped[0].Reason != "a city has no letters" {
 			t.Errorf("row %d: dropped %v, want [ct]", i, res[0].Dropped)
 		}
 		if fmt.Sprint(ud) != fmt.Sprint(want) {

@@ -243,6 +243,10 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
 
+// DroppedReasonKind starts the counters of user_data values left out as
+// invalid, by rule, key and reason: rule_dropped_why/<rule>/<key>/<reason>.
+const DroppedReasonKind = "rule_dropped_why"
+
 // RepeatCounter names the counter of a rule's events that were not queued
 // because an event with the same name and id was queued or delivered
 // within SentTTL (Meta would drop the repeat too).

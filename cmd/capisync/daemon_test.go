@@ -41,7 +41,7 @@ func TestStatusAndDLQFromARun(t *testing.T) {
 	defer fake.Close()
 	fake.RefuseEvent("lead-2", "The lead does not belong to this page.") // one order Meta rejects
 	seed := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db"),
-		"-sql", "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00'")
+		"-sql", "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00', phone = CASE id WHEN 3 THEN '(650) 555-0100' ELSE phone END")
 	if out, err := seed.CombinedOutput(); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out)
 	}
@@ -71,7 +71,7 @@ rules:
     when: op == "insert" || op == "update"
     event: Lead
     event_id: '"lead-" + string(new.id)'
-    user_data: {em: new.email}
+    user_data: {em: new.email, ph: new.phone}
     custom_data:
       value: new.deal_value
       currency: '"USD"'
@@ -163,6 +163,24 @@ rules:
 	}
 	if _, body := httpGet(addr, "/metrics"); !strings.Contains(body, `capisync_rule_repeats_refused_total{rule="lead"} 1`) {
 		t.Errorf("metrics lack the repeat")
+	}
+	// Lead 3's phone has no country code and the config no default_country:
+	// it is left out, and that is counted with the reason, shown by status
+	// and the metrics, and logged naming the rule.
+	const noCountry = "a phone number without country code (set default_country)"
+	if out, _ := capisync("status", "--config", cfg); !strings.Contains(out, "rule lead, ph: "+noCountry+": 1") {
+		t.Errorf("status lacks the phone left out:\n%s", out)
+	}
+	if _, body := httpGet(addr, "/metrics"); !strings.Contains(body, `capisync_rule_dropped_values_total{key="ph",reason="`+noCountry+`",rule="lead"} 1`) {
+		t.Errorf("metrics lack the phone left out")
+	}
+	if !strings.Contains(logs.String(), "user_data values left out as invalid") || !strings.Contains(logs.String(), "rule=lead key=ph") {
+		t.Errorf("the phone left out was not logged:\n%s", logs.String())
+	}
+	validate := exec.Command(bin, "validate", "--config", cfg)
+	validate.Env = append(os.Environ(), "CAPISYNC_TEST_DAEMON_TOKEN=EAAtok")
+	if out, _ := validate.CombinedOutput(); !strings.Contains(string(out), `note: `) || !strings.Contains(string(out), "maps ph with no default_country") {
+		t.Errorf("validate does not point at default_country:\n%s", out)
 	}
 	daemon.Process.Signal(syscall.SIGTERM)
 	if err := daemon.Wait(); err != nil {

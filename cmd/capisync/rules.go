@@ -78,8 +78,8 @@ func rulesCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 				}
 				continue
 			}
-			for _, k := range res.Dropped {
-				fmt.Fprintf(stderr, "%s:%d: rule %q: user_data.%s is not valid and was left out\n", *changesFile, lines[i], res.Rule, k)
+			for _, d := range res.Dropped {
+				fmt.Fprintf(stderr, "%s:%d: rule %q: user_data.%s is not valid (%s) and was left out\n", *changesFile, lines[i], res.Rule, d.Key, d.Reason)
 			}
 			// The checks the daemon makes before queuing: an event that
 			// fails one is dead-lettered, never sent. The age rule depends

@@ -24,6 +24,9 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	for _, n := range cfg.Notes() {
+		log.Warn("config: " + n.Error())
+	}
 	gctune.Apply()
 	if path := os.Getenv("CAPISYNC_CPUPROFILE"); path != "" {
 		// A debugging aid: a CPU profile of the whole run.

@@ -26,6 +26,9 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d destinations, %d rules)\n", cfg.File, len(cfg.Sources), len(cfg.Destinations), len(cfg.Rules))
+	for _, n := range cfg.Notes() {
+		fmt.Fprintf(stdout, "note: %s\n", n.Error())
+	}
 	if !*connect {
 		return nil
 	}

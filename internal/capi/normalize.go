@@ -226,11 +226,19 @@ func normalizePhone(s, defaultCountry string) (string, error) {
 		}
 		return strconv.Itoa(int(num.GetCountryCode())) + phonenumbers.GetNationalSignificantNumber(num), nil
 	}
+	// No "+", no "00" and no default country: the digits must already
+	// start with a country code, as Meta requires. A number that is not
+	// a valid one read so ("(650) 555-0100" would be Singapore's +65...)
+	// lacks it: hashed as it is, Meta could never match it.
 	d := strings.TrimLeft(digits, "0")
 	if len(d) < 8 || len(d) > 15 {
 		return "", invalid("a phone number without country code (set default_country)")
 	}
-	return d, nil
+	num, err := phonenumbers.Parse("+"+d, "")
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return "", invalid("a phone number without country code (set default_country)")
+	}
+	return strconv.Itoa(int(num.GetCountryCode())) + phonenumbers.GetNationalSignificantNumber(num), nil
 }
 
 // stripPunct lowercases s and removes punctuation and symbols; with

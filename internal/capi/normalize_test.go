@@ -36,6 +36,11 @@ func TestNormalize(t *testing.T) {
 		{"ph", "İİ", "US", ""}, // lowercasing changes its length: found by FuzzEval
 		{"ph", "call me", "US", ""},
 		{"ph", "12", "US", ""},
+		// No country code and no default country: left out, not hashed
+		// into something Meta cannot match.
+		{"ph", "(650) 555-1234", "", ""},
+		{"ph", "650 555 1234", "", ""},
+		{"ph", "441614960000", "", "441614960000"},
 		{"fn", "  JOHN ", "", "john"},
 		{"fn", "Mary-Ann", "", "maryann"},
 		{"fn", "Zoë", "", "zoë"},

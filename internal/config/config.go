@@ -44,8 +44,14 @@ type Config struct {
 	Destinations    map[string]*Destination `yaml:"destinations"`
 	Rules           []*Rule                 `yaml:"rules"`
 
-	pos positions
+	pos   positions
+	notes Problems
 }
+
+// Notes are what validation found worth saying that is not an error: the
+// config works, but probably not as meant (validate prints them, run logs
+// them).
+func (c *Config) Notes() Problems { return c.notes }
 
 // State configures the embedded store.
 type State struct {

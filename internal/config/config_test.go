@@ -278,3 +278,40 @@ rules:
 		t.Errorf("LoadForInspection of a bad config: %v", err)
 	}
 }
+
+// TestPhoneWithoutDefaultCountryNote: a rule that maps ph with no
+// default_country (its own or its source's) gets a note pointing at
+// default_country; with one, none.
+func TestPhoneWithoutDefaultCountryNote(t *testing.T) {
+	for _, tt := range []struct {
+		source, rule string
+		notes        int
+	}{
+		{"", "", 1},
+		{"    default_country: US\n", "", 0},
+		{"", "    default_country: GB\n", 0},
+	} {
+		src := `sources:
+  crm:
+    type: postgres
+    dsn: "postgres://u@h/db"
+    tables: [public.leads]
+` + tt.source + `destinations:
+  meta: {type: meta_capi, dry_run: true}
+rules:
+  - name: r
+    source: crm
+    table: public.leads
+    when: "true"
+    event: Lead
+` + tt.rule + `    user_data: {ph: new.phone}
+`
+		cfg, err := Parse("t.yaml", []byte(src), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := cfg.Notes(); len(n) != tt.notes || tt.notes == 1 && !strings.Contains(n[0].Error(), "t.yaml:14:21: rules[0].user_data.ph:") {
+			t.Errorf("source %q rule %q: notes %v, want %d", tt.source, tt.rule, n, tt.notes)
+		}
+	}
+}

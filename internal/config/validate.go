@@ -286,6 +286,10 @@ func (c *Config) validateRule(r *Reporter, rule *Rule) {
 	checkKeys(r, p, "original_event_data", rule.OriginalEventData, originalKeys)
 	checkKeys(r, p, "app_data", rule.AppData, appDataKeys)
 	checkKeys(r, p, "attribution_data", rule.AttributionData, attributionKeys)
+	if _, ph := rule.UserData["ph"]; ph && rule.DefaultCountry == "" {
+		c.notes = append(c.notes, Problem{File: c.File, Pos: c.PosOf(keyPath(keyPath(p, "user_data"), "ph")), Path: keyPath(keyPath(p, "user_data"), "ph"),
+			Msg: fmt.Sprintf("rule %q maps ph with no default_country (on the rule or source %s): a phone number without a country code cannot be matched, so it is left out and counted; set default_country if your numbers lack one", rule.Name, rule.Source)})
+	}
 	if rule.ActionSource == "app" {
 		for _, k := range []string{"advertiser_tracking_enabled", "application_tracking_enabled", "extinfo"} {
 			if _, ok := rule.AppData[k]; !ok {

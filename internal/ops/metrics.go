@@ -33,6 +33,7 @@ type Metrics struct {
 	ruleKeys     *prometheus.CounterVec
 	ruleDropped  *prometheus.CounterVec
 	ruleRepeats  *prometheus.CounterVec
+	ruleWhy      *prometheus.CounterVec
 	delivered    *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	retried      *prometheus.CounterVec
@@ -78,6 +79,7 @@ func NewMetrics(snap Snapshot) *Metrics {
 		ruleRejected: f("capisync_rule_events_rejected_total", "Events dead-lettered before queuing because Meta would refuse them.", "rule"),
 		ruleKeys:     f("capisync_rule_match_key_events_total", "Events of a rule that carry a user_data key.", "rule", "key"),
 		ruleDropped:  f("capisync_rule_dropped_keys_total", "user_data values left out as invalid (never sent raw).", "rule", "key"),
+		ruleWhy:      f("capisync_rule_dropped_values_total", "user_data values left out as invalid, by reason (a phone number without country code, ...).", "rule", "key", "reason"),
 		ruleRepeats:  f("capisync_rule_repeats_refused_total", "Events not queued: the same event_name and event_id was queued or sent within 48 hours.", "rule"),
 		delivered:    f("capisync_events_delivered_total", "Events Meta accepted.", "destination", "event_name"),
 		deadLettered: f("capisync_events_dead_lettered_total", "Events moved to the dead letters.", "destination", "event_name"),
@@ -123,6 +125,8 @@ func (m *Metrics) ObserveCommit(batches []state.Batch) {
 				m.ruleKeys.WithLabelValues(parts[1], parts[2]).Add(v)
 			case parts[0] == "rule_dropped" && len(parts) == 3:
 				m.ruleDropped.WithLabelValues(parts[1], parts[2]).Add(v)
+			case parts[0] == state.DroppedReasonKind && len(parts) == 4:
+				m.ruleWhy.WithLabelValues(parts[1], parts[2], parts[3]).Add(v)
 			}
 		}
 	}

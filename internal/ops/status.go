@@ -7,6 +7,8 @@ package ops
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,7 +62,10 @@ type RuleInfo struct {
 	// event_id was queued or sent within the last 48 hours.
 	Repeats int64            `json:"repeats_refused"`
 	Dropped map[string]int64 `json:"dropped_invalid_keys,omitempty"`
-	Keys    map[string]int64 `json:"match_keys,omitempty"` // events carrying each user_data key
+	// DroppedWhy counts the values left out by key and reason, as
+	// "ph: a phone number without country code (set default_country)".
+	DroppedWhy map[string]int64 `json:"dropped_invalid_values,omitempty"`
+	Keys       map[string]int64 `json:"match_keys,omitempty"` // events carrying each user_data key
 
 	WindowEvents  int64            `json:"window_events"`
 	WindowErrors  int64            `json:"window_errors"`
@@ -135,6 +140,14 @@ func Build(st state.Status, sources map[string]string, dests, rules []string, wi
 					ri.WindowDropped[strings.TrimPrefix(rest, "rule_dropped/"+name+"/")] += v
 				}
 				continue
+			}
+			if rest, ok := strings.CutPrefix(k, state.DroppedReasonKind+"/"+name+"/"); ok {
+				if key, why, ok := strings.Cut(rest, "/"); ok {
+					if ri.DroppedWhy == nil {
+						ri.DroppedWhy = map[string]int64{}
+					}
+					ri.DroppedWhy[key+": "+why] = v
+				}
 			}
 			if key, ok := strings.CutPrefix(k, "rule_dropped/"+name+"/"); ok {
 				if ri.Dropped == nil {
@@ -218,6 +231,16 @@ func (r Report) Print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", ru.Name, ru.Events, ru.Errors, ru.Repeats, counts(ru.Dropped))
 	}
 	tw.Flush()
+	printedWhy := false
+	for _, ru := range r.Rules {
+		for _, kw := range slices.Sorted(maps.Keys(ru.DroppedWhy)) {
+			if !printedWhy {
+				fmt.Fprintln(w, "\nuser_data values left out as invalid (never sent raw):")
+				printedWhy = true
+			}
+			fmt.Fprintf(w, "  rule %s, %s: %d\n", ru.Name, kw, ru.DroppedWhy[kw])
+		}
+	}
 	fmt.Fprintf(w, "\nMatch-key coverage over the last %s (share of each rule's events carrying the key; Meta's match quality follows it):\n", r.Window)
 	fmt.Fprint(tw, "RULE\tEVENTS")
 	for _, k := range MatchKeys {

@@ -106,6 +106,9 @@ type Pipeline struct {
 	mu       sync.Mutex
 	blocked  string // why the committer waits, for status
 	diskFull string // set while the store's disk is full (see diskfull.go)
+	// droppedWarned is when each rule, key and reason of invalid
+	// user_data values was last logged (see warnDropped).
+	droppedWarned map[string]time.Time
 }
 
 // New checks cfg and returns a Pipeline.
@@ -475,8 +478,10 @@ func (p *Pipeline) evaluate(b *cdc.Batch) state.Batch {
 				continue
 			}
 			counts[tally{kind: "rule_events", a: r.Rule}]++
-			for _, k := range r.Dropped {
-				counts[tally{kind: "rule_dropped", a: r.Rule, b: k}]++
+			for _, d := range r.Dropped {
+				counts[tally{kind: "rule_dropped", a: r.Rule, b: d.Key}]++
+				counts[tally{kind: state.DroppedReasonKind, a: r.Rule, b: d.Key, c: reasonName(d.Reason)}]++
+				p.warnDropped(r.Rule, d)
 			}
 			m := keys[r.Rule]
 			if m == nil {
