@@ -2,6 +2,9 @@ package metacapitest
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -209,5 +212,34 @@ func TestFakeInjection(t *testing.T) {
 	s.SetToken("new")
 	if _, code, _ := post(t, s, "", body); code != 190 {
 		t.Errorf("revoked token: code %d", code)
+	}
+}
+
+// TestFakeRequiresAppSecretProof: with RequireAppSecretProof, a request
+// without the proof, or with a wrong one, is refused as Meta refuses it
+// (code 100, no subcode: about the request); the right proof passes.
+func TestFakeRequiresAppSecretProof(t *testing.T) {
+	s := New("1234567890", token)
+	defer s.Close()
+	s.RequireAppSecretProof("app-secret")
+	now := time.Now()
+	mac := hmac.New(sha256.New, []byte("app-secret"))
+	mac.Write([]byte(token))
+	for _, tt := range []struct {
+		proof any
+		code  int
+	}{
+		{nil, 100},
+		{"0000", 100},
+		{hex.EncodeToString(mac.Sum(nil)), 0},
+	} {
+		body := map[string]any{"access_token": token, "data": []any{validEvent(now)}}
+		if tt.proof != nil {
+			body["appsecret_proof"] = tt.proof
+		}
+		status, code, sub := post(t, s, "", body)
+		if code != tt.code || sub != 0 || (tt.code == 0) != (status == 200) {
+			t.Errorf("proof %v: HTTP %d code %d/%d, want code %d", tt.proof, status, code, sub, tt.code)
+		}
 	}
 }
