@@ -562,20 +562,7 @@ func TestAppSecretProofRequired(t *testing.T) {
 	d := newDest(t, cfg, metacapi.Options{ProbeInterval: time.Hour})
 	q := metacapitest.NewQueue()
 	q.Add(events(1000, time.Now())...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, q) }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if ok, _ := d.Health(); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the destination did not pause")
-		}
-	}
-	time.Sleep(100 * time.Millisecond) // let the batches in flight report
-	cancel()
-	<-done
+	runUntilPaused(t, d, q)
 	if ok, why := d.Ready(); ok || !strings.Contains(why, "require an appsecret_proof argument") {
 		t.Errorf("Ready() = %v, %q; want Meta's message", ok, why)
 	}
@@ -597,6 +584,25 @@ func TestAppSecretProofRequired(t *testing.T) {
 	}
 }
 
+// runUntilPaused runs d on q until d pauses, lets the batches in flight
+// report, and stops it.
+func runUntilPaused(t *testing.T, d *metacapi.Destination, q *metacapitest.Queue) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, q) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ok, _ := d.Health(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the destination did not pause")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+}
+
 // TestSplitGuard: an error that names no event and comes back for both
 // halves of a split is about the request: the destination pauses instead
 // of dead-lettering every event. One that comes back for one half only is
@@ -610,20 +616,7 @@ func TestSplitGuard(t *testing.T) {
 		d := newDest(t, destConfig(fake.URL), metacapi.Options{ProbeInterval: time.Hour})
 		q := metacapitest.NewQueue()
 		q.Add(events(64, time.Now())...)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx, q) }()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if ok, _ := d.Health(); !ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the destination did not pause")
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-		cancel()
-		<-done
+		runUntilPaused(t, d, q)
 		if st := fake.Stats(); st.Requests != 3 || len(q.Dead()) != 0 || q.Len() != 64 {
 			t.Errorf("requests %d, dead %d, queued %d; want 3, 0, 64", st.Requests, len(q.Dead()), q.Len())
 		}
