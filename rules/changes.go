@@ -26,7 +26,7 @@ type jsonChange struct {
 }
 
 // ReadChanges reads a JSON-lines changes file, one change per line, as
-// DESIGN.md describes for `capisync rules test`. Values map to the common
+// the README describes for `capisync rules test`. Values map to the common
 // value types: whole numbers to int64, other numbers to float64, strings
 // that are RFC 3339 timestamps to time.Time in UTC (as a source would read
 // a timestamp column), other strings as they are. Blank lines and lines

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestImportDirection keeps the layout's promises (STYLE.md): the shared
+// TestImportDirection keeps the layout's promises (docs/architecture.md): the shared
 // vocabulary imports nothing of ours, connectors know neither rules, the
 // store nor each other, and the store knows no rules or connectors.
 func TestImportDirection(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package metacapitest provides a fake Graph API that validates server
-// events the way Meta documents it (shared/capi-reference.md), and an
+// events the way Meta documents it (docs/rules.md, "Checks before
+// sending", lists the rules and their sources), and an
 // in-memory Queue, for tests over real HTTP.
 //
 // The fake rejects the whole request for one bad event, as Meta does; it
