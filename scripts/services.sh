@@ -4,7 +4,8 @@
 #   and max_wal_senders >= 10, a role capisync (password capisync, may
 #   replicate) and a database capisync_test;
 #   MariaDB on 127.0.0.1:3306 with a user capisync (password capisync) and a
-#   database capisync_test.
+#   database capisync_test;
+#   promtool and systemd-analyze, which the deployment files' tests use.
 # Idempotent: installed but misconfigured -> configure and restart; absent and
 # root on Debian -> apt-get install; otherwise fail saying what is missing.
 # When all is already right it only checks (well under 5 s).
@@ -125,5 +126,13 @@ SQL
 		die "cannot reach MariaDB on 127.0.0.1:$MY_PORT as capisync (is it bound to 127.0.0.1 and skip-networking off?)"
 }
 
+# ---------- tools the tests use ----------
+# promtool checks the Prometheus alerting rules; systemd-analyze the unit.
+ensure_tools() {
+	command -v promtool >/dev/null || apt_install prometheus
+	command -v systemd-analyze >/dev/null || apt_install systemd
+}
+
 ensure_postgres
 ensure_mariadb
+ensure_tools

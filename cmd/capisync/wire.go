@@ -40,6 +40,7 @@ type daemon struct {
 func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{}}
 	d.metrics = ops.NewMetrics(d.gauges)
+	d.metrics.Init(knownRules(cfg))
 	// One set of slots for the CPU-bound steps of the pipeline and of the
 	// polling sources (see package slots).
 	cpu := slots.New(0)
@@ -109,6 +110,19 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 	}
 	d.pipeline = p
 	return d, nil
+}
+
+// knownRules is what the metrics need to know of the config's rules.
+func knownRules(cfg *config.Config) []ops.KnownRule {
+	var out []ops.KnownRule
+	for _, r := range cfg.Rules {
+		k := ops.KnownRule{Name: r.Name, Event: r.Event, Keys: sortedNames(r.UserData), Dests: []string{r.Destination}}
+		if r.Destination == "" {
+			k.Dests = sortedNames(cfg.Destinations)
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 func (d *daemon) close() {

@@ -98,6 +98,36 @@ func NewMetrics(snap Snapshot) *Metrics {
 	return m
 }
 
+// KnownRule is what the config says of a rule, for Init.
+type KnownRule struct {
+	Name, Event string
+	Keys        []string // its user_data keys
+	Dests       []string // the destinations it sends to
+}
+
+// Init exports, at zero, the counters whose labels the config already
+// knows (per rule, key, destination and event name), so that they exist
+// from the first scrape: rate() and alerts on them work before the first
+// event, and a dashboard shows 0 rather than nothing.
+func (m *Metrics) Init(rules []KnownRule) {
+	for _, r := range rules {
+		m.ruleMatches.WithLabelValues(r.Name)
+		m.ruleEvents.WithLabelValues(r.Name)
+		m.ruleErrors.WithLabelValues(r.Name)
+		m.ruleRejected.WithLabelValues(r.Name)
+		m.ruleRepeats.WithLabelValues(r.Name)
+		for _, k := range r.Keys {
+			m.ruleKeys.WithLabelValues(r.Name, k)
+			m.ruleDropped.WithLabelValues(r.Name, k)
+		}
+		for _, d := range r.Dests {
+			m.delivered.WithLabelValues(d, r.Event)
+			m.deadLettered.WithLabelValues(d, r.Event)
+			m.retried.WithLabelValues(d, r.Event)
+		}
+	}
+}
+
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
@@ -218,7 +248,16 @@ func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	// Every destination the daemon runs (Paused names them all), also
+	// one whose outbox was never written: it is empty, not unknown.
+	dests := map[string]state.OutboxStatus{}
+	for dest := range s.Paused {
+		dests[dest] = s.Status.Destinations[dest]
+	}
 	for dest, o := range s.Status.Destinations {
+		dests[dest] = o
+	}
+	for dest, o := range dests {
 		gauge(dOutboxDepth, float64(o.Depth), dest)
 		age := 0.0
 		if !o.OldestEnqueued.IsZero() && o.Depth > 0 {
