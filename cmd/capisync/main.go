@@ -24,6 +24,7 @@ func commands() []command {
 	return []command{
 		{"run", "run --config FILE                      run the daemon", runCmd},
 		{"validate", "validate --config FILE [--connect]     check the config and compile every rule", validateCmd},
+		{"init", "init --source-type T --dsn D --table T  draft a starter config from tables", initCmd},
 		{"rules", "rules test --config FILE --changes F    print the events each change yields", rulesCmd},
 		{"status", "status --config FILE                   checkpoints, outbox, dead letters, lag", statusCmd},
 		{"dlq", "dlq list|retry|drop --config FILE       inspect and replay dead letters", dlqCmd},

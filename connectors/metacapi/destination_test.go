@@ -490,7 +490,13 @@ func TestRecoveryWakesWaitingBatches(t *testing.T) {
 	for fake.Stats().Rejected < 2 && time.Since(start) < 10*time.Second {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if since, last := d.Failing(); since.IsZero() || !strings.Contains(last, "temporarily unavailable") {
+	// The fake counts a refusal before the destination has read it: wait
+	// (less than the 1 s the first batch was told to wait) for Failing.
+	since, last := d.Failing()
+	for deadline := time.Now().Add(500 * time.Millisecond); since.IsZero() && time.Now().Before(deadline); since, last = d.Failing() {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if since.IsZero() || !strings.Contains(last, "temporarily unavailable") {
 		t.Errorf("during the outage Failing() = %v, %q", since, last)
 	}
 	for q.Len() > 0 && time.Since(start) < 20*time.Second {

@@ -21,6 +21,8 @@ type dialect interface {
 	placeholder(n int) string
 	// columns lists the table's columns, or none when it does not exist.
 	columns(ctx context.Context, db *sql.DB, table string) ([]string, error)
+	// primaryKey lists the table's primary-key columns, in key order.
+	primaryKey(ctx context.Context, db *sql.DB, table string) ([]string, error)
 	// cursorExpr selects the cursor's value in a form that compares
 	// correctly when bound back as a parameter.
 	cursorExpr(quoted string) string

@@ -67,6 +67,15 @@ func (mysqlDialect) columns(ctx context.Context, db *sql.DB, table string) ([]st
 	return queryColumns(ctx, db, "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position", schema, name)
 }
 
+func (mysqlDialect) primaryKey(ctx context.Context, db *sql.DB, table string) ([]string, error) {
+	schema, name := splitQualified(table)
+	q := "SELECT column_name FROM information_schema.key_column_usage WHERE constraint_name = 'PRIMARY' AND table_schema = %s AND table_name = ? ORDER BY ordinal_position"
+	if schema == "" {
+		return queryColumns(ctx, db, fmt.Sprintf(q, "DATABASE()"), name)
+	}
+	return queryColumns(ctx, db, fmt.Sprintf(q, "?"), schema, name)
+}
+
 func (mysqlDialect) kind(t string) valueKind {
 	t = strings.TrimPrefix(t, "UNSIGNED ")
 	switch t {

@@ -38,6 +38,17 @@ func (postgresDialect) columns(ctx context.Context, db *sql.DB, table string) ([
 	return queryColumns(ctx, db, "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position", schema, name)
 }
 
+func (postgresDialect) primaryKey(ctx context.Context, db *sql.DB, table string) ([]string, error) {
+	schema, name := splitQualified(table)
+	if schema == "" {
+		schema = "public"
+	}
+	return queryColumns(ctx, db, `SELECT a.attname FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+		WHERE i.indisprimary AND n.nspname = $1 AND c.relname = $2 ORDER BY array_position(i.indkey, a.attnum)`, schema, name)
+}
+
 func (postgresDialect) kind(t string) valueKind {
 	switch {
 	case t == "INT2" || t == "INT4" || t == "INT8" || t == "OID":

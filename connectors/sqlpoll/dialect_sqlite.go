@@ -42,6 +42,11 @@ func (sqliteDialect) columns(ctx context.Context, db *sql.DB, table string) ([]s
 	return queryColumns(ctx, db, "SELECT name FROM pragma_table_info(?) ORDER BY cid", name)
 }
 
+func (sqliteDialect) primaryKey(ctx context.Context, db *sql.DB, table string) ([]string, error) {
+	_, name := splitQualified(table)
+	return queryColumns(ctx, db, "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", name)
+}
+
 func (sqliteDialect) kind(t string) valueKind {
 	switch {
 	case strings.Contains(t, "INT"):

@@ -1,0 +1,127 @@
+package sqlpoll
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/capisync/capisync/internal/config"
+)
+
+// TableSample is what `capisync init` reads of a table to draft a config:
+// its columns in order, its primary key, and some rows with their values
+// in the common forms (internal/cdc). It stays in memory: nothing here
+// prints or stores a value.
+type TableSample struct {
+	Table   string
+	Columns []string
+	Key     []string
+	Rows    [][]any // values in Columns order
+}
+
+// Sample reads up to n rows of each table through a read-only session
+// (sourceType is mysql, postgres_poll or sqlite; a logical postgres source
+// is read as postgres_poll).
+func Sample(ctx context.Context, sourceType string, dsn config.Secret, tables []string, n int) ([]TableSample, error) {
+	if sourceType == config.TypePostgres {
+		sourceType = config.TypePostgresPoll
+	}
+	d, err := newDialect(sourceType)
+	if err != nil {
+		return nil, err
+	}
+	db, err := d.open(dsn.Reveal(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", config.DescribeDSN(sourceType, dsn), config.Scrub(err.Error(), dsn.Reveal()))
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %s", config.DescribeDSN(sourceType, dsn), config.Scrub(err.Error(), dsn.Reveal()))
+	}
+	defer conn.Close()
+	if sourceType != config.TypeSQLite {
+		// Read-only: nothing of the session can write.
+		stmt := "SET SESSION TRANSACTION READ ONLY"
+		if sourceType == config.TypePostgresPoll {
+			stmt = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+		}
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("make the session read-only: %s", config.Scrub(err.Error(), dsn.Reveal()))
+		}
+	}
+	var out []TableSample
+	for _, t := range tables {
+		if !validTable(t) {
+			return nil, fmt.Errorf("table %q: write table or schema.table with plain identifiers", t)
+		}
+		s, err := sample(ctx, d, db, conn, t, n)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %s", t, config.Scrub(err.Error(), dsn.Reveal()))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func validTable(t string) bool {
+	for _, part := range strings.Split(t, ".") {
+		if part == "" || strings.ContainsFunc(part, func(r rune) bool {
+			return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) {
+			return false
+		}
+	}
+	return strings.Count(t, ".") <= 1
+}
+
+func sample(ctx context.Context, d dialect, db *sql.DB, conn *sql.Conn, table string, n int) (TableSample, error) {
+	s := TableSample{Table: table}
+	var err error
+	if s.Columns, err = d.columns(ctx, db, table); err != nil {
+		return s, err
+	}
+	if len(s.Columns) == 0 {
+		return s, fmt.Errorf("it does not exist (or the user may not read it)")
+	}
+	if s.Key, err = d.primaryKey(ctx, db, table); err != nil {
+		return s, err
+	}
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT * FROM %s LIMIT %d", quoteQualified(d, table), n))
+	if err != nil {
+		return s, err
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return s, err
+	}
+	kinds := make([]valueKind, len(types))
+	zoneless := make([]bool, len(types))
+	for i, ct := range types {
+		name := strings.ToUpper(ct.DatabaseTypeName())
+		kinds[i], zoneless[i] = d.kind(name), d.zoneless(name)
+	}
+	for rows.Next() {
+		raw := make([]any, len(types))
+		ptrs := make([]any, len(types))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return s, err
+		}
+		for i, v := range raw {
+			if raw[i], err = convert(kinds[i], zoneless[i], time.UTC, v); err != nil {
+				raw[i] = nil // a value that does not convert is not needed to draft a config
+			}
+		}
+		s.Rows = append(s.Rows, raw)
+	}
+	return s, rows.Err()
+}
