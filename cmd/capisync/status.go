@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/ops"
@@ -19,6 +21,7 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 	file := fs.String("config", "", "config file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	window := fs.Duration("window", ops.DefaultWindow, "match-key coverage over this past window (hourly buckets, kept 8 days)")
+	htmlFile := fs.String("html", "", "write the status page (as the daemon serves it at /) to this file")
 	if err := parse(fs, args, file); err != nil {
 		return err
 	}
@@ -27,16 +30,35 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	var rep ops.Report
+	var dead []state.DeadLetter
 	err = withStore(cfg, func(s *state.Store) error {
 		st, err := s.Status()
+		if err != nil {
+			return err
+		}
 		rep = ops.Build(st, sourceTypes(cfg), sortedNames(cfg.Destinations), set.Names(), *window, nil)
+		dead, err = s.DeadLetters("")
 		return err
 	}, func(c *ops.Client) error {
-		rep, err = c.Status(*window)
+		if rep, err = c.Status(*window); err != nil {
+			return err
+		}
+		dead, err = c.DeadLetters("")
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if *htmlFile != "" {
+		var buf bytes.Buffer
+		if err := ops.WritePage(&buf, ops.PageData{Report: rep, DeadLetters: dead}); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*htmlFile, buf.Bytes(), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *htmlFile)
+		return nil
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

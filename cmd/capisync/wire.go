@@ -112,6 +112,15 @@ func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logg
 	return d, nil
 }
 
+// recent is the last events the destinations sent, for the status page.
+func (d *daemon) recent() [][]byte {
+	var out [][]byte
+	for _, name := range sortedNames(d.dests) {
+		out = append(out, d.dests[name].Recent()...)
+	}
+	return out
+}
+
 // knownRules is what the metrics need to know of the config's rules.
 func knownRules(cfg *config.Config) []ops.KnownRule {
 	var out []ops.KnownRule
@@ -231,7 +240,7 @@ func (d *daemon) run(ctx context.Context) error {
 		if guard.Token == "" && !guard.Loopback {
 			d.log.Warn("http.listen is not a loopback address and http.token is not set: dead letters cannot be retried or dropped over HTTP and /debug/pprof is not served; set http.token to allow them", "listen", addr)
 		}
-		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log, Metrics: d.metrics.Handler(), Guard: guard}
+		srv := &ops.Server{Status: d.report, DLQ: d.store, Ready: d.ready, Logger: d.log, Metrics: d.metrics.Handler(), Guard: guard, Recent: d.recent}
 		go func() { opsErr <- ops.Serve(opsCtx, ln, srv.Handler(), d.log) }()
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)

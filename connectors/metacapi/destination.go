@@ -68,6 +68,9 @@ type Destination struct {
 	// since (zero while they succeed); lastFailure is the last error.
 	failingSince time.Time
 	lastFailure  string
+	// recent are the last events Meta accepted, as sent (for the status
+	// page), newest last.
+	recent [][]byte
 	// recovered is closed when a request succeeds, waking every batch
 	// that waits to retry: after an outage they all go at once, instead
 	// of each when its own backoff ends (after newer events).
@@ -190,6 +193,38 @@ func newHTTPClient(timeout time.Duration, inFlight int) *http.Client {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// recentMax is how many accepted events Recent keeps.
+const recentMax = 20
+
+// remember keeps the last events of an accepted batch for Recent.
+func (d *Destination) remember(batch []Item) {
+	from := max(0, len(batch)-recentMax)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, it := range batch[from:] {
+		j := it.JSON
+		if j == nil {
+			j, _ = capi.Marshal(&it.Event)
+		}
+		d.recent = append(d.recent, j)
+	}
+	if n := len(d.recent); n > recentMax {
+		d.recent = append(d.recent[:0:0], d.recent[n-recentMax:]...)
+	}
+}
+
+// Recent returns the last events Meta accepted (at most 20), newest
+// first, as they were sent: user_data already hashed.
+func (d *Destination) Recent() [][]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([][]byte, len(d.recent))
+	for i, j := range d.recent {
+		out[len(out)-1-i] = j
+	}
+	return out
 }
 
 // Failing reports since when requests have failed without a success in
@@ -509,6 +544,7 @@ func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 			return &Error{Kind: Transient, Message: "dry run write: " + err.Error()}
 		}
 		d.obs.Request("delivered", 0, 0, len(batch))
+		d.remember(batch)
 		return nil
 	}
 	start := time.Now()
@@ -545,6 +581,7 @@ func (d *Destination) send(ctx context.Context, batch []Item) *Error {
 			Message: fmt.Sprintf("Meta acknowledged %d of %d events", ok.EventsReceived, len(batch))}
 	}
 	d.obs.Request("delivered", 0, took, len(batch))
+	d.remember(batch)
 	d.log.Info("delivered batch", "events", len(batch), "took_ms", took.Milliseconds(), "fbtrace_id", ok.FBTraceID)
 	if len(ok.Messages) > 0 {
 		// Meta took the events but says something about them (a

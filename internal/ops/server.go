@@ -32,12 +32,19 @@ type Server struct {
 	Logger  *slog.Logger
 	// Guard protects the endpoints that change state or expose internals.
 	Guard Guard
+	// Recent returns the last events sent, for the status page (nil: none).
+	Recent func() [][]byte
+
+	auth pageAuth
 }
 
 // Handler returns the endpoints: /healthz, /readyz, /status, /metrics,
 // GET /dlq, POST /dlq/retry, POST /dlq/drop.
 func (s *Server) Handler() http.Handler {
+	s.auth = newPageAuth()
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.servePage) // GET only: servePage refuses other methods
+	mux.HandleFunc("POST /ui/dlq", s.pageDLQ)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

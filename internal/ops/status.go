@@ -61,6 +61,12 @@ type RuleInfo struct {
 	// Repeats are events not queued because the same event_name and
 	// event_id was queued or sent within the last 48 hours.
 	Repeats int64            `json:"repeats_refused"`
+	// Refused are events dead-lettered before sending (Meta would have
+	// refused them; the dead letters say why).
+	Refused int64 `json:"refused_before_sending"`
+	// Hourly are the rule's events in each of the last 24 hours, oldest
+	// first.
+	Hourly []int64 `json:"events_by_hour,omitempty"`
 	Dropped map[string]int64 `json:"dropped_invalid_keys,omitempty"`
 	// DroppedWhy counts the values left out by key and reason, as
 	// "ph: a phone number without country code (set default_country)".
@@ -126,8 +132,12 @@ func Build(st state.Status, sources map[string]string, dests, rules []string, wi
 	}
 	for _, name := range rules {
 		ri := RuleInfo{Name: name, Events: st.Counters["rule_events/"+name], Errors: st.Counters["rule_errors/"+name], Repeats: st.Counters[state.RepeatCounter(name)],
-			WindowKeys: map[string]int64{}, WindowDropped: map[string]int64{}}
+			Refused: st.Counters["rule_rejected/"+name], Hourly: make([]int64, 24), WindowKeys: map[string]int64{}, WindowDropped: map[string]int64{}}
+		thisHour := time.Now().Unix() / 3600
 		for k, v := range st.Counters {
+			if hour, rest, ok := cutHour(k); ok && rest == "rule_events/"+name && thisHour-hour >= 0 && thisHour-hour < 24 {
+				ri.Hourly[23-(thisHour-hour)] += v
+			}
 			if hour, rest, ok := cutHour(k); ok && hour >= fromHour {
 				switch {
 				case rest == "rule_events/"+name:
