@@ -60,13 +60,13 @@ type RuleInfo struct {
 	Errors int64  `json:"errors"`
 	// Repeats are events not queued because the same event_name and
 	// event_id was queued or sent within the last 48 hours.
-	Repeats int64            `json:"repeats_refused"`
+	Repeats int64 `json:"repeats_refused"`
 	// Refused are events dead-lettered before sending (Meta would have
 	// refused them; the dead letters say why).
 	Refused int64 `json:"refused_before_sending"`
 	// Hourly are the rule's events in each of the last 24 hours, oldest
 	// first.
-	Hourly []int64 `json:"events_by_hour,omitempty"`
+	Hourly  []int64          `json:"events_by_hour,omitempty"`
 	Dropped map[string]int64 `json:"dropped_invalid_keys,omitempty"`
 	// DroppedWhy counts the values left out by key and reason, as
 	// "ph: a phone number without country code (set default_country)".
