@@ -5,7 +5,8 @@
 #   replicate) and a database capisync_test;
 #   MariaDB on 127.0.0.1:3306 with a user capisync (password capisync) and a
 #   database capisync_test;
-#   promtool and systemd-analyze, which the deployment files' tests use.
+#   promtool, systemd-analyze and chromium, which the tests of the deployment
+#   files and of the status page use.
 # Idempotent: installed but misconfigured -> configure and restart; absent and
 # root on Debian -> apt-get install; otherwise fail saying what is missing.
 # When all is already right it only checks (well under 5 s).
@@ -127,10 +128,12 @@ SQL
 }
 
 # ---------- tools the tests use ----------
-# promtool checks the Prometheus alerting rules; systemd-analyze the unit.
+# promtool checks the Prometheus alerting rules; systemd-analyze the unit;
+# headless Chromium renders the status page as a person sees it.
 ensure_tools() {
 	command -v promtool >/dev/null || apt_install prometheus
 	command -v systemd-analyze >/dev/null || apt_install systemd
+	command -v chromium >/dev/null || apt_install chromium
 }
 
 ensure_postgres

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/capisync/capisync/state"
@@ -40,7 +41,8 @@ var pageTmpl = template.Must(template.New("status.html").Funcs(template.FuncMap{
 		}
 		return xs[len(xs)-1]
 	},
-	"chart": hourlyChart,
+	"chart":    hourlyChart,
+	"unpaused": func(reason string) string { return strings.TrimPrefix(reason, "paused: ") },
 }).ParseFS(pageFS, "page/status.html"))
 
 // PageData is what the status page shows: the report, the latest dead
