@@ -31,9 +31,7 @@ func TestStatusPageInABrowser(t *testing.T) {
 	defer fake.Close()
 	fake.RefuseEvent("lead-2", "The lead does not belong to this page.")
 	db := filepath.Join(dir, "crm.db")
-	if out, err := exec.Command("go", "run", "../../examples/quickstart", "-db", db, "-sql", "UPDATE leads SET updated_at = datetime('now')").CombinedOutput(); err != nil {
-		t.Fatalf("seed: %v\n%s", err, out)
-	}
+	quickstartSQL(t, db, "UPDATE leads SET updated_at = datetime('now')")
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %[1]s/state.db}
@@ -83,9 +81,7 @@ rules:
 	wait("two leads delivered and one dead-lettered", func() bool { return fake.Stats().Accepted == 2 && fake.Stats().Rejected > 0 })
 	// Meta now refuses the token: the next delivery pauses the destination.
 	fake.SetToken("EAArotated")
-	if out, err := exec.Command("go", "run", "../../examples/quickstart", "-db", db, "-sql", "INSERT INTO leads (id, email, status) VALUES (9, 'nine@example.com', 'new')").CombinedOutput(); err != nil {
-		t.Fatalf("insert: %v\n%s", err, out)
-	}
+	quickstartSQL(t, db, "INSERT INTO leads (id, email, status) VALUES (9, 'nine@example.com', 'new')")
 	wait("the destination to pause", func() bool {
 		code, body := httpGet(addr, "/readyz")
 		return code == 503 && strings.Contains(body, "paused")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,9 +21,7 @@ func TestValidateConnect(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "table leads does not exist") {
 		t.Errorf("missing table: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, err := exec.Command("go", "run", "../../examples/quickstart", "-db", db).CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	quickstartSQL(t, db, "")
 	code, out, errOut = runCLI(t, "validate", "--connect", "--config", "../../examples/quickstart/config.yaml")
 	if code != 0 || !strings.Contains(out, "source crm: ok") {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)

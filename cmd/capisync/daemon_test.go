@@ -40,11 +40,7 @@ func TestStatusAndDLQFromARun(t *testing.T) {
 	fake := metacapitest.New("1234567890", "EAAtok")
 	defer fake.Close()
 	fake.RefuseEvent("lead-2", "The lead does not belong to this page.") // one order Meta rejects
-	seed := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db"),
-		"-sql", "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00', phone = CASE id WHEN 3 THEN '(650) 555-0100' ELSE phone END")
-	if out, err := seed.CombinedOutput(); err != nil {
-		t.Fatalf("seed: %v\n%s", err, out)
-	}
+	quickstartSQL(t, filepath.Join(dir, "crm.db"), "UPDATE leads SET deal_value = '99.00', updated_at = '2000-01-01 00:00:00', phone = CASE id WHEN 3 THEN '(650) 555-0100' ELSE phone END")
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %[1]s/state.db}
@@ -147,11 +143,7 @@ rules:
 	}
 	// A change that makes lead-1 again is refused by the 48-hour id
 	// memory: counted for the rule in status and metrics, and logged.
-	touch := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db"),
-		"-sql", "UPDATE leads SET email = 'ada.new@example.com', updated_at = datetime('now', '+1 second') WHERE id = 1")
-	if out, err := touch.CombinedOutput(); err != nil {
-		t.Fatalf("touch: %v\n%s", err, out)
-	}
+	quickstartSQL(t, filepath.Join(dir, "crm.db"), "UPDATE leads SET email = 'ada.new@example.com', updated_at = datetime('now', '+1 second') WHERE id = 1")
 	for time.Now().Before(deadline) && !strings.Contains(logs.String(), "events not queued again") {
 		time.Sleep(100 * time.Millisecond)
 	}

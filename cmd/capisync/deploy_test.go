@@ -87,9 +87,7 @@ func TestAlertRules(t *testing.T) {
 
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	if out, err := exec.Command("go", "run", "../../examples/quickstart", "-db", filepath.Join(dir, "crm.db")).CombinedOutput(); err != nil {
-		t.Fatalf("quickstart db: %v\n%s", err, out)
-	}
+	quickstartSQL(t, filepath.Join(dir, "crm.db"), "")
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %[1]s/state.db}

@@ -67,16 +67,10 @@ func TestDiskFull(t *testing.T) {
 	fake := metacapitest.New("1234567890", "EAAtok")
 	defer fake.Close()
 	db := filepath.Join(dir, "crm.db")
-	sqlite := func(q string) {
-		t.Helper()
-		if out, err := exec.Command("go", "run", "../../examples/quickstart", "-db", db, "-sql", q).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", q, err, out)
-		}
-	}
 	insert := func(from, to int) {
-		sqlite(fmt.Sprintf("WITH RECURSIVE g(n) AS (SELECT %d UNION ALL SELECT n+1 FROM g WHERE n < %d) INSERT INTO leads (id, email, first_name, updated_at) SELECT n, 'user' || n || '@example.com', 'Name' || n, datetime('now') FROM g", from, to))
+		quickstartSQL(t, db, fmt.Sprintf("WITH RECURSIVE g(n) AS (SELECT %d UNION ALL SELECT n+1 FROM g WHERE n < %d) INSERT INTO leads (id, email, first_name, updated_at) SELECT n, 'user' || n || '@example.com', 'Name' || n, datetime('now') FROM g", from, to))
 	}
-	sqlite("SELECT 1")
+	quickstartSQL(t, db, "")
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %[1]s/state.db}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,18 @@ func TestValidate(t *testing.T) {
 				t.Error("token leaked")
 			}
 		})
+	}
+}
+
+// quickstartSQL makes sure the quickstart's SQLite CRM exists at db and
+// runs sql on it ("" runs nothing).
+func quickstartSQL(t *testing.T, db, sql string) {
+	t.Helper()
+	args := []string{"run", "../../examples/quickstart", "-db", db}
+	if sql != "" {
+		args = append(args, "-sql", sql)
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("quickstart db %s: %v\n%s", sql, err, out)
 	}
 }
