@@ -529,7 +529,12 @@ func TestNotReadyAfterAMinuteOfFailures(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, q) }()
 	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(10 * time.Second); fake.Stats().Rejected == 0; time.Sleep(5 * time.Millisecond) {
+	// Wait for the destination to have read a refusal (the fake counts
+	// it before the destination reads it).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if since, _ := d.Failing(); !since.IsZero() {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("no request failed")
 		}
