@@ -10,6 +10,7 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/capisync/capisync/internal/testenv"
 )
@@ -71,5 +72,45 @@ func TestInit(t *testing.T) {
 	}
 	if code, _, e := runCLI(t, "init", "--source-type", "mysql", "--dsn-env", "INIT_TEST_DSN", "--table", table, "--out", out); code != 2 || !strings.Contains(e, "exists") {
 		t.Errorf("init over an existing file: exit %d %s", code, e)
+	}
+}
+
+// TestInitPostgres drafts a logical-replication config from a PostgreSQL
+// table; validate passes and rules test runs on what it wrote.
+func TestInitPostgres(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	table := fmt.Sprintf("init_leads_%d", time.Now().UnixNano()%1e9)
+	mustExec(t, db, fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, email text, lead_status text, fbclid text, updated_at timestamptz NOT NULL DEFAULT now())`, table))
+	defer db.Exec("DROP TABLE " + table)
+	mustExec(t, db, fmt.Sprintf(`INSERT INTO %s (id, email, lead_status, fbclid) VALUES (1, 'hidden.one@corp.example', 'qualified', 'IwARsecretclick'), (2, 'hidden.two@corp.example', 'won', NULL)`, table))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "crm.yaml")
+	t.Setenv("INIT_PG_DSN", dsn)
+	code, stdout, stderr := runCLI(t, "init", "--source-type", "postgres", "--dsn-env", "INIT_PG_DSN", "--table", table, "--source-name", "crm", "--out", out)
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, stdout, stderr)
+	}
+	cfgText, _ := os.ReadFile(out)
+	changes, _ := os.ReadFile(filepath.Join(dir, "changes.jsonl"))
+	for _, s := range []string{"hidden.one@corp.example", "IwARsecretclick"} {
+		if strings.Contains(stdout+stderr+string(cfgText)+string(changes), s) {
+			t.Errorf("a row's value %q was printed or written", s)
+		}
+	}
+	for _, want := range []string{"type: postgres", "- public." + table, "fbc: fbc(new.fbclid, new.updated_at)", `when: changed_to("lead_status", "won")`} {
+		if !strings.Contains(string(cfgText), want) {
+			t.Errorf("config lacks %q:\n%s", want, cfgText)
+		}
+	}
+	if code, o, e := runCLI(t, "validate", "--config", out); code != 0 {
+		t.Errorf("validate: exit %d\n%s%s", code, o, e)
+	}
+	if code, o, e := runCLI(t, "rules", "test", "--config", out, "--changes", filepath.Join(dir, "changes.jsonl")); code != 0 || strings.Count(o, "\n") != 2 {
+		t.Errorf("rules test: exit %d\n%s%s", code, o, e)
 	}
 }
