@@ -448,7 +448,19 @@ const rewriteChunk = 5000
 // replaced. A source uses it when it starts, before it reads, to bring
 // shadows written by an older capisync to the format it writes now (and
 // so to drop column values it no longer keeps).
-func (s *Store) RewriteShadows(source, table string, fn func(value []byte) (newValue []byte, ok bool)) (int, error) {
+//
+// format names that format: once a pass over the table has ended, the
+// store remembers it, and later calls with the same format return at once
+// instead of reading every shadow again at each start.
+func (s *Store) RewriteShadows(source, table, format string, fn func(value []byte) (newValue []byte, ok bool)) (int, error) {
+	marker := []byte("shadow_format/" + source + "\x00" + table)
+	done := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		done = string(tx.Bucket(bMeta).Get(marker)) == format
+		return nil
+	}); err != nil || done {
+		return 0, err
+	}
 	if err := s.FlushShadows(); err != nil { // every shadow in the main tree
 		return 0, fmt.Errorf("rewrite shadows of %s: %w", table, err)
 	}
@@ -458,8 +470,11 @@ func (s *Store) RewriteShadows(source, table string, fn func(value []byte) (newV
 		more := false
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			main, _, err := shadowTrees(tx, source, table)
-			if err != nil || main == nil {
+			if err != nil {
 				return err
+			}
+			if main == nil { // no shadows yet: nothing to rewrite
+				return tx.Bucket(bMeta).Put(marker, []byte(format))
 			}
 			c := main.Cursor()
 			k, v := c.First()
@@ -486,6 +501,9 @@ func (s *Store) RewriteShadows(source, table string, fn func(value []byte) (newV
 				}
 			}
 			replaced += len(puts)
+			if !more {
+				return tx.Bucket(bMeta).Put(marker, []byte(format))
+			}
 			return nil
 		})
 		if err != nil {

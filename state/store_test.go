@@ -235,3 +235,37 @@ func BenchmarkCommitPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5000), "ns/event")
 }
+
+// TestRewriteShadowsOncePerFormat: a pass that ended is remembered, so a
+// source that starts again reads no shadow to learn there is nothing to
+// rewrite; another format reads them again.
+func TestRewriteShadowsOncePerFormat(t *testing.T) {
+	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var shadows []cdc.Shadow
+	for i := range 12000 { // more than one chunk
+		shadows = append(shadows, cdc.Shadow{Table: "t", Key: cdc.EncodeKey([]any{int64(i)}), Value: []byte("old")})
+	}
+	if _, err := s.Commit(state.Batch{Source: "src", Shadows: shadows}); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	upgrade := func(v []byte) ([]byte, bool) { seen++; return []byte("new"), string(v) == "old" }
+	if n, err := s.RewriteShadows("src", "t", "v2", upgrade); err != nil || n != 12000 || seen != 12000 {
+		t.Fatalf("first pass: %d rewritten, %d read, %v", n, seen, err)
+	}
+	seen = 0
+	if n, err := s.RewriteShadows("src", "t", "v2", upgrade); err != nil || n != 0 || seen != 0 {
+		t.Errorf("same format again: %d rewritten, %d read, %v; want none read", n, seen, err)
+	}
+	if n, err := s.RewriteShadows("src", "t", "v3", upgrade); err != nil || n != 0 || seen != 12000 {
+		t.Errorf("another format: %d rewritten, %d read, %v", n, seen, err)
+	}
+	got, _ := s.Shadows("src", "t", [][]byte{cdc.EncodeKey([]any{int64(11999)})})
+	if string(got[0]) != "new" {
+		t.Errorf("shadow = %q", got[0])
+	}
+}

@@ -61,13 +61,12 @@ func newShadowKeeper(s *Source) (*shadowKeeper, error) {
 		}
 		track := notKey(old)
 		k.track[t], k.codecs[t] = track, cdc.NewShadowCodec(track)
-		if legacy := cdc.NewShadowCodec(notKey(all)); !legacy.Same(k.codecs[t]) && !s.shadowsUpgraded {
+		if legacy := cdc.NewShadowCodec(notKey(all)); !legacy.Same(k.codecs[t]) {
 			if err := k.upgrade(t, legacy); err != nil {
 				return nil, err
 			}
 		}
 	}
-	s.shadowsUpgraded = true
 	return k, nil
 }
 
@@ -88,7 +87,7 @@ func (k *shadowKeeper) upgrade(table string, legacy cdc.ShadowCodec) error {
 		at[j] = i
 	}
 	vals := make([]any, len(track))
-	n, err := k.s.shadows.RewriteShadows(k.s.name, table, func(v []byte) ([]byte, bool) {
+	n, err := k.s.shadows.RewriteShadows(k.s.name, table, codec.Format(), func(v []byte) ([]byte, bool) {
 		old, ok := legacy.Decode(v)
 		if !ok {
 			return nil, false

@@ -23,8 +23,9 @@ import (
 type Shadows interface {
 	Shadows(source, table string, keys [][]byte) ([][]byte, error)
 	// RewriteShadows replaces the table's shadows for which fn says ok
-	// (used once at start to bring older shadows to the current format).
-	RewriteShadows(source, table string, fn func(value []byte) ([]byte, bool)) (int, error)
+	// (used at start to bring older shadows to format); once done for a
+	// format, it returns at once.
+	RewriteShadows(source, table, format string, fn func(value []byte) ([]byte, bool)) (int, error)
 }
 
 // Options tune a Source.
@@ -80,10 +81,7 @@ type Source struct {
 	checkpointed bool
 	// verifyOnly makes setup look without creating anything (Verify).
 	verifyOnly bool
-	// shadowsUpgraded is set once older shadows were rewritten (the first
-	// session of the process that keeps shadows).
-	shadowsUpgraded bool
-	acked           chan struct{} // signalled by Ack
+	acked      chan struct{} // signalled by Ack
 
 	mu    sync.Mutex
 	stats Stats

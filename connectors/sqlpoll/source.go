@@ -25,8 +25,9 @@ type Shadows interface {
 	Shadows(source, table string, keys [][]byte) ([][]byte, error)
 	ScanShadows(source, table string, fn func(key, value []byte) error) error
 	// RewriteShadows replaces the table's shadows for which fn says ok
-	// (used at start to bring older shadows to the current format).
-	RewriteShadows(source, table string, fn func(value []byte) ([]byte, bool)) (int, error)
+	// (used at start to bring older shadows to format); once done for a
+	// format, it returns at once.
+	RewriteShadows(source, table, format string, fn func(value []byte) ([]byte, bool)) (int, error)
 }
 
 // Options tune a Source.

@@ -44,7 +44,7 @@ func (s *Source) upgradeShadows() error {
 			continue
 		}
 		row := make([]any, len(t.cols))
-		n, err := s.shadows.RewriteShadows(s.name, name, func(v []byte) ([]byte, bool) {
+		n, err := s.shadows.RewriteShadows(s.name, name, t.codec.Format(), func(v []byte) ([]byte, bool) {
 			old, ok := t.legacy.Decode(v)
 			if !ok {
 				return nil, false

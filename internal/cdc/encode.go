@@ -328,6 +328,10 @@ func AppendFingerprint(b []byte, vals []any, idx []int) []byte {
 // Same reports whether two codecs read and write the same shadows.
 func (c ShadowCodec) Same(o ShadowCodec) bool { return c.fp == o.fp && slices.Equal(c.cols, o.cols) }
 
+// Format names the shadows the codec writes (its columns), for a store
+// to remember that a table's shadows are all in it.
+func (c ShadowCodec) Format() string { return strings.Join(c.cols, "\x00") }
+
 // Columns returns the codec's column names, in order. The caller must not
 // change them.
 func (c ShadowCodec) Columns() []string { return c.cols }
