@@ -63,21 +63,10 @@ rules:
     user_data: {em: new.email}
     custom_data: {value: new.deal_value, currency: '"GBP"'}
 `, dir, addr, fake.URL)), 0o600)
-	daemon := exec.Command(bin, "run", "--config", cfg)
 	var logs testenv.Buffer
-	daemon.Stderr = &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
+	daemon := startDaemon(t, bin, cfg, &logs)
 	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
-			}
-		}
-	}
+	wait := func(what string, cond func() bool) { t.Helper(); eventually(t, what, 60*time.Second, &logs, cond) }
 	wait("two leads delivered and one dead-lettered", func() bool { return fake.Stats().Accepted == 2 && fake.Stats().Rejected > 0 })
 	// Meta now refuses the token: the next delivery pauses the destination.
 	fake.SetToken("EAArotated")

@@ -73,14 +73,9 @@ rules:
       currency: '"USD"'
 `, dir, addr, fake.URL)), 0o600)
 
-	daemon := exec.Command(bin, "run", "--config", cfg)
 	// Only the daemon has the token: status and dlq work without it.
-	daemon.Env = append(os.Environ(), "CAPISYNC_TEST_DAEMON_TOKEN=EAAtok")
 	var logs testenv.Buffer
-	daemon.Stderr = &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
+	daemon := startDaemon(t, bin, cfg, &logs, "CAPISYNC_TEST_DAEMON_TOKEN=EAAtok")
 	defer daemon.Process.Kill()
 	deadline := time.Now().Add(30 * time.Second)
 	for fake.Stats().Accepted < 2 && time.Now().Before(deadline) {

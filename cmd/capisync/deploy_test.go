@@ -111,12 +111,8 @@ rules:
   - {name: pg-lead, source: pg, table: public.%[5]s, when: 'new.status == "qualified"', event: Lead, user_data: {em: new.email}}
   - {name: crm-lead, source: crm, table: leads, when: 'changed_to("status", "qualified")', event: Lead, user_data: {em: new.email}}
 `, dir, addr, dsn, slot, table)), 0o600)
-	daemon := exec.Command(bin, "run", "--config", cfg)
 	var logs testenv.Buffer
-	daemon.Stderr = &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
+	daemon := startDaemon(t, bin, cfg, &logs)
 	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()
 	inserted := false
 	var missing []string

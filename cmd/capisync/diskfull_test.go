@@ -95,22 +95,8 @@ rules:
     user_data: {em: new.email, fn: new.first_name}
 `, disk, addr, db, fake.URL)), 0o600)
 	var logs testenv.Buffer
-	start := func() *exec.Cmd {
-		d := exec.Command(bin, "run", "--config", cfg)
-		d.Stderr = &logs
-		if err := d.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; fake %+v\n%s", what, fake.Stats(), logs.String())
-			}
-		}
-	}
+	start := func() *exec.Cmd { return startDaemon(t, bin, cfg, &logs) }
+	wait := func(what string, cond func() bool) { t.Helper(); eventually(t, what, 60*time.Second, &logs, cond) }
 	diskFullReady := func() bool {
 		code, body := httpGet(addr, "/readyz")
 		return code == 503 && strings.Contains(body, "the store's disk is full")

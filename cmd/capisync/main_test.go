@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/capisync/capisync/internal/testenv"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -79,4 +81,17 @@ func quickstartSQL(t *testing.T, db, sql string) {
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("quickstart db %s: %v\n%s", sql, err, out)
 	}
+}
+
+// startDaemon starts `capisync run --config cfg` with env added to the
+// environment, its stderr going to logs.
+func startDaemon(t *testing.T, bin, cfg string, logs *testenv.Buffer, env ...string) *exec.Cmd {
+	t.Helper()
+	d := exec.Command(bin, "run", "--config", cfg)
+	d.Env = append(os.Environ(), env...)
+	d.Stderr = logs
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
