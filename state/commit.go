@@ -64,8 +64,6 @@ type CommitResult struct {
 	Queued []Queued
 }
 
-func eventKey(e *capi.Event) []byte { return []byte(e.EventName + "\x00" + e.EventID) }
-
 // Commit writes the batches — events, dead letters, shadows, counters and
 // checkpoints — in one transaction: all of it is durable when Commit
 // returns nil, and none of it when it returns an error.
@@ -106,10 +104,10 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		}
 		nShadows += len(b.Shadows)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, ids *idTx) error {
 		res = CommitResult{}
 		depth := map[string]int64{}
-		q := newEnqueuer(tx, now)
+		q := newEnqueuer(tx, ids, now)
 		n := 0
 		for _, b := range batches {
 			n += len(b.Events)
@@ -179,21 +177,21 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 // each destination's buckets up once and encoding into one scratch buffer.
 //
 // An event is skipped when the same (event_name, event_id) is still queued
-// or was queued within SentTTL. The outbox_ids index serves both with one
-// entry written once, at enqueue: the sequence number and the time it was
-// queued (idValue). Delivering an event leaves its entry alone — settling
-// touches only the outbox's oldest pages, not the index's scattered ones —
-// and pruneIDs forgets it once it is out of the outbox and SentTTL old.
+// or was queued within SentTTL: the id memory (ids.go) serves both with one
+// entry appended at enqueue. Delivering an event leaves its entry alone —
+// settling touches only the outbox's oldest pages — and pruneIDs forgets
+// it once it is out of the outbox and SentTTL old.
 type enqueuer struct {
 	tx      *bolt.Tx
+	ids     *idTx
 	now     time.Time
-	buckets map[string][2]*bolt.Bucket // destination -> outbox, outbox_ids
+	buckets map[string][2]*bolt.Bucket // destination -> outbox, id log
 	scratch bytes.Buffer
 	queued  []Queued // the events queued from Encode'd records
 }
 
-func newEnqueuer(tx *bolt.Tx, now time.Time) *enqueuer {
-	return &enqueuer{tx: tx, now: now, buckets: map[string][2]*bolt.Bucket{}}
+func newEnqueuer(tx *bolt.Tx, ids *idTx, now time.Time) *enqueuer {
+	return &enqueuer{tx: tx, ids: ids, now: now, buckets: map[string][2]*bolt.Bucket{}}
 }
 
 func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
@@ -202,18 +200,25 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 		if bk[0], err = sub(q.tx, bOutbox, e.Destination, true); err != nil {
 			return false, err
 		}
-		// Sequence keys only grow: fill pages instead of splitting them
-		// in half, which keeps the file (and its mapped pages) small.
-		bk[0].FillPercent = 0.95
-		if bk[1], err = sub(q.tx, bOutboxIDs, e.Destination, true); err != nil {
+		if bk[1], err = sub(q.tx, bIDLog, e.Destination, true); err != nil {
 			return false, err
 		}
+		// Both are keyed by sequence numbers, which only grow: fill
+		// pages instead of splitting them in half, which keeps the file
+		// (and its mapped pages) small.
+		bk[0].FillPercent, bk[1].FillPercent = 0.95, 0.95
 		q.buckets[e.Destination] = bk
 	}
-	ob, ids := bk[0], bk[1]
-	key := eventKey(&e.Event)
-	if v := ids.Get(key); v != nil && remembered(ob, v, q.now) {
-		return true, nil // queued, or sent within Meta's de-duplication window
+	ob, log := bk[0], bk[1]
+	key := e.Event.EventName + "\x00" + e.Event.EventID
+	if seq, at, found := q.ids.find(e.Destination, ob, log, key); found {
+		if isRemembered(ob, seq, at, q.now) {
+			return true, nil // queued, or sent within Meta's de-duplication window
+		}
+		// Forgotten but not yet pruned: the new entry replaces it.
+		if err := q.ids.forget(e.Destination, log, key, seq); err != nil {
+			return false, err
+		}
 	}
 	rec := e.rec
 	if rec == nil {
@@ -230,7 +235,9 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if err := ob.Put(u64(seq), rec); err != nil {
+	k := q.ids.alloc(8)
+	binary.BigEndian.PutUint64(k, seq)
+	if err := ob.Put(k, rec); err != nil {
 		return false, err
 	}
 	if e.rec != nil {
@@ -238,7 +245,7 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 			EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource,
 			JSON: e.rec[e.jsonAt:len(e.rec):len(e.rec)], Enqueued: q.now, Attempts: attempts})
 	}
-	return false, ids.Put(key, idValue(seq, q.now))
+	return false, q.ids.put(e.Destination, log, key, seq, q.now)
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
@@ -290,38 +297,6 @@ func (s *Store) ForgetCheckpoint(source string) (cdc.Position, error) {
 		return tx.Bucket(bCheckpointTimes).Delete([]byte(source))
 	})
 	return pos, err
-}
-
-// idValue is an outbox_ids value: the sequence number the event was
-// queued under and when (unix nanos), 8 bytes big endian each.
-func idValue(seq uint64, queued time.Time) []byte {
-	return binary.BigEndian.AppendUint64(u64(seq), uint64(queued.UnixNano()))
-}
-
-// parseID reads an outbox_ids value: the sequence number (0 when unknown)
-// and the time its SentTTL runs from (zero when unknown). Schema 1 wrote
-// the bare sequence number while queued and 0xFF + the delivery time once
-// delivered; both are still read.
-func parseID(v []byte) (seq uint64, at time.Time) {
-	switch {
-	case len(v) == 16:
-		return binary.BigEndian.Uint64(v), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
-	case len(v) == 9 && v[0] == 0xFF:
-		return 0, time.Unix(0, int64(binary.BigEndian.Uint64(v[1:])))
-	case len(v) == 8:
-		return binary.BigEndian.Uint64(v), time.Time{}
-	}
-	return 0, time.Time{}
-}
-
-// remembered says whether an outbox_ids entry still stands for its event:
-// queued or sent within SentTTL, or still in the outbox ob.
-func remembered(ob *bolt.Bucket, v []byte, now time.Time) bool {
-	seq, at := parseID(v)
-	if !at.IsZero() && now.Sub(at) < SentTTL {
-		return true
-	}
-	return seq != 0 && ob.Get(u64(seq)) != nil
 }
 
 // Counters named h/<unix hour>/... are hourly buckets (for status over a

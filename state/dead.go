@@ -76,24 +76,27 @@ func (s *Store) DeadLetters(dest string) ([]DeadLetter, error) {
 // dest's), to be sent again; rule failures, which hold no event, stay.
 // It returns how many were moved.
 func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
-	return s.takeDead(dest, ids, func(tx *bolt.Tx, dl DeadLetter) (bool, error) {
+	return s.takeDead(dest, ids, func(tx *bolt.Tx, idtx *idTx, dl DeadLetter) (bool, error) {
 		if dl.Event == nil {
 			return false, nil
 		}
 		// A retried event is queued afresh, even if an identical one was
 		// delivered: the operator asked for it.
-		ids, _ := sub(tx, bOutboxIDs, dl.Destination, false)
-		ob, _ := sub(tx, bOutbox, dl.Destination, false)
-		if ids != nil && ob != nil {
-			if v := ids.Get(eventKey(dl.Event)); v != nil {
-				if seq, _ := parseID(v); seq == 0 || ob.Get(u64(seq)) == nil { // sent, not queued
-					if err := ids.Delete(eventKey(dl.Event)); err != nil {
-						return false, err
-					}
-				}
+		log, err := sub(tx, bIDLog, dl.Destination, true)
+		if err != nil {
+			return false, err
+		}
+		ob, err := sub(tx, bOutbox, dl.Destination, true)
+		if err != nil {
+			return false, err
+		}
+		key := dl.Event.EventName + "\x00" + dl.Event.EventID
+		if seq, _, found := idtx.find(dl.Destination, ob, log, key); found && ob.Get(u64(seq)) == nil { // sent, not queued
+			if err := idtx.forget(dl.Destination, log, key, seq); err != nil {
+				return false, err
 			}
 		}
-		dup, err := newEnqueuer(tx, s.now()).add(&Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
+		dup, err := newEnqueuer(tx, idtx, s.now()).add(&Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
 		if err == nil && !dup {
 			err = addCounter(tx, depthCounter(dl.Destination), 1)
 		}
@@ -104,12 +107,12 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 // DropDead deletes dead letters (ids nil: all of dest's). It returns how
 // many were deleted.
 func (s *Store) DropDead(dest string, ids []uint64) (int, error) {
-	return s.takeDead(dest, ids, func(*bolt.Tx, DeadLetter) (bool, error) { return true, nil })
+	return s.takeDead(dest, ids, func(*bolt.Tx, *idTx, DeadLetter) (bool, error) { return true, nil })
 }
 
-func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, DeadLetter) (bool, error)) (int, error) {
+func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, *idTx, DeadLetter) (bool, error)) (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, idtx *idTx) error {
 		n = 0
 		return eachDest(tx, bDead, dest, func(name string, b *bolt.Bucket) error {
 			want := map[uint64]bool{}
@@ -132,7 +135,7 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, DeadLett
 				return err
 			}
 			for i, dl := range letters {
-				ok, err := take(tx, dl)
+				ok, err := take(tx, idtx, dl)
 				if err != nil {
 					return err
 				}

@@ -13,7 +13,10 @@
 // so after a crash either all of them are there or none is and the source
 // reads the batch again. An event whose (event_name, event_id) is already
 // queued, or was queued in the last 48 hours, is not queued again, so
-// reading a change twice never sends it twice.
+// reading a change twice never sends it twice. Checking that costs the
+// same whatever the ids look like and however many are remembered: the
+// ids are kept in a log in queueing order, found through a hash map in
+// memory (see ids.go).
 //
 // Commit writes shadows to a small delta tree, merged into the main tree in
 // the background once commits pause (and on Open after a crash): reads see
@@ -32,8 +35,9 @@
 //	checkpoints               source -> position bytes
 //	checkpoint_times          source -> unix nanos of the last checkpoint
 //	outbox/<dest>             seq (8-byte big endian) -> record
-//	outbox_ids/<dest>         event_name 0x00 event_id -> seq (8 BE) + queued unix nanos (8 BE);
-//	                          kept while queued and for 48 h after queueing
+//	id_log/<dest>             seq (8 BE) -> queued unix nanos (8 BE) + event_name 0x00 event_id;
+//	                          kept while queued and for 48 h after queueing (schema 4 and
+//	                          older kept these in outbox_ids, keyed by the event's key)
 //	outbox record             see record.go: a binary header, then the event's JSON
 //	dead/<dest>               seq -> dead letter (JSON)
 //	shadows/<source>\x00<table>  key -> tracked values (the source's own encoding)

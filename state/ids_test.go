@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,7 +34,13 @@ func TestSchema1IDs(t *testing.T) {
 	}
 	// Rewrite the store as schema 1 left it.
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		ids, _ := sub(tx, bOutboxIDs, "meta", true)
+		if _, err := tx.CreateBucketIfNotExists(bOutboxIDs); err != nil {
+			return err
+		}
+		ids, err := sub(tx, bOutboxIDs, "meta", true)
+		if err != nil {
+			return err
+		}
 		for k, v := range map[string][]byte{
 			"Lead\x00queued":     u64(1), // seq 1 is in the outbox
 			"Lead\x00recent":     marker(now.Add(-time.Hour)),
@@ -76,5 +83,119 @@ func checkSchemaCurrent(t *testing.T, s *Store) {
 	s.db.View(func(tx *bolt.Tx) error { schema = binary.BigEndian.Uint64(tx.Bucket(bMeta).Get(kSchema)); return nil })
 	if schema != SchemaVersion {
 		t.Errorf("schema %d after open, want %d", schema, SchemaVersion)
+	}
+}
+
+func idEvent(id string) Enqueue {
+	return Enqueue{Destination: "meta", Rule: "r", Event: capi.Event{EventName: "Lead", EventID: id, EventTime: time.Now().Unix(),
+		ActionSource: "system_generated", UserData: map[string]any{"external_id": id}}}
+}
+
+func commitIDs(t *testing.T, s *Store, ids ...string) CommitResult {
+	t.Helper()
+	var ev []Enqueue
+	for _, id := range ids {
+		ev = append(ev, idEvent(id))
+	}
+	r, err := s.Commit(Batch{Source: "src", Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestIDHashCollision: two ids whose 32-bit hashes collide in memory are
+// both remembered, and forgetting one keeps the other.
+func TestIDHashCollision(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "capisync.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	seen := map[uint32]string{}
+	var a, b string
+	for i := 0; a == ""; i++ {
+		id := fmt.Sprint("order-", i)
+		h := s.ids.hash("Lead\x00" + id)
+		if other, ok := seen[h]; ok {
+			a, b = other, id
+		}
+		seen[h] = id
+	}
+	if r := commitIDs(t, s, a, b); r.Enqueued != 2 {
+		t.Fatalf("two colliding ids: queued %d of 2", r.Enqueued)
+	}
+	if r := commitIDs(t, s, b, a); r.Duplicates != 2 {
+		t.Fatalf("the two again: %+v, want both refused", r)
+	}
+	// a is dead-lettered, so forgotten; b stays remembered, and a is
+	// queued again.
+	p, _ := s.Pending("meta", 10)
+	if err := s.Settle("meta", []Outcome{{Seq: p[0].Seq, Status: DeadLettered, Reason: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := commitIDs(t, s, a, b); r.Enqueued != 1 || r.Duplicates != 1 {
+		t.Errorf("after forgetting %s: %+v, want it queued and %s refused", a, r, b)
+	}
+}
+
+// TestIDSequenceBeyond32Bits: memory keeps the low 32 bits of sequence
+// numbers; ids queued on both sides of 2^32 are still found.
+func TestIDSequenceBeyond32Bits(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "capisync.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		ob, err := sub(tx, bOutbox, "meta", true)
+		if err != nil {
+			return err
+		}
+		return ob.SetSequence(1<<32 - 3)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	commitIDs(t, s, "first")
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, fmt.Sprint("id-", i))
+	}
+	commitIDs(t, s, ids...)
+	if r := commitIDs(t, s, append(ids, "first")...); r.Duplicates != 7 {
+		t.Errorf("ids around 2^32 again: %+v, want all 7 refused", r)
+	}
+}
+
+// TestIDMemorySurvivesReopen: the memory is rebuilt from the file.
+func TestIDMemorySurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "capisync.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3000 {
+		ids = append(ids, fmt.Sprintf("%x", i*7919))
+	}
+	commitIDs(t, s, ids...)
+	p, _ := s.Pending("meta", 1000)
+	var out []Outcome
+	for _, q := range p {
+		out = append(out, Outcome{Seq: q.Seq, Status: Delivered})
+	}
+	if err := s.Settle("meta", out); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := s.ids.size("meta"); n != len(ids) {
+		t.Errorf("memory holds %d ids after reopening, want %d", n, len(ids))
+	}
+	if r := commitIDs(t, s, append(ids, "new")...); r.Enqueued != 1 || r.Duplicates != len(ids) {
+		t.Errorf("after reopening: %+v, want %d refused and 1 queued", r, len(ids))
 	}
 }

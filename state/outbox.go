@@ -115,15 +115,18 @@ type Outcome struct {
 // leave the outbox (their ids stay remembered for SentTTL, see enqueuer),
 // dead-lettered ones move to the dead letters, deferred ones stay with their
 // attempts counted. A delivered event is only deleted: its record is not
-// read, and the outbox_ids index is not written.
+// read, and the id memory is not written.
 func (s *Store) Settle(dest string, outcomes []Outcome) error {
 	now := s.now()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, ids *idTx) error {
 		ob, err := sub(tx, bOutbox, dest, true)
 		if err != nil {
 			return err
 		}
-		ids, _ := sub(tx, bOutboxIDs, dest, true)
+		log, err := sub(tx, bIDLog, dest, true)
+		if err != nil {
+			return err
+		}
 		removed := int64(0)
 		c := ob.Cursor() // one cursor: its search stack is reused
 		for _, o := range outcomes {
@@ -173,10 +176,8 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				}
 				// Forgotten, so that the same change read again (or a
 				// retried dead letter) is queued again.
-				if seq, _ := parseID(ids.Get(rec.key())); seq == o.Seq {
-					if err := ids.Delete(rec.key()); err != nil {
-						return err
-					}
+				if err := ids.forget(dest, log, rec.EventName+"\x00"+rec.EventID, o.Seq); err != nil {
+					return err
 				}
 			default:
 				return fmt.Errorf("settle %s seq %d: unknown status %d", dest, o.Seq, o.Status)
@@ -189,38 +190,6 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 		if err := addCounter(tx, depthCounter(dest), -removed); err != nil {
 			return err
 		}
-		return s.pruneIDs(dest, ob, ids, now, 256)
+		return s.pruneIDs(ids, dest, ob, log, now, 256)
 	})
-}
-
-// pruneIDs forgets outbox_ids entries that no longer stand for an event
-// (see remembered), looking at no more than limit entries per call: a
-// rolling scan that resumes where the previous one stopped, so the index
-// stays bounded at a small steady cost per settle. It runs inside the
-// write transaction, which serializes access to the scan positions.
-func (s *Store) pruneIDs(dest string, ob, ids *bolt.Bucket, now time.Time, limit int) error {
-	c := ids.Cursor()
-	var k, v []byte
-	if from := s.prunePos[dest]; from != nil {
-		k, v = c.Seek(from)
-	} else {
-		k, v = c.First()
-	}
-	for ; limit > 0; limit-- {
-		if k == nil {
-			s.prunePos[dest] = nil
-			return nil
-		}
-		if !remembered(ob, v, now) {
-			key := append([]byte(nil), k...) // k points into the page Delete changes
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			k, v = c.Seek(key) // continue at the next key
-			continue
-		}
-		k, v = c.Next()
-	}
-	s.prunePos[dest] = append([]byte(nil), k...)
-	return nil
 }

@@ -81,8 +81,6 @@ func decodeRecord(b []byte) (record, error) {
 	return r, nil
 }
 
-func (r *record) key() []byte { return []byte(r.EventName + "\x00" + r.EventID) }
-
 // decodeEvent reads a stored event keeping numbers as json.Number, so that
 // money queued as 1234.50 is sent as 1234.50, digit for digit.
 func decodeEvent(raw []byte, e *capi.Event) error {

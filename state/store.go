@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,7 +15,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrations upgrade a store from version k to k+1 (migrations[k]).
 var migrations = map[uint64]func(tx *bolt.Tx) error{
@@ -30,6 +31,9 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	// order (cdc.EncodeKey): a table read in key order is stored side by
 	// side. Every table's shadow keys that hold an integer are rewritten.
 	3: upgradeShadowKeys,
+	// 5 moves the id memory from outbox_ids, in key order, to id_log, in
+	// queueing order (see ids.go).
+	4: migrateIDLog,
 }
 
 var (
@@ -37,7 +41,8 @@ var (
 	bCheckpoints     = []byte("checkpoints")
 	bCheckpointTimes = []byte("checkpoint_times")
 	bOutbox          = []byte("outbox")
-	bOutboxIDs       = []byte("outbox_ids")
+	bOutboxIDs       = []byte("outbox_ids") // up to schema 4
+	bIDLog           = []byte("id_log")
 	bDead            = []byte("dead")
 	bShadows         = []byte("shadows")
 	bShadowDelta     = []byte("shadow_delta")
@@ -61,6 +66,10 @@ type Store struct {
 	prunedHour int64
 	merger     *merger
 	closed     bool
+	// wmu is held by the write transactions that read or change the id
+	// memory, from before the transaction until its changes are in ids.
+	wmu sync.Mutex
+	ids *idIndex
 }
 
 // Options tune Open.
@@ -93,13 +102,17 @@ func Open(path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, lockPath: path + ".lock", now: opt.Now, prunePos: map[string][]byte{}}
+	s := &Store{db: db, path: path, lockPath: path + ".lock", now: opt.Now, prunePos: map[string][]byte{}, ids: newIDIndex()}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := db.View(s.ids.load); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: read the id memory: %w", path, err)
 	}
 	idle := opt.ShadowMergeIdle
 	if idle == 0 {
@@ -154,7 +167,7 @@ func (s *Store) Close() error {
 
 // allBuckets are the store's top-level buckets.
 func allBuckets() [][]byte {
-	return [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bOutboxIDs, bDead, bShadows, bShadowDelta, bCounters}
+	return [][]byte{bMeta, bCheckpoints, bCheckpointTimes, bOutbox, bIDLog, bDead, bShadows, bShadowDelta, bCounters}
 }
 
 func (s *Store) migrate() error {

@@ -2,10 +2,13 @@ package state_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +19,8 @@ import (
 	"github.com/capisync/capisync/state/statetest"
 )
 
-func open(t *testing.T) statetest.Store {
-	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{})
+func open(t *testing.T, now func() time.Time) statetest.Store {
+	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,18 +191,43 @@ func BenchmarkOutboxCycle(b *testing.B) {
 }
 
 // BenchmarkCommitPage measures Commit as a poll of the polling benchmark
-// makes it: 5,000 encoded events of orders 100 ids apart (their outbox
-// ids scattered in key order) and their shadows, into a store already
-// holding 30,000 ids; fsync on.
+// makes it: 5,000 encoded events and their shadows, fsync on, each page
+// delivered (outside the timer) before the next, as the daemon does. The
+// shapes users have: event ids given by the rule ("order-N-paid", in
+// order) or the default (a SHA-256, in no order), into an empty store or
+// one that remembers 5,000,000 ids (two busy days; CAPISYNC_BENCH_HISTORY
+// sets another number).
 func BenchmarkCommitPage(b *testing.B) {
+	history := 5000000
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_HISTORY")); err == nil {
+		history = n
+	}
+	for _, ids := range []string{"given", "default"} {
+		for _, held := range []int{0, history} {
+			b.Run(fmt.Sprintf("ids=%s/history=%d", ids, held), func(b *testing.B) { benchCommitPage(b, ids == "default", held) })
+		}
+	}
+}
+
+func benchCommitPage(b *testing.B, hashed bool, history int) {
 	s := benchStore(b)
+	if history > 0 {
+		if err := state.PrefillIDs(s, "meta", "Purchase", history, time.Now().Add(-time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var scratch bytes.Buffer
 	page := func(round int) state.Batch {
 		batch := state.Batch{Source: "src", Position: cdc.Position(fmt.Sprint(round))}
 		for j := range 5000 {
 			id := int64(j*100 + round)
+			eventID := fmt.Sprintf("order-%d-paid", id)
+			if hashed {
+				sum := sha256.Sum256([]byte(eventID))
+				eventID = hex.EncodeToString(sum[:])
+			}
 			e := state.Enqueue{Destination: "meta", Rule: "paid", Event: capi.Event{EventName: "Purchase", EventTime: 1795168800,
-				EventID: fmt.Sprintf("order-%d-paid", id), ActionSource: "system_generated",
+				EventID: eventID, ActionSource: "system_generated",
 				UserData:   map[string]any{"em": capi.Hash(fmt.Sprint(id))},
 				CustomData: map[string]any{"value": 42.5, "currency": "EUR"}}}
 			if err := e.Encode(&scratch); err != nil {
@@ -210,11 +238,22 @@ func BenchmarkCommitPage(b *testing.B) {
 		}
 		return batch
 	}
-	round := 0
-	for ; round < 6; round++ {
-		if _, err := s.Commit(page(round)); err != nil {
+	deliver := func(r state.CommitResult) {
+		out := make([]state.Outcome, len(r.Queued))
+		for i, q := range r.Queued {
+			out[i] = state.Outcome{Seq: q.Seq, Status: state.Delivered}
+		}
+		if err := s.Settle("meta", out); err != nil {
 			b.Fatal(err)
 		}
+	}
+	round := 0
+	for ; round < 6; round++ {
+		r, err := s.Commit(page(round))
+		if err != nil {
+			b.Fatal(err)
+		}
+		deliver(r)
 	}
 	pages := make([]state.Batch, 0, 8)
 	b.ResetTimer()
@@ -229,9 +268,16 @@ func BenchmarkCommitPage(b *testing.B) {
 		p := pages[0]
 		pages = pages[1:]
 		b.StartTimer()
-		if _, err := s.Commit(p); err != nil {
+		r, err := s.Commit(p)
+		if err != nil {
 			b.Fatal(err)
 		}
+		if r.Enqueued != 5000 {
+			b.Fatalf("queued %d of 5000", r.Enqueued)
+		}
+		b.StopTimer()
+		deliver(r)
+		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5000), "ns/event")
 }

@@ -6,10 +6,14 @@ package statetest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,15 +52,211 @@ func enq(dest string, ids ...int) []state.Enqueue {
 	return out
 }
 
-// Run runs the suite; open returns a new empty store.
-func Run(t *testing.T, open func(t *testing.T) Store) {
-	t.Run("CommitIsAtomic", func(t *testing.T) { commitIsAtomic(t, open(t)) })
-	t.Run("EventIDIdempotence", func(t *testing.T) { idempotence(t, open(t)) })
-	t.Run("PendingOrder", func(t *testing.T) { pendingOrder(t, open(t)) })
-	t.Run("CommitReturnsWhatItQueued", func(t *testing.T) { commitReturnsQueued(t, open(t)) })
-	t.Run("SettleAndDeadLetters", func(t *testing.T) { settle(t, open(t)) })
-	t.Run("Shadows", func(t *testing.T) { shadows(t, open(t)) })
-	t.Run("MoneyStaysExact", func(t *testing.T) { moneyExact(t, open(t)) })
+// Clock is a settable clock for a store under test.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// Add moves the clock.
+func (c *Clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+
+// Run runs the suite; open returns a new empty store whose clock is now.
+func Run(t *testing.T, open func(t *testing.T, now func() time.Time) Store) {
+	fresh := func(t *testing.T) Store { return open(t, time.Now) }
+	t.Run("CommitIsAtomic", func(t *testing.T) { commitIsAtomic(t, fresh(t)) })
+	t.Run("EventIDIdempotence", func(t *testing.T) { idempotence(t, fresh(t)) })
+	t.Run("IDMemoryLasts48Hours", func(t *testing.T) {
+		c := &Clock{now: time.Now()}
+		idMemory(t, open(t, c.Now), c)
+	})
+	t.Run("ManyHashedIDs", func(t *testing.T) { manyHashedIDs(t, fresh(t)) })
+	t.Run("ConcurrentCommitAndSettle", func(t *testing.T) { concurrentCommitAndSettle(t, fresh(t)) })
+	t.Run("PendingOrder", func(t *testing.T) { pendingOrder(t, fresh(t)) })
+	t.Run("CommitReturnsWhatItQueued", func(t *testing.T) { commitReturnsQueued(t, fresh(t)) })
+	t.Run("SettleAndDeadLetters", func(t *testing.T) { settle(t, fresh(t)) })
+	t.Run("Shadows", func(t *testing.T) { shadows(t, fresh(t)) })
+	t.Run("MoneyStaysExact", func(t *testing.T) { moneyExact(t, fresh(t)) })
+}
+
+// idMemory: an event queued or delivered in the last 48 hours is never
+// queued again; one delivered more than 48 hours ago is; one still queued
+// is not, however old; a dead-lettered one is at once.
+func idMemory(t *testing.T, s Store, clock *Clock) {
+	defer s.Close()
+	queue := func(ids ...int) state.CommitResult {
+		return must(s.Commit(state.Batch{Source: "src", Events: enq("meta", ids...)}))
+	}
+	deliver := func(ids ...int) {
+		t.Helper()
+		want := map[string]bool{}
+		for _, id := range ids {
+			want[Event(id).EventID] = true
+		}
+		var out []state.Outcome
+		for _, q := range must(s.Pending("meta", 1000)) {
+			if want[q.EventID] {
+				out = append(out, state.Outcome{Seq: q.Seq, Status: state.Delivered})
+			}
+		}
+		if len(out) != len(ids) {
+			t.Fatalf("%d of %d events to deliver are queued", len(out), len(ids))
+		}
+		if err := s.Settle("meta", out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := queue(1, 2, 3); r.Enqueued != 3 {
+		t.Fatalf("queued %d of 3", r.Enqueued)
+	}
+	deliver(1)
+	if err := s.Settle("meta", []state.Outcome{{Seq: must(s.Pending("meta", 10))[1].Seq, Status: state.DeadLettered, Reason: "rejected"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Event 3 dead-lettered: read again, it is queued again at once.
+	if r := queue(3); r.Enqueued != 1 {
+		t.Errorf("a dead-lettered event read again: queued %d, want 1", r.Enqueued)
+	}
+	deliver(3)
+	clock.Add(47 * time.Hour)
+	for _, id := range []int{1, 2, 3} {
+		if r := queue(id); r.Enqueued != 0 || r.Duplicates != 1 {
+			t.Errorf("event %d read again after 47 hours: %+v, want refused", id, r)
+		}
+	}
+	clock.Add(2 * time.Hour) // 49 hours after 1 and 2 were queued, 49 after 3
+	if r := queue(1); r.Enqueued != 1 {
+		t.Errorf("event 1, delivered 49 hours ago: %+v, want queued", r)
+	}
+	if r := queue(2); r.Enqueued != 0 {
+		t.Errorf("event 2, still queued after 49 hours: %+v, want refused", r)
+	}
+	if r := queue(3); r.Enqueued != 1 {
+		t.Errorf("event 3, delivered 49 hours ago: %+v, want queued", r)
+	}
+	// Settling prunes what is forgotten; what is remembered stays so.
+	p := must(s.Pending("meta", 10))
+	var out []state.Outcome
+	for _, q := range p {
+		out = append(out, state.Outcome{Seq: q.Seq, Status: state.Delivered})
+	}
+	if err := s.Settle("meta", out); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(47 * time.Hour)
+	if r := queue(1, 2, 3); r.Enqueued != 1 || r.Duplicates != 2 {
+		t.Errorf("47 hours later, 1 and 3 were queued within 48 hours, 2 not: %+v, want 1 queued, 2 refused", r)
+	}
+}
+
+// hashID is an event id shaped as the default event_id: a hex SHA-256.
+func hashID(i int) string {
+	sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+	return hex.EncodeToString(sum[:])
+}
+
+// manyHashedIDs: ids that do not come in any order are remembered as
+// well as ordered ones, over many commits and settles.
+func manyHashedIDs(t *testing.T, s Store) {
+	defer s.Close()
+	const n, page = 20000, 2000
+	batch := func(from, to int) []state.Enqueue {
+		var out []state.Enqueue
+		for i := from; i < to; i++ {
+			e := Event(i)
+			e.EventID = hashID(i)
+			out = append(out, state.Enqueue{Destination: "meta", Rule: "r", Event: e})
+		}
+		return out
+	}
+	for from := 0; from < n; from += page {
+		if r := must(s.Commit(state.Batch{Source: "src", Events: batch(from, from+page)})); r.Enqueued != page {
+			t.Fatalf("page at %d: queued %d of %d", from, r.Enqueued, page)
+		}
+		if from%(2*page) == 0 { // half are delivered, half stay queued
+			var out []state.Outcome
+			for _, q := range must(s.Pending("meta", 3*page)) {
+				out = append(out, state.Outcome{Seq: q.Seq, Status: state.Delivered})
+			}
+			if err := s.Settle("meta", out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Every id again, with new ones between them: only the new are queued.
+	var again []state.Enqueue
+	for i := range n {
+		again = append(again, batch(i, i+1)...)
+		if i%100 == 0 {
+			again = append(again, batch(n+i, n+i+1)...)
+		}
+	}
+	if r := must(s.Commit(state.Batch{Source: "src", Events: again})); r.Enqueued != n/100 || r.Duplicates != n {
+		t.Errorf("every id again and %d new: queued %d, refused %d", n/100, r.Enqueued, r.Duplicates)
+	}
+}
+
+// concurrentCommitAndSettle: a source commits while a sender settles;
+// every event is queued once and delivered once, and repeats are refused.
+func concurrentCommitAndSettle(t *testing.T, s Store) {
+	defer s.Close()
+	const rounds, per = 50, 100
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	delivered := map[string]int{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			p := must(s.Pending("meta", 500))
+			var out []state.Outcome
+			for _, q := range p {
+				delivered[q.EventID]++
+				out = append(out, state.Outcome{Seq: q.Seq, Status: state.Delivered})
+			}
+			if err := s.Settle("meta", out); err != nil {
+				panic(err)
+			}
+			if len(p) == 0 {
+				select {
+				case <-done:
+					return
+				default:
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+	}()
+	queued := 0
+	for r := range rounds {
+		ids := make([]int, 0, per+10)
+		for i := range per {
+			ids = append(ids, r*per+i)
+		}
+		if r > 0 { // ten of the previous round's, delivered or not
+			for i := range 10 {
+				ids = append(ids, (r-1)*per+i*7)
+			}
+		}
+		res := must(s.Commit(state.Batch{Source: "src", Position: cdc.Position(strconv.Itoa(r)), Events: enq("meta", ids...)}))
+		queued += res.Enqueued
+	}
+	close(done)
+	wg.Wait()
+	if queued != rounds*per {
+		t.Errorf("queued %d, want %d", queued, rounds*per)
+	}
+	if len(delivered) != rounds*per {
+		t.Errorf("delivered %d distinct events, want %d", len(delivered), rounds*per)
+	}
+	for id, n := range delivered {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
 }
 
 func moneyExact(t *testing.T, s Store) {

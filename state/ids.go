@@ -1,0 +1,350 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The id memory: which (event_name, event_id) pairs were queued for a
+// destination in the last SentTTL, or are still queued.
+//
+// On disk it is a log in queueing order, id_log/<dest>: the event's
+// outbox sequence number -> queued unix nanos (8 BE) + event_name 0x00
+// event_id. A commit only appends to it, so its cost does not depend on
+// what the ids look like (a hash scatters over an index in key order,
+// "lead-1", "lead-2" do not) nor on how many are remembered; pruning
+// deletes from its front.
+//
+// In memory, per destination, a map from a 32-bit hash of the key to the
+// low 32 bits of its sequence number (about 10 to 20 bytes per id), and
+// an exact map for the few keys whose hash is taken by another key. The
+// memory only says where to look: a match counts once the log entry at
+// that sequence number holds the same key, so a hash collision costs one
+// read and never drops an event. It is built from the log when the store
+// opens and changed only after a transaction committed (idTx), under the
+// store's writer lock, so it never holds what the file does not.
+
+// idMemory is one destination's ids in memory.
+type idMemory struct {
+	byHash map[uint32]uint32 // hash of key -> low 32 bits of its sequence number
+	exact  map[string]uint64 // keys whose hash another key holds -> sequence number
+}
+
+// idIndex is the store's id memory, all destinations.
+type idIndex struct {
+	seed  maphash.Seed
+	dests map[string]*idMemory
+}
+
+func newIDIndex() *idIndex { return &idIndex{seed: maphash.MakeSeed(), dests: map[string]*idMemory{}} }
+
+func (x *idIndex) hash(key string) uint32 { return uint32(maphash.String(x.seed, key)) }
+
+func (x *idIndex) dest(name string) *idMemory {
+	m := x.dests[name]
+	if m == nil {
+		m = &idMemory{byHash: map[uint32]uint32{}, exact: map[string]uint64{}}
+		x.dests[name] = m
+	}
+	return m
+}
+
+func (x *idIndex) add(dest, key string, seq uint64) {
+	m, h := x.dest(dest), x.hash(key)
+	if _, taken := m.byHash[h]; taken {
+		m.exact[key] = seq
+		return
+	}
+	m.byHash[h] = uint32(seq)
+}
+
+func (x *idIndex) remove(dest, key string, seq uint64) {
+	m := x.dests[dest]
+	if m == nil {
+		return
+	}
+	if s, ok := m.exact[key]; ok && s == seq {
+		delete(m.exact, key)
+		return
+	}
+	if h := x.hash(key); m.byHash[h] == uint32(seq) {
+		delete(m.byHash, h)
+	}
+}
+
+// size is how many ids dest's memory holds.
+func (x *idIndex) size(dest string) int {
+	if m := x.dests[dest]; m != nil {
+		return len(m.byHash) + len(m.exact)
+	}
+	return 0
+}
+
+// load builds the memory from the file's logs.
+func (x *idIndex) load(tx *bolt.Tx) error {
+	x.dests = map[string]*idMemory{}
+	return eachDest(tx, bIDLog, "", func(dest string, log *bolt.Bucket) error {
+		return log.ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) < 8 {
+				return fmt.Errorf("id log %s: malformed entry %x", dest, k)
+			}
+			x.add(dest, string(v[8:]), binary.BigEndian.Uint64(k))
+			return nil
+		})
+	})
+}
+
+// idChange is an id added to or removed from a destination's memory.
+type idChange struct {
+	dest, key string
+	seq       uint64
+	add       bool
+}
+
+// idTx is the id memory as one write transaction sees it: the committed
+// memory, the transaction's file, and the changes it made, which apply
+// runs once the transaction committed.
+type idTx struct {
+	x       *idIndex
+	tx      *bolt.Tx
+	added   map[string]uint64 // dest 0x00 key -> seq, ids this transaction queued
+	changes []idChange
+	arena   []byte
+}
+
+func (x *idIndex) begin(tx *bolt.Tx) *idTx { return &idTx{x: x, tx: tx} }
+
+// find returns the log entry that remembers key for dest, if any: its
+// sequence number and when it was queued. ob is dest's outbox (for the
+// current sequence number), log its id log.
+func (t *idTx) find(dest string, ob, log *bolt.Bucket, key string) (seq uint64, queued time.Time, ok bool) {
+	if s, ok := t.added[dest+"\x00"+key]; ok {
+		return s, t.queuedAt(log, s), true
+	}
+	m := t.x.dests[dest]
+	if m == nil {
+		return 0, time.Time{}, false
+	}
+	if s, ok := m.exact[key]; ok {
+		if at, ok := entry(log, s, key); ok {
+			return s, at, true
+		}
+	}
+	low, ok := m.byHash[t.x.hash(key)]
+	if !ok {
+		return 0, time.Time{}, false
+	}
+	// The sequence number whose low 32 bits are low, at or below the
+	// outbox's current one (an id is forgotten long before 2^32 later
+	// events are queued; a wrong guess only misses).
+	last := ob.Sequence()
+	s := last - uint64(uint32(last)-low)
+	if at, ok := entry(log, s, key); ok {
+		return s, at, true
+	}
+	return 0, time.Time{}, false
+}
+
+// entry reads the log entry at seq and says whether it holds key.
+func entry(log *bolt.Bucket, seq uint64, key string) (time.Time, bool) {
+	v := log.Get(u64(seq))
+	if len(v) < 8 || string(v[8:]) != key {
+		return time.Time{}, false
+	}
+	return queuedTime(v), true
+}
+
+func (t *idTx) queuedAt(log *bolt.Bucket, seq uint64) time.Time {
+	return queuedTime(log.Get(u64(seq)))
+}
+
+// queuedTime reads an id log value's queued time (zero when unknown: a
+// schema-1 store did not record it).
+func queuedTime(v []byte) time.Time {
+	if len(v) < 8 {
+		return time.Time{}
+	}
+	if n := int64(binary.BigEndian.Uint64(v)); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// alloc returns n bytes of the transaction's arena: the keys and values
+// put in a transaction must live until it commits, and one allocation
+// per 64 KiB is kinder to the collector than two per event.
+func (t *idTx) alloc(n int) []byte {
+	if cap(t.arena)-len(t.arena) < n {
+		t.arena = make([]byte, 0, max(64<<10, n))
+	}
+	start := len(t.arena)
+	t.arena = t.arena[:start+n]
+	return t.arena[start : start+n : start+n]
+}
+
+// put remembers key for dest at seq, queued at.
+func (t *idTx) put(dest string, log *bolt.Bucket, key string, seq uint64, at time.Time) error {
+	k := t.alloc(8)
+	binary.BigEndian.PutUint64(k, seq)
+	v := t.alloc(8 + len(key))
+	binary.BigEndian.PutUint64(v, uint64(at.UnixNano()))
+	copy(v[8:], key)
+	if err := log.Put(k, v); err != nil {
+		return fmt.Errorf("id log %s: %w", dest, err)
+	}
+	if t.added == nil {
+		t.added = map[string]uint64{}
+	}
+	t.added[dest+"\x00"+key] = seq
+	t.changes = append(t.changes, idChange{dest: dest, key: key, seq: seq, add: true})
+	return nil
+}
+
+// forget removes the log entry at seq, which holds key, for dest.
+func (t *idTx) forget(dest string, log *bolt.Bucket, key string, seq uint64) error {
+	if err := log.Delete(u64(seq)); err != nil {
+		return fmt.Errorf("id log %s: %w", dest, err)
+	}
+	if s, ok := t.added[dest+"\x00"+key]; ok && s == seq {
+		delete(t.added, dest+"\x00"+key)
+	}
+	t.changes = append(t.changes, idChange{dest: dest, key: key, seq: seq})
+	return nil
+}
+
+// apply brings the memory up to the committed transaction, in order.
+func (t *idTx) apply() {
+	for _, c := range t.changes {
+		if c.add {
+			t.x.add(c.dest, c.key, c.seq)
+		} else {
+			t.x.remove(c.dest, c.key, c.seq)
+		}
+	}
+}
+
+// idLogValue is an id log value.
+func idLogValue(queued time.Time, key []byte) []byte {
+	n := int64(0)
+	if !queued.IsZero() {
+		n = queued.UnixNano()
+	}
+	return append(binary.BigEndian.AppendUint64(nil, uint64(n)), key...)
+}
+
+// isRemembered says whether an id queued at (zero: unknown) under seq
+// still stands for its event at now: queued within SentTTL, or still in
+// the outbox ob.
+func isRemembered(ob *bolt.Bucket, seq uint64, at, now time.Time) bool {
+	if !at.IsZero() && now.Sub(at) < SentTTL {
+		return true
+	}
+	return ob.Get(u64(seq)) != nil
+}
+
+// update runs fn in a write transaction with the id memory, and applies
+// the id changes once the transaction committed. The writer lock spans
+// both, so that the next transaction sees the memory as the file is.
+func (s *Store) update(fn func(tx *bolt.Tx, ids *idTx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var ids *idTx
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ids = s.ids.begin(tx) // afresh: bbolt may run fn again
+		return fn(tx, ids)
+	})
+	if err == nil {
+		ids.apply()
+	}
+	return err
+}
+
+// pruneIDs forgets id log entries that no longer stand for an event (see
+// isRemembered), looking at no more than limit entries per call from the
+// log's front, where the oldest are. It stops at the first entry queued
+// within SentTTL (all later ones are younger); entries still queued are
+// stepped over, and the next call resumes after them.
+func (s *Store) pruneIDs(ids *idTx, dest string, ob, log *bolt.Bucket, now time.Time, limit int) error {
+	c := log.Cursor()
+	var k, v []byte
+	if from := s.prunePos[dest]; from != nil {
+		k, v = c.Seek(from)
+	} else {
+		k, v = c.First()
+	}
+	for ; limit > 0; limit-- {
+		if k == nil {
+			s.prunePos[dest] = nil
+			return nil
+		}
+		at := queuedTime(v)
+		if !at.IsZero() && now.Sub(at) < SentTTL {
+			s.prunePos[dest] = nil // the rest is younger: start at the front next time
+			return nil
+		}
+		if ob.Get(k) == nil {
+			seq, key := binary.BigEndian.Uint64(k), string(v[8:])
+			if err := ids.forget(dest, log, key, seq); err != nil {
+				return err
+			}
+			k, v = c.Seek(u64(seq + 1))
+			continue
+		}
+		k, v = c.Next()
+	}
+	s.prunePos[dest] = bytes.Clone(k)
+	return nil
+}
+
+// migrateIDLog (schema 4 -> 5) moves outbox_ids, an index in key order,
+// to id_log in sequence order. An entry a schema-1 store wrote after
+// delivery has no sequence number; it gets a fresh one from the outbox.
+func migrateIDLog(tx *bolt.Tx) error {
+	old := tx.Bucket(bOutboxIDs)
+	if old == nil {
+		return nil
+	}
+	if err := old.ForEachBucket(func(dest []byte) error {
+		log, err := sub(tx, bIDLog, string(dest), true)
+		if err != nil {
+			return err
+		}
+		ob, err := sub(tx, bOutbox, string(dest), true)
+		if err != nil {
+			return err
+		}
+		return old.Bucket(dest).ForEach(func(k, v []byte) error {
+			seq, at := parseID(v)
+			if seq == 0 {
+				if seq, err = ob.NextSequence(); err != nil {
+					return err
+				}
+			}
+			return log.Put(u64(seq), idLogValue(at, k))
+		})
+	}); err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bOutboxIDs)
+}
+
+// parseID reads a schema 1-4 outbox_ids value: the sequence number (0
+// when unknown) and the time its SentTTL runs from (zero when unknown).
+// Schema 1 wrote the bare sequence number while queued and 0xFF + the
+// delivery time once delivered; later ones, sequence number + queued time.
+func parseID(v []byte) (seq uint64, at time.Time) {
+	switch {
+	case len(v) == 16:
+		return binary.BigEndian.Uint64(v), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	case len(v) == 9 && v[0] == 0xFF:
+		return 0, time.Unix(0, int64(binary.BigEndian.Uint64(v[1:])))
+	case len(v) == 8:
+		return binary.BigEndian.Uint64(v), time.Time{}
+	}
+	return 0, time.Time{}
+}
