@@ -476,31 +476,54 @@ func validDecimal(s string) bool {
 // same id. A change without key or position (as in `rules test`) is
 // identified by its op, rows and commit time instead.
 func DefaultEventID(rule string, c *cdc.Change) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", rule, c.Table)
+	// The bytes hashed are those fmt wrote before (ids remembered by a
+	// running store must not change), built with appends: no fmt, no
+	// interface boxing, one small buffer.
+	var stack [256]byte
+	b := append(append(append(append(stack[:0], rule...), 0), c.Table...), 0)
 	if c.Key.Len() > 0 || len(c.Position) > 0 {
-		writeRow(h, c.Key)
-		h.Write([]byte{0})
-		h.Write(c.Position)
+		b = appendRow(b, c.Key)
+		b = append(append(b, 0), c.Position...)
 	} else {
-		fmt.Fprintf(h, "%s\x00", c.Op)
-		writeRow(h, c.Old)
-		h.Write([]byte{0})
-		writeRow(h, c.New)
-		fmt.Fprintf(h, "\x00%d", c.CommitTime.UnixNano())
+		b = append(append(b, c.Op...), 0)
+		b = appendRow(b, c.Old)
+		b = append(appendRow(append(b, 0), c.New), 0)
+		b = strconv.AppendInt(b, c.CommitTime.UnixNano(), 10)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
-func writeRow(w interface{ Write([]byte) (int, error) }, row cdc.Row) {
-	keys := make([]string, 0, row.Len())
+// appendRow appends "name=canonical value;" for row's columns in name order.
+func appendRow(b []byte, row cdc.Row) []byte {
+	var stack [16]string
+	keys := stack[:0]
 	for k := range row.All() {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "%s=%s;", k, canonical(row.Value(k)))
+		b = append(append(b, k...), '=')
+		b = appendCanonical(b, row.Value(k))
+		b = append(b, ';')
 	}
+	return b
+}
+
+// appendCanonical appends a key value as "%T:%v" writes it, with the
+// types that have their own form (see canonical).
+func appendCanonical(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case int64:
+		return strconv.AppendInt(append(b, "int64:"...), x, 10)
+	case int32:
+		return strconv.AppendInt(append(b, "int32:"...), int64(x), 10)
+	case int:
+		return strconv.AppendInt(append(b, "int:"...), int64(x), 10)
+	case string:
+		return append(append(b, "string:"...), x...)
+	}
+	return append(b, canonical(v)...)
 }
 
 func canonical(v any) string {
