@@ -211,12 +211,13 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	}
 	ob, log := bk[0], bk[1]
 	key := e.Event.EventName + "\x00" + e.Event.EventID
-	if seq, at, found := q.ids.find(e.Destination, ob, log, key); found {
+	h := q.ids.x.hash(key)
+	if seq, at, found := q.ids.find(e.Destination, ob, log, key, h); found {
 		if isRemembered(ob, seq, at, q.now) {
 			return true, nil // queued, or sent within Meta's de-duplication window
 		}
 		// Forgotten but not yet pruned: the new entry replaces it.
-		if err := q.ids.forget(e.Destination, log, key, seq); err != nil {
+		if err := q.ids.forget(e.Destination, log, key, h, seq); err != nil {
 			return false, err
 		}
 	}
@@ -245,7 +246,7 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 			EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource,
 			JSON: e.rec[e.jsonAt:len(e.rec):len(e.rec)], Enqueued: q.now, Attempts: attempts})
 	}
-	return false, q.ids.put(e.Destination, log, key, seq, q.now)
+	return false, q.ids.put(e.Destination, log, key, h, seq, q.now)
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }

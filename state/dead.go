@@ -91,8 +91,9 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 			return false, err
 		}
 		key := dl.Event.EventName + "\x00" + dl.Event.EventID
-		if seq, _, found := idtx.find(dl.Destination, ob, log, key); found && ob.Get(u64(seq)) == nil { // sent, not queued
-			if err := idtx.forget(dl.Destination, log, key, seq); err != nil {
+		h := idtx.x.hash(key)
+		if seq, _, found := idtx.find(dl.Destination, ob, log, key, h); found && ob.Get(u64(seq)) == nil { // sent, not queued
+			if err := idtx.forget(dl.Destination, log, key, h, seq); err != nil {
 				return false, err
 			}
 		}

@@ -48,14 +48,18 @@ func (x *idIndex) hash(key string) uint32 { return uint32(maphash.String(x.seed,
 func (x *idIndex) dest(name string) *idMemory {
 	m := x.dests[name]
 	if m == nil {
-		m = &idMemory{byHash: map[uint32]uint32{}, exact: map[string]uint64{}}
+		m = newIDMemory()
 		x.dests[name] = m
 	}
 	return m
 }
 
-func (x *idIndex) add(dest, key string, seq uint64) {
-	m, h := x.dest(dest), x.hash(key)
+func newIDMemory() *idMemory {
+	return &idMemory{byHash: map[uint32]uint32{}, exact: map[string]uint64{}}
+}
+
+// add remembers key (whose hash is h) at seq.
+func (m *idMemory) add(key string, h uint32, seq uint64) {
 	if _, taken := m.byHash[h]; taken {
 		m.exact[key] = seq
 		return
@@ -63,70 +67,21 @@ func (x *idIndex) add(dest, key string, seq uint64) {
 	m.byHash[h] = uint32(seq)
 }
 
-func (x *idIndex) remove(dest, key string, seq uint64) {
-	m := x.dests[dest]
-	if m == nil {
-		return
-	}
+// remove forgets key (whose hash is h) at seq.
+func (m *idMemory) remove(key string, h uint32, seq uint64) {
 	if s, ok := m.exact[key]; ok && s == seq {
 		delete(m.exact, key)
 		return
 	}
-	if h := x.hash(key); m.byHash[h] == uint32(seq) {
+	if low, ok := m.byHash[h]; ok && low == uint32(seq) {
 		delete(m.byHash, h)
 	}
 }
 
-// size is how many ids dest's memory holds.
-func (x *idIndex) size(dest string) int {
-	if m := x.dests[dest]; m != nil {
-		return len(m.byHash) + len(m.exact)
-	}
-	return 0
-}
-
-// load builds the memory from the file's logs.
-func (x *idIndex) load(tx *bolt.Tx) error {
-	x.dests = map[string]*idMemory{}
-	return eachDest(tx, bIDLog, "", func(dest string, log *bolt.Bucket) error {
-		return log.ForEach(func(k, v []byte) error {
-			if len(k) != 8 || len(v) < 8 {
-				return fmt.Errorf("id log %s: malformed entry %x", dest, k)
-			}
-			x.add(dest, string(v[8:]), binary.BigEndian.Uint64(k))
-			return nil
-		})
-	})
-}
-
-// idChange is an id added to or removed from a destination's memory.
-type idChange struct {
-	dest, key string
-	seq       uint64
-	add       bool
-}
-
-// idTx is the id memory as one write transaction sees it: the committed
-// memory, the transaction's file, and the changes it made, which apply
-// runs once the transaction committed.
-type idTx struct {
-	x       *idIndex
-	tx      *bolt.Tx
-	added   map[string]uint64 // dest 0x00 key -> seq, ids this transaction queued
-	changes []idChange
-	arena   []byte
-}
-
-func (x *idIndex) begin(tx *bolt.Tx) *idTx { return &idTx{x: x, tx: tx} }
-
-// find returns the log entry that remembers key for dest, if any: its
-// sequence number and when it was queued. ob is dest's outbox (for the
-// current sequence number), log its id log.
-func (t *idTx) find(dest string, ob, log *bolt.Bucket, key string) (seq uint64, queued time.Time, ok bool) {
-	if s, ok := t.added[dest+"\x00"+key]; ok {
-		return s, t.queuedAt(log, s), true
-	}
-	m := t.x.dests[dest]
+// lookup finds the log entry that holds key (whose hash is h): its
+// sequence number and queued time. ob is the destination's outbox, for
+// the current sequence number.
+func (m *idMemory) lookup(ob, log *bolt.Bucket, key string, h uint32) (seq uint64, queued time.Time, ok bool) {
 	if m == nil {
 		return 0, time.Time{}, false
 	}
@@ -135,7 +90,7 @@ func (t *idTx) find(dest string, ob, log *bolt.Bucket, key string) (seq uint64, 
 			return s, at, true
 		}
 	}
-	low, ok := m.byHash[t.x.hash(key)]
+	low, ok := m.byHash[h]
 	if !ok {
 		return 0, time.Time{}, false
 	}
@@ -150,6 +105,62 @@ func (t *idTx) find(dest string, ob, log *bolt.Bucket, key string) (seq uint64, 
 	return 0, time.Time{}, false
 }
 
+// size is how many ids dest's memory holds.
+func (x *idIndex) size(dest string) int {
+	if m := x.dests[dest]; m != nil {
+		return len(m.byHash) + len(m.exact)
+	}
+	return 0
+}
+
+// load builds the memory from the file's logs.
+func (x *idIndex) load(tx *bolt.Tx) error {
+	x.dests = map[string]*idMemory{}
+	return eachDest(tx, bIDLog, "", func(dest string, log *bolt.Bucket) error {
+		m := x.dest(dest)
+		return log.ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) < 8 {
+				return fmt.Errorf("id log %s: malformed entry %x", dest, k)
+			}
+			key := string(v[8:])
+			m.add(key, x.hash(key), binary.BigEndian.Uint64(k))
+			return nil
+		})
+	})
+}
+
+// idChange is an id added to or removed from a destination's memory.
+type idChange struct {
+	dest, key string
+	h         uint32
+	seq       uint64
+	add       bool
+}
+
+// idTx is the id memory as one write transaction sees it: the committed
+// memory, the transaction's file, and the changes it made, which apply
+// runs once the transaction committed.
+type idTx struct {
+	x       *idIndex
+	tx      *bolt.Tx
+	added   map[string]*idMemory // per destination, the ids this transaction queued
+	changes []idChange
+	arena   []byte
+}
+
+func (x *idIndex) begin(tx *bolt.Tx) *idTx { return &idTx{x: x, tx: tx} }
+
+// find returns the log entry that remembers key (whose hash is h) for
+// dest, if any: its sequence number and when it was queued. ob is dest's
+// outbox, log its id log. An entry this transaction forgot is gone from
+// the log it reads, so it is not found.
+func (t *idTx) find(dest string, ob, log *bolt.Bucket, key string, h uint32) (seq uint64, queued time.Time, ok bool) {
+	if seq, at, ok := t.added[dest].lookup(ob, log, key, h); ok {
+		return seq, at, true
+	}
+	return t.x.dests[dest].lookup(ob, log, key, h)
+}
+
 // entry reads the log entry at seq and says whether it holds key.
 func entry(log *bolt.Bucket, seq uint64, key string) (time.Time, bool) {
 	v := log.Get(u64(seq))
@@ -157,10 +168,6 @@ func entry(log *bolt.Bucket, seq uint64, key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return queuedTime(v), true
-}
-
-func (t *idTx) queuedAt(log *bolt.Bucket, seq uint64) time.Time {
-	return queuedTime(log.Get(u64(seq)))
 }
 
 // queuedTime reads an id log value's queued time (zero when unknown: a
@@ -187,8 +194,8 @@ func (t *idTx) alloc(n int) []byte {
 	return t.arena[start : start+n : start+n]
 }
 
-// put remembers key for dest at seq, queued at.
-func (t *idTx) put(dest string, log *bolt.Bucket, key string, seq uint64, at time.Time) error {
+// put remembers key (whose hash is h) for dest at seq, queued at.
+func (t *idTx) put(dest string, log *bolt.Bucket, key string, h uint32, seq uint64, at time.Time) error {
 	k := t.alloc(8)
 	binary.BigEndian.PutUint64(k, seq)
 	v := t.alloc(8 + len(key))
@@ -197,23 +204,29 @@ func (t *idTx) put(dest string, log *bolt.Bucket, key string, seq uint64, at tim
 	if err := log.Put(k, v); err != nil {
 		return fmt.Errorf("id log %s: %w", dest, err)
 	}
-	if t.added == nil {
-		t.added = map[string]uint64{}
+	m := t.added[dest]
+	if m == nil {
+		if t.added == nil {
+			t.added = map[string]*idMemory{}
+		}
+		m = newIDMemory()
+		t.added[dest] = m
 	}
-	t.added[dest+"\x00"+key] = seq
-	t.changes = append(t.changes, idChange{dest: dest, key: key, seq: seq, add: true})
+	m.add(key, h, seq)
+	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq, add: true})
 	return nil
 }
 
-// forget removes the log entry at seq, which holds key, for dest.
-func (t *idTx) forget(dest string, log *bolt.Bucket, key string, seq uint64) error {
+// forget removes the log entry at seq, which holds key (whose hash is h),
+// for dest.
+func (t *idTx) forget(dest string, log *bolt.Bucket, key string, h uint32, seq uint64) error {
 	if err := log.Delete(u64(seq)); err != nil {
 		return fmt.Errorf("id log %s: %w", dest, err)
 	}
-	if s, ok := t.added[dest+"\x00"+key]; ok && s == seq {
-		delete(t.added, dest+"\x00"+key)
+	if m := t.added[dest]; m != nil {
+		m.remove(key, h, seq)
 	}
-	t.changes = append(t.changes, idChange{dest: dest, key: key, seq: seq})
+	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq})
 	return nil
 }
 
@@ -221,9 +234,9 @@ func (t *idTx) forget(dest string, log *bolt.Bucket, key string, seq uint64) err
 func (t *idTx) apply() {
 	for _, c := range t.changes {
 		if c.add {
-			t.x.add(c.dest, c.key, c.seq)
-		} else {
-			t.x.remove(c.dest, c.key, c.seq)
+			t.x.dest(c.dest).add(c.key, c.h, c.seq)
+		} else if m := t.x.dests[c.dest]; m != nil {
+			m.remove(c.key, c.h, c.seq)
 		}
 	}
 }
@@ -289,7 +302,7 @@ func (s *Store) pruneIDs(ids *idTx, dest string, ob, log *bolt.Bucket, now time.
 		}
 		if ob.Get(k) == nil {
 			seq, key := binary.BigEndian.Uint64(k), string(v[8:])
-			if err := ids.forget(dest, log, key, seq); err != nil {
+			if err := ids.forget(dest, log, key, ids.x.hash(key), seq); err != nil {
 				return err
 			}
 			k, v = c.Seek(u64(seq + 1))

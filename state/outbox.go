@@ -176,7 +176,8 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				}
 				// Forgotten, so that the same change read again (or a
 				// retried dead letter) is queued again.
-				if err := ids.forget(dest, log, rec.EventName+"\x00"+rec.EventID, o.Seq); err != nil {
+				key := rec.EventName + "\x00" + rec.EventID
+				if err := ids.forget(dest, log, key, ids.x.hash(key), o.Seq); err != nil {
 					return err
 				}
 			default:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"database/sql"
 	"fmt"
 	"io"
@@ -19,11 +20,38 @@ import (
 	"github.com/capisync/capisync/internal/testenv"
 )
 
+// benchShape is a table and rule shape of the logical benchmark.
+type benchShape struct {
+	columns  string // CREATE TABLE bench_leads (...)
+	fill     string // SELECT list of the INSERT, over generate_series g
+	userData string // the rule's user_data and custom_data
+}
+
+var benchShapes = map[string]benchShape{
+	"wide": {
+		columns: `id bigint PRIMARY KEY, status text, email text, phone text, first_name text, last_name text,
+			city text, zip text, country text, total numeric(12,2), score int, notes text, created_at timestamptz, updated_at timestamptz`,
+		fill: `g, 'contacted', 'lead' || g || '@example.com', '+1 650 555 ' || lpad((g %% 10000)::text, 4, '0'),
+			'First' || g, 'Last' || g, 'San Francisco', '94105', 'US', (g %% 1000) + 0.99, g %% 100, 'a short note', now(), now()`,
+		userData: `user_data: {em: new.email, ph: new.phone, fn: new.first_name, ln: new.last_name, ct: new.city, zp: new.zip, external_id: string(new.id)}
+    custom_data: {value: new.total, currency: '"USD"', event_source: '"crm"'}`,
+	},
+	"narrow": {
+		columns:  `id bigint PRIMARY KEY, status text, email text, total numeric(12,2), updated_at timestamptz`,
+		fill:     `g, 'contacted', 'lead' || g || '@example.com', (g %% 1000) + 0.99, now()`,
+		userData: `user_data: {em: new.email, external_id: string(new.id)}
+    custom_data: {value: new.total, currency: '"USD"'}`,
+	},
+}
+
 // TestBenchLogical is the logical replication benchmark (scripts/
-// bench-logical.sh): one UPDATE of 200,000 rows of a 14-column table with
-// REPLICA IDENTITY FULL; capisync's end-to-end rows/s (WAL -> rules ->
-// outbox -> fake Graph API, the real binary) next to pg_recvlogical
-// draining an identical pgoutput slot, and capisync's peak RSS.
+// bench-logical.sh): one UPDATE of 200,000 rows with REPLICA IDENTITY
+// FULL; capisync's end-to-end rows/s (WAL -> rules -> outbox -> fake
+// Graph API, the real binary) next to pg_recvlogical draining an
+// identical pgoutput slot, and capisync's peak RSS. CAPISYNC_BENCH_TABLE
+// is wide (14 columns, the default) or narrow (5); CAPISYNC_BENCH_IDS is
+// given (event_id "lead-" + id, the default) or default (no event_id: the
+// default hash).
 func TestBenchLogical(t *testing.T) {
 	if os.Getenv("CAPISYNC_BENCH") == "" {
 		t.Skip("a benchmark: run scripts/bench-logical.sh")
@@ -31,6 +59,19 @@ func TestBenchLogical(t *testing.T) {
 	rows := 200000
 	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
 		rows = n
+	}
+	table := cmp.Or(os.Getenv("CAPISYNC_BENCH_TABLE"), "wide")
+	shape, ok := benchShapes[table]
+	if !ok {
+		t.Fatalf("CAPISYNC_BENCH_TABLE=%s: wide or narrow", table)
+	}
+	eventID := `event_id: '"lead-" + string(new.id)'`
+	switch ids := cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"); ids {
+	case "given":
+	case "default":
+		eventID = "# no event_id: the default hash"
+	default:
+		t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
 	}
 	dsn := testenv.PostgresDSN(t)
 	db, err := sql.Open("pgx", dsn)
@@ -46,12 +87,9 @@ func TestBenchLogical(t *testing.T) {
 	cleanup()
 	defer cleanup()
 	for _, q := range []string{
-		`CREATE TABLE bench_leads (id bigint PRIMARY KEY, status text, email text, phone text, first_name text, last_name text,
-			city text, zip text, country text, total numeric(12,2), score int, notes text, created_at timestamptz, updated_at timestamptz)`,
+		"CREATE TABLE bench_leads (" + shape.columns + ")",
 		"ALTER TABLE bench_leads REPLICA IDENTITY FULL",
-		fmt.Sprintf(`INSERT INTO bench_leads SELECT g, 'contacted', 'lead' || g || '@example.com', '+1 650 555 ' || lpad((g %% 10000)::text, 4, '0'),
-			'First' || g, 'Last' || g, 'San Francisco', '94105', 'US', (g %% 1000) + 0.99, g %% 100, 'a short note', now(), now()
-			FROM generate_series(1, %d) g`, rows),
+		fmt.Sprintf("INSERT INTO bench_leads SELECT "+shape.fill+" FROM generate_series(1, %d) g", rows),
 		"CREATE PUBLICATION bench_pub FOR TABLE bench_leads",
 		"SELECT pg_create_logical_replication_slot('bench_capisync', 'pgoutput')",
 		"SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')",
@@ -111,10 +149,9 @@ rules:
     when: changed_to("status", "qualified")
     event: Lead
     event_time: new.updated_at
-    event_id: '"lead-" + string(new.id)'
-    user_data: {em: new.email, ph: new.phone, fn: new.first_name, ln: new.last_name, ct: new.city, zp: new.zip, external_id: string(new.id)}
-    custom_data: {value: new.total, currency: '"USD"', event_source: '"crm"'}
-`, dir, dsn, fake.URL)), 0o600)
+    %s
+    %s
+`, dir, dsn, fake.URL, eventID, shape.userData)), 0o600)
 	var selfBefore syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &selfBefore)
 	start = time.Now()
@@ -178,7 +215,7 @@ rules:
 	}
 	recvRate := float64(rows) / recvTook.Seconds()
 	capRate := float64(rows) / capTook.Seconds()
-	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, 14 columns", rows)
+	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, table %s, event ids %s", rows, table, cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"))
 	t.Logf("progress: %s", strings.Join(curve, "; "))
 	t.Logf("pg_recvlogical: %s, %.0f rows/s", recvTook.Round(time.Millisecond), recvRate)
 	t.Logf("capisync end to end (WAL -> rules -> outbox -> fake Graph API): %s, %.0f rows/s", capTook.Round(time.Millisecond), capRate)

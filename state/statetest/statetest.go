@@ -211,6 +211,14 @@ func concurrentCommitAndSettle(t *testing.T, s Store) {
 	go func() {
 		defer wg.Done()
 		for {
+			// Seen before reading: once every commit is in, an empty
+			// outbox means all is delivered.
+			finished := false
+			select {
+			case <-done:
+				finished = true
+			default:
+			}
 			p := must(s.Pending("meta", 500))
 			var out []state.Outcome
 			for _, q := range p {
@@ -221,12 +229,10 @@ func concurrentCommitAndSettle(t *testing.T, s Store) {
 				panic(err)
 			}
 			if len(p) == 0 {
-				select {
-				case <-done:
+				if finished {
 					return
-				default:
-					time.Sleep(time.Millisecond)
 				}
+				time.Sleep(time.Millisecond)
 			}
 		}
 	}()
