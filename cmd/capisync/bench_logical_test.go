@@ -37,8 +37,8 @@ var benchShapes = map[string]benchShape{
     custom_data: {value: new.total, currency: '"USD"', event_source: '"crm"'}`,
 	},
 	"narrow": {
-		columns:  `id bigint PRIMARY KEY, status text, email text, total numeric(12,2), updated_at timestamptz`,
-		fill:     `g, 'contacted', 'lead' || g || '@example.com', (g %% 1000) + 0.99, now()`,
+		columns: `id bigint PRIMARY KEY, status text, email text, total numeric(12,2), updated_at timestamptz`,
+		fill:    `g, 'contacted', 'lead' || g || '@example.com', (g %% 1000) + 0.99, now()`,
 		userData: `user_data: {em: new.email, external_id: string(new.id)}
     custom_data: {value: new.total, currency: '"USD"'}`,
 	},
