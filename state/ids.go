@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/capisync/capisync/internal/gctune"
 )
 
 // The id memory: which (event_name, event_id) pairs were queued for a
@@ -273,8 +275,27 @@ func (s *Store) update(fn func(tx *bolt.Tx, ids *idTx) error) error {
 	})
 	if err == nil {
 		ids.apply()
+		s.reserveIDMemory()
 	}
 	return err
+}
+
+// idBytes is what one remembered id costs the heap, at most: a Go map of
+// uint32 to uint32 holds 8 bytes and a control byte per slot, from 7/16
+// to 7/8 full, so 10 to 21 bytes.
+const idBytes = 24
+
+// reserveIDMemory tells the collector's tuning how much heap the id
+// memory holds (see gctune.Reserve), when it changed by a sixteenth.
+func (s *Store) reserveIDMemory() {
+	n := int64(0)
+	for _, m := range s.ids.dests {
+		n += int64(len(m.byHash)) + 4*int64(len(m.exact)) // an exact entry holds a string and a map slot
+	}
+	if d := n - s.idsReserved; d > s.idsReserved/16+4096 || -d > s.idsReserved/16+4096 {
+		s.idsReserved = n
+		gctune.Reserve("ids "+s.path, n*idBytes)
+	}
 }
 
 // pruneIDs forgets id log entries that no longer stand for an event (see

@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/capisync/capisync/internal/gctune"
 )
 
 // SchemaVersion is the layout version this code writes.
@@ -68,8 +70,9 @@ type Store struct {
 	closed     bool
 	// wmu is held by the write transactions that read or change the id
 	// memory, from before the transaction until its changes are in ids.
-	wmu sync.Mutex
-	ids *idIndex
+	wmu         sync.Mutex
+	ids         *idIndex
+	idsReserved int64 // ids counted in gctune's reservation
 }
 
 // Options tune Open.
@@ -114,6 +117,7 @@ func Open(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: read the id memory: %w", path, err)
 	}
+	s.reserveIDMemory()
 	idle := opt.ShadowMergeIdle
 	if idle == 0 {
 		idle = 200 * time.Millisecond
@@ -158,6 +162,7 @@ func (s *Store) Close() error {
 		<-s.merger.done
 	}
 	_ = os.Remove(s.lockPath)
+	gctune.Reserve("ids "+s.path, 0)
 	err := s.db.Close()
 	if p := s.merger.err.Load(); p != nil {
 		err = errors.Join(*p, err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/internal/ops"
 	"github.com/capisync/capisync/internal/testenv"
 )
 
@@ -184,12 +185,7 @@ rules:
 		if a := procField(cmd.Process.Pid, "RssAnon:"); a > peakAnon {
 			peakAnon = a
 			if p := os.Getenv("CAPISYNC_BENCH_HEAP"); p != "" {
-				if resp, err := http.Get("http://" + listen + "/debug/pprof/heap"); err == nil {
-					f, _ := os.Create(p)
-					io.Copy(f, resp.Body)
-					f.Close()
-					resp.Body.Close()
-				}
+				saveDebug(listen, "/debug/pprof/heap", p)
 			}
 		}
 		peakFile = max(peakFile, procField(cmd.Process.Pid, "RssFile:"))
@@ -261,4 +257,20 @@ func vmHWM(pid int) int {
 		}
 	}
 	return 0
+}
+
+// saveDebug writes what the daemon at addr serves at path (a pprof
+// endpoint, which asks for capisync's request header) to file.
+func saveDebug(addr, path, file string) {
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Header.Set(ops.RequestHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if f, err := os.Create(file); err == nil {
+		io.Copy(f, resp.Body)
+		f.Close()
+	}
 }

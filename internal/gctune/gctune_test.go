@@ -40,3 +40,32 @@ func TestApply(t *testing.T) {
 		})
 	}
 }
+
+// TestReserve: what is reserved is added to the limit Apply set, by name,
+// and nothing is changed when the environment set the limit.
+func TestReserve(t *testing.T) {
+	old := debug.SetMemoryLimit(1 << 40)
+	defer debug.SetMemoryLimit(old)
+	t.Setenv("GOMEMLIMIT", "")
+	restore := Apply()
+	Reserve("ids", 10<<20)
+	Reserve("other", 1<<20)
+	Reserve("ids", 20<<20) // a total, not a delta
+	if l := debug.SetMemoryLimit(-1); l != MemoryLimit+21<<20 {
+		t.Errorf("limit %d, want %d", l, MemoryLimit+21<<20)
+	}
+	restore()
+	Reserve("ids", 0)
+	Reserve("other", 0)
+	if l := debug.SetMemoryLimit(-1); l != 1<<40 {
+		t.Errorf("after restore, Reserve changed the limit to %d", l)
+	}
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	restore = Apply()
+	defer restore()
+	Reserve("ids", 10<<20)
+	defer Reserve("ids", 0)
+	if l := debug.SetMemoryLimit(-1); l != 1<<40 {
+		t.Errorf("with GOMEMLIMIT set, Reserve changed the limit to %d", l)
+	}
+}
