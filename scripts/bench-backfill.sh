@@ -13,10 +13,10 @@ summary=$(mktemp)
 trap 'rm -f "$out" "$summary"' EXIT
 for ids in default given; do
 	: >"$out"
-	bench_runs "$runs" "$out" ./connectors/sqlpoll/ TestBenchBackfill CAPISYNC_BENCH_ROWS="${1:-1000000}" CAPISYNC_BENCH_IDS="$ids"
+	bench_runs "$runs" "$out" ./cmd/capisync/ TestBenchBackfill CAPISYNC_BENCH_ROWS="${1:-1000000}" CAPISYNC_BENCH_IDS="$ids"
 	{
 		echo "event ids $ids, medians over $runs runs:"
-		echo "  backfill rows/s: $(grep -o 'ms\?, [0-9]* rows/s, read' "$out" | awk '{print $2}' | median)"
+		echo "  backfill rows/s: $(grep -o "[0-9]* rows/s, read" "$out" | awk "{print \$1}" | median)"
 		echo "  raw SELECT rows/s: $(grep -o 'rows, [0-9]* rows/s; backfill' "$out" | awk '{print $2}' | median)"
 		echo "  backfill / raw SELECT: $(grep -o 'backfill / raw SELECT rows/s = [0-9.]*' "$out" | awk '{print $NF}' | median)"
 	} >>"$summary"

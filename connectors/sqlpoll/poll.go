@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/capisync/capisync/internal/cdc"
@@ -52,9 +53,7 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 	prog := s.startProgress(ctx, t, baseline)
 	pollTime := s.opt.Now().UTC()
 	d := &differ{s: s, t: t, baseline: baseline, pollTime: pollTime}
-	if !baseline {
-		d.overlay = make(map[string][]byte, s.cfg.PageSize)
-	}
+	d.overlaid = !baseline
 	// Pages are read back to back while earlier ones get their shadows and
 	// are diffed (s.pages) and handed over here.
 	pctx, stop := context.WithCancel(ctx)
@@ -77,6 +76,7 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 			if err := s.emit(ctx, out, cdc.Batch{Source: s.name, Changes: changes, Shadows: shadows, Position: pos.encode()}); err != nil {
 				return err
 			}
+			d.handedOver(page.overlay, s.emitted)
 		}
 		s.mu.Lock()
 		s.stats.RowsScanned += int64(len(rows))
@@ -223,6 +223,7 @@ type page struct {
 	rows    []row
 	changes []cdc.Change
 	shadows []cdc.Shadow
+	overlay *overlayPage // the shadows the page wrote, as the differ remembers them
 	err     error
 }
 
@@ -286,6 +287,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 			if pt.err == nil && !failed && d != nil {
 				// The part's keys, shadow lookups and diff: in a slot.
 				s.opt.Slots.Take()
+				d.forgetCommitted() // before the lookups, which then see those pages' shadows
 				keys := make([][]byte, len(pt.rows))
 				for i, r := range pt.rows {
 					if cap(arena)-len(arena) < 64 {
@@ -308,6 +310,9 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 				continue
 			}
 			p.rows = pt.page
+			if d != nil {
+				p.overlay = d.endPage()
+			}
 			if pt.err != nil {
 				p = page{err: pt.err}
 			}
@@ -329,11 +334,72 @@ type differ struct {
 	t        *table
 	baseline bool // record shadows, emit nothing
 	pollTime time.Time
-	// overlay holds the shadows this poll wrote, possibly not yet
-	// committed: a row changed again while the poll runs can come back in
-	// a later page. (Rows of one poll are disjoint in (cursor, key), so a
-	// page's stored shadows cannot be written by the page before it.)
-	overlay map[string][]byte
+	// The shadows this poll wrote and the store may not have committed
+	// yet, page by page: a row changed again while the poll runs can come
+	// back in a later page. (Rows of one poll are disjoint in (cursor,
+	// key), so a page's stored shadows cannot be written by the page
+	// before it.) A page's are forgotten once its batch is committed, so
+	// that a backfill of a million rows does not hold them all.
+	overlaid bool           // keep an overlay (not when baselining)
+	overlay  []*overlayPage // pages handed over or about to be, oldest first
+	current  *overlayPage   // the page being diffed
+	mu       sync.Mutex     // guards overlayPage.emitted, set by the poll loop
+}
+
+// overlayPage is one page's shadows in the overlay.
+type overlayPage struct {
+	shadows map[string][]byte
+	emitted int64 // the source's emitted count once its batch was handed over; 0 before
+}
+
+// lookup returns the shadow this poll wrote for key, if any.
+func (d *differ) lookup(key []byte) ([]byte, bool) {
+	if d.current != nil {
+		if v, ok := d.current.shadows[string(key)]; ok {
+			return v, true
+		}
+	}
+	for i := len(d.overlay) - 1; i >= 0; i-- {
+		if v, ok := d.overlay[i].shadows[string(key)]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// endPage closes the page being diffed and returns its overlay (nil when
+// it wrote no shadow).
+func (d *differ) endPage() *overlayPage {
+	p := d.current
+	if p != nil {
+		d.overlay = append(d.overlay, p)
+	}
+	d.current = nil
+	return p
+}
+
+// handedOver records that p's batch went to the pipeline as the emitted-th.
+func (d *differ) handedOver(p *overlayPage, emitted int64) {
+	if p == nil {
+		return
+	}
+	d.mu.Lock()
+	p.emitted = emitted
+	d.mu.Unlock()
+}
+
+// forgetCommitted drops the pages whose batches the pipeline committed:
+// the store holds their shadows now.
+func (d *differ) forgetCommitted() {
+	acked := d.s.acked.Load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for n < len(d.overlay) && d.overlay[n].emitted != 0 && d.overlay[n].emitted <= acked {
+		d.overlay[n] = nil
+		n++
+	}
+	d.overlay = d.overlay[n:]
 }
 
 // diff compares rows with their stored shadows (keys are the rows' keys)
@@ -341,7 +407,7 @@ type differ struct {
 // the page may still hold, from these on: the first difference makes room
 // for that many.
 func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc.Change, shadows []cdc.Shadow) ([]cdc.Change, []cdc.Shadow, error) {
-	s, t, overlay, baseline := d.s, d.t, d.overlay, d.baseline
+	s, t, baseline := d.s, d.t, d.baseline
 	var arena []byte    // encodings of rows that changed; an unchanged row's is written over
 	var posArena []byte // changes' positions
 	var slab []any      // old rows' values, cut rowsPerSlab rows at a time
@@ -357,7 +423,7 @@ func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc
 		arena = t.encodeShadow(arena, r.norm)
 		enc := arena[start:len(arena):len(arena)]
 		sh := stored[i]
-		if v, ok := overlay[string(keys[i])]; ok {
+		if v, ok := d.lookup(keys[i]); ok {
 			sh = v
 		}
 		if sh != nil && bytes.Equal(sh, enc) {
@@ -374,8 +440,11 @@ func (d *differ) diff(rows []row, keys, stored [][]byte, room int, changes []cdc
 			}
 		}
 		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: keys[i], Value: enc})
-		if overlay != nil {
-			overlay[string(keys[i])] = enc
+		if d.overlaid {
+			if d.current == nil {
+				d.current = &overlayPage{shadows: make(map[string][]byte, len(rows))}
+			}
+			d.current.shadows[string(keys[i])] = enc
 		}
 		if baseline {
 			continue

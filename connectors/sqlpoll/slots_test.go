@@ -39,7 +39,7 @@ func TestPartsTakeSlots(t *testing.T) {
 	if err := s.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	d := &differ{s: s, t: s.tables[0], pollTime: time.Now(), overlay: map[string][]byte{}}
+	d := &differ{s: s, t: s.tables[0], pollTime: time.Now(), overlaid: true}
 
 	cpu.Take() // the pipeline is busy
 	pages := s.pages(ctx, s.tables[0], nil, nil, d)

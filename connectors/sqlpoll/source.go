@@ -335,9 +335,31 @@ func (s *Source) emit(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) er
 		s.waited += time.Since(start)
 		s.mu.Unlock()
 	}()
+	// A page's changes go in parts of at most batchChanges: the pipeline
+	// holds a few batches at a time, and 5,000 changes each made that a
+	// working set that kept the collector busy. Only the last part carries
+	// the page's shadows and position: a crash between parts leaves the
+	// shadows as they were, so the page is read and diffed again, and the
+	// events already queued are refused as repeats by their ids.
+	for len(b.Changes) > batchChanges {
+		part := cdc.Batch{Source: b.Source, Changes: b.Changes[:batchChanges:batchChanges]}
+		b.Changes = b.Changes[batchChanges:]
+		if err := s.send(ctx, out, part); err != nil {
+			return err
+		}
+	}
+	return s.send(ctx, out, b)
+}
+
+// batchChanges is the most changes emit hands over in one batch.
+const batchChanges = 1000
+
+func (s *Source) send(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) error {
 	select {
 	case out <- b:
-		s.emitted++
+		if b.Position != nil { // the pipeline acks only batches with a position
+			s.emitted++
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
