@@ -119,15 +119,29 @@ func (x *idIndex) size(dest string) int {
 func (x *idIndex) load(tx *bolt.Tx) error {
 	x.dests = map[string]*idMemory{}
 	return eachDest(tx, bIDLog, "", func(dest string, log *bolt.Bucket) error {
-		m := x.dest(dest)
-		return log.ForEach(func(k, v []byte) error {
+		// Sized for the sequence numbers the log spans (an upper bound:
+		// some in between may be gone), so that it does not grow in steps.
+		c := log.Cursor()
+		first, _ := c.First()
+		last, _ := c.Last()
+		n := 0
+		if first != nil {
+			n = int(min(binary.BigEndian.Uint64(last)-binary.BigEndian.Uint64(first)+1, 1<<26))
+		}
+		m := &idMemory{byHash: make(map[uint32]uint32, n), exact: map[string]uint64{}}
+		x.dests[dest] = m
+		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(k) != 8 || len(v) < 8 {
 				return fmt.Errorf("id log %s: malformed entry %x", dest, k)
 			}
-			key := string(v[8:])
-			m.add(key, x.hash(key), binary.BigEndian.Uint64(k))
-			return nil
-		})
+			seq, h := binary.BigEndian.Uint64(k), uint32(maphash.Bytes(x.seed, v[8:]))
+			if _, taken := m.byHash[h]; taken {
+				m.exact[string(v[8:])] = seq
+				continue
+			}
+			m.byHash[h] = uint32(seq)
+		}
+		return nil
 	})
 }
 

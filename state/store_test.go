@@ -315,3 +315,33 @@ func TestRewriteShadowsOncePerFormat(t *testing.T) {
 		t.Errorf("shadow = %q", got[0])
 	}
 }
+
+// BenchmarkOpenWithHistory measures opening a store that remembers
+// 5,000,000 ids (CAPISYNC_BENCH_HISTORY sets another number): the id
+// memory is built from the file's id log.
+func BenchmarkOpenWithHistory(b *testing.B) {
+	history := 5000000
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_HISTORY")); err == nil {
+		history = n
+	}
+	path := filepath.Join(b.TempDir(), "capisync.db")
+	s, err := state.Open(path, state.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := state.PrefillIDs(s, "meta", "Purchase", history, time.Now().Add(-time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := state.Open(path, state.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*history), "ns/id")
+}
