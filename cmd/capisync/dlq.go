@@ -46,7 +46,7 @@ func dlqCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if verb == "list" {
 		var letters []state.DeadLetter
-		err := withStore(cfg, func(s *state.Store) (err error) {
+		err := withStore(cfg, func(s state.Store) (err error) {
 			letters, err = s.DeadLetters(*dest)
 			return err
 		}, func(c *ops.Client) (err error) {
@@ -89,7 +89,7 @@ func dlqCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	total := 0
 	for _, d := range dests {
-		err := withStore(cfg, func(s *state.Store) error {
+		err := withStore(cfg, func(s state.Store) error {
 			n, err := pick(verb, s.RetryDead, s.DropDead)(d, sel)
 			total += n
 			return err

@@ -31,7 +31,8 @@ func TestImportDirection(t *testing.T) {
 	}{
 		{"internal/cdc", nil, "the shared vocabulary imports nothing of ours"},
 		{"internal/capi", nil, "Meta's rules are pure"},
-		{"state", []string{"internal/cdc", "internal/capi"}, "the store knows no rules or connectors"},
+		{"state", []string{"internal/cdc", "internal/capi"}, "the store's types know no rules, connectors or implementation"},
+		{"state/bolt", []string{"state", "internal/cdc", "internal/capi", "internal/gctune"}, "the embedded store knows no rules or connectors"},
 		{"rules", []string{"internal/cdc", "internal/capi", "internal/config"}, "rules know no store or connector"},
 		// (internal/capi comes through internal/config, which checks names.)
 		{"connectors/postgres", []string{"internal/cdc", "internal/config", "internal/capi", "internal/backoff"}, "a source knows only the vocabulary and its config"},
@@ -46,6 +47,23 @@ func TestImportDirection(t *testing.T) {
 			}
 			if !ok {
 				t.Errorf("%s imports %s: %s", r.pkg, d, r.reason)
+			}
+		}
+	}
+	// Only state/stores opens a store implementation: the pipeline, the
+	// connectors and the commands use state.Store.
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], mod+"state/") {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, mod+"state/") && imp != mod+"state/stores" && imp != mod+"state/statetest" {
+				t.Errorf("%s imports %s: only state/stores opens a store implementation", strings.TrimPrefix(f[0], mod), strings.TrimPrefix(imp, mod))
 			}
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"runtime/pprof"
 
 	"github.com/capisync/capisync/internal/gctune"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/stores"
 )
 
 // runCmd is `capisync run`: the daemon. It exits 0 after a clean shutdown
@@ -39,7 +39,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	store, err := state.Open(cfg.State.Path, state.Options{})
+	store, err := stores.Open(cfg.State)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/stores"
 )
 
 // slotCmd is `capisync slot drop|reset`. drop is for a DBA retiring a
@@ -66,7 +67,7 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // resetCheckpoint forgets source's checkpoint in the store (the daemon must
 // be stopped: it holds the store).
 func resetCheckpoint(cfg *config.Config, source, slot string, stdout io.Writer) error {
-	st, err := state.Open(cfg.State.Path, state.Options{})
+	st, err := stores.Open(cfg.State)
 	if errors.Is(err, state.ErrLocked) {
 		return fmt.Errorf("%w: stop capisync before resetting a checkpoint", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/ops"
 	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/stores"
 )
 
 // statusCmd is `capisync status`: from the store file when no daemon
@@ -31,7 +32,7 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var rep ops.Report
 	var dead []state.DeadLetter
-	err = withStore(cfg, func(s *state.Store) error {
+	err = withStore(cfg, func(s state.Store) error {
 		st, err := s.Status()
 		if err != nil {
 			return err
@@ -71,8 +72,8 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 
 // withStore runs local on the store file, or remote on the running daemon
 // when the daemon holds the file (bbolt allows one process).
-func withStore(cfg *config.Config, local func(*state.Store) error, remote func(*ops.Client) error) error {
-	s, err := state.Open(cfg.State.Path, state.Options{})
+func withStore(cfg *config.Config, local func(state.Store) error, remote func(*ops.Client) error) error {
+	s, err := stores.Open(cfg.State)
 	if errors.Is(err, state.ErrLocked) {
 		if cfg.HTTP.Listen == "" {
 			return fmt.Errorf("%w; set http.listen in the config so that this command can ask the running daemon", err)

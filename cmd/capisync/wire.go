@@ -25,7 +25,7 @@ import (
 type daemon struct {
 	cfg      *config.Config
 	rules    *rules.Set
-	store    *state.Store
+	store    state.Store
 	log      *slog.Logger
 	pipeline *pipeline.Pipeline
 	polls    map[string]*sqlpoll.Source
@@ -37,7 +37,7 @@ type daemon struct {
 
 // wire builds sources, destinations and the pipeline: one explicit switch
 // per type, no registration magic.
-func wire(cfg *config.Config, set *rules.Set, store *state.Store, log *slog.Logger) (*daemon, error) {
+func wire(cfg *config.Config, set *rules.Set, store state.Store, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{}}
 	d.metrics = ops.NewMetrics(d.gauges)
 	d.metrics.Init(knownRules(cfg))

@@ -19,6 +19,7 @@ import (
 	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 const (
@@ -151,7 +152,7 @@ const defaultRules = `
 
 // gate holds commits to the store while closed.
 type gate struct {
-	*state.Store
+	*bolt.Store
 	mu     sync.Mutex
 	closed bool
 	open   chan struct{}
@@ -180,7 +181,7 @@ func (g *gate) release() {
 
 func (e *env) start() {
 	e.t.Helper()
-	store, err := state.Open(filepath.Join(e.dir, "state.db"), state.Options{})
+	store, err := bolt.Open(filepath.Join(e.dir, "state.db"), bolt.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/internal/cdc"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -224,7 +224,7 @@ func TestReplicaIdentityDefault(t *testing.T) {
 	// The store keeps shadows of the live rows only: not of deleted rows,
 	// nor of a key that changed.
 	s.stop()
-	store, err := state.Open(filepath.Join(s.dir, "state.db"), state.Options{})
+	store, err := bolt.Open(filepath.Join(s.dir, "state.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

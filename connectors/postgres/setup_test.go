@@ -13,7 +13,7 @@ import (
 	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/testenv"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 // TestMisspelledColumn: a rule reading a column the table lacks stops the
@@ -64,7 +64,7 @@ func TestDroppedSlotRefusesToStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "capisync slot reset") {
 		t.Fatalf("start after the slot was dropped: %v", err)
 	}
-	store, err := state.Open(filepath.Join(e.dir, "state.db"), state.Options{})
+	store, err := bolt.Open(filepath.Join(e.dir, "state.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

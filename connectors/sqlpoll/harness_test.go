@@ -21,7 +21,7 @@ import (
 	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/rules"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 const (
@@ -67,7 +67,7 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan error
 	src    *sqlpoll.Source
-	store  *state.Store
+	store  *bolt.Store
 	// keepAll makes the source keep every column rules read in its
 	// shadows, as capisync did before shadows kept only old values.
 	keepAll bool
@@ -138,7 +138,7 @@ var defaultRules = testenv.OrderRules("shop", "TABLE")
 // start runs the pipeline (store reopened from the same file each time).
 func (e *env) start() {
 	e.t.Helper()
-	store, err := state.Open(filepath.Join(e.dir, "state.db"), state.Options{})
+	store, err := bolt.Open(filepath.Join(e.dir, "state.db"), bolt.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

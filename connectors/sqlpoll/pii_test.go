@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 // piiRules read status as an old value and email only as a new one; the
@@ -83,7 +83,7 @@ func shadowsHolding(t *testing.T, e *env, s string) int {
 	store := e.store
 	if e.cancel == nil { // stopped: open the file
 		var err error
-		if store, err = state.Open(filepath.Join(e.dir, "state.db"), state.Options{}); err != nil {
+		if store, err = bolt.Open(filepath.Join(e.dir, "state.db"), bolt.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		defer store.Close()

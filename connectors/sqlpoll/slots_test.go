@@ -8,7 +8,7 @@ import (
 
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/slots"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 // TestPartsTakeSlots: a page's shadow lookups and diff wait for a slot
@@ -17,7 +17,7 @@ func TestPartsTakeSlots(t *testing.T) {
 	cfg := config.Source{Type: config.TypeSQLite, DSN: config.Secret(filepath.Join(t.TempDir(), "src.db")), Timezone: "UTC", Schedule: "@every 1h", PageSize: 10,
 		Tables: config.TableSet{Names: []string{"orders"}, Tables: map[string]*config.PollTable{"orders": {
 			Key: []string{"id"}, Cursor: "updated_at", Track: []string{"status"}}}}}
-	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{NoSync: true})
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/testenv"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 // TestReadValues reads every kind of column through each dialect, NULLs and
@@ -55,7 +55,7 @@ func TestReadValues(t *testing.T) {
 			cfg := config.Source{Type: tc.typ, DSN: config.Secret(dsn), Timezone: "UTC", Schedule: "@every 1h", PageSize: 1,
 				Tables: config.TableSet{Names: []string{name}, Tables: map[string]*config.PollTable{name: {
 					Key: []string{"code"}, Cursor: "updated_at", Track: []string{"name", "note", "bin", "doc", "amount", "ratio", "n", "big"}}}}}
-			store, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+			store, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,7 @@ import (
 	"github.com/capisync/capisync/internal/pipeline"
 	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/rules"
-	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,7 +48,7 @@ func (s *sliceSource) Ack(context.Context, cdc.Position) error { s.acked.Add(1);
 // to the fake Graph API, whose token it refuses until told otherwise.
 type rig struct {
 	fake  *metacapitest.Server
-	store *state.Store
+	store *bolt.Store
 	src   *sliceSource
 	p     *pipeline.Pipeline
 	done  chan error
@@ -76,7 +76,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.store, err = state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{}); err != nil {
+	if r.store, err = bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.store.Close() })

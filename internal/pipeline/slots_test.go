@@ -11,6 +11,7 @@ import (
 	"github.com/capisync/capisync/internal/slots"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 // TestSlots: evaluating waits for a free slot, and committing holds one,
@@ -31,7 +32,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "s.db"), state.Options{NoSync: true})
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,21 +22,8 @@ import (
 	"github.com/capisync/capisync/state"
 )
 
-// Store is the behaviour the suite checks.
-type Store interface {
-	Checkpoint(source string) (cdc.Position, error)
-	Commit(batches ...state.Batch) (state.CommitResult, error)
-	Pending(dest string, max int) ([]state.Queued, error)
-	PendingAfter(dest string, after uint64, max int) ([]state.Queued, error)
-	LastSeq(dest string) (uint64, error)
-	Settle(dest string, outcomes []state.Outcome) error
-	DeadLetters(dest string) ([]state.DeadLetter, error)
-	RetryDead(dest string, ids []uint64) (int, error)
-	DropDead(dest string, ids []uint64) (int, error)
-	Shadows(source, table string, keys [][]byte) ([][]byte, error)
-	Status() (state.Status, error)
-	Close() error
-}
+// Store is the behaviour the suite checks: all of state.Store.
+type Store = state.Store
 
 // Event returns a distinct valid event numbered i.
 func Event(i int) capi.Event {
@@ -79,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) Store) {
 	t.Run("CommitReturnsWhatItQueued", func(t *testing.T) { commitReturnsQueued(t, fresh(t)) })
 	t.Run("SettleAndDeadLetters", func(t *testing.T) { settle(t, fresh(t)) })
 	t.Run("Shadows", func(t *testing.T) { shadows(t, fresh(t)) })
+	t.Run("ShadowScansAndRewrites", func(t *testing.T) { shadowScans(t, fresh(t)) })
+	t.Run("DepthAndCheckpoints", func(t *testing.T) { depthAndCheckpoints(t, fresh(t)) })
 	t.Run("MoneyStaysExact", func(t *testing.T) { moneyExact(t, fresh(t)) })
 }
 
@@ -521,5 +510,74 @@ func shadows(t *testing.T, s Store) {
 	got = must(s.Shadows("src", "orders", [][]byte{[]byte("9"), []byte("5"), []byte("2")}))
 	if string(got[0]) != "second" || got[1] != nil || string(got[2]) != "b" {
 		t.Errorf("after rewrites in one commit: shadows = %q, want [second <nil> b]", got)
+	}
+}
+
+// shadowScans: a scan sees a table's shadows in key order, and only its;
+// a rewrite changes what fn says, once per format.
+func shadowScans(t *testing.T, s Store) {
+	defer s.Close()
+	var sh []cdc.Shadow
+	for i := 9; i >= 0; i-- {
+		sh = append(sh, cdc.Shadow{Table: "orders", Key: []byte{byte('0' + i)}, Value: []byte(fmt.Sprintf("v%d", i))})
+	}
+	sh = append(sh, cdc.Shadow{Table: "leads", Key: []byte("x"), Value: []byte("other table")})
+	must(s.Commit(state.Batch{Source: "src", Shadows: sh}))
+	scan := func() []string {
+		var got []string
+		if err := s.ScanShadows("src", "orders", func(k, v []byte) error {
+			got = append(got, string(k)+"="+string(v))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := scan(); len(got) != 10 || got[0] != "0=v0" || got[9] != "9=v9" {
+		t.Fatalf("scan = %q, want 0=v0 .. 9=v9 in key order", got)
+	}
+	odd := func(v []byte) ([]byte, bool) {
+		if (v[1]-'0')%2 == 1 {
+			return append([]byte("new-"), v...), true
+		}
+		return nil, false
+	}
+	if n := must(s.RewriteShadows("src", "orders", "f2", odd)); n != 5 {
+		t.Errorf("rewrote %d shadows, want 5", n)
+	}
+	if got := scan(); got[1] != "1=new-v1" || got[2] != "2=v2" {
+		t.Errorf("after the rewrite: %q", got)
+	}
+	if n := must(s.RewriteShadows("src", "orders", "f2", odd)); n != 0 {
+		t.Errorf("a second pass for the same format rewrote %d shadows, want none", n)
+	}
+	if got := must(s.Shadows("src", "leads", [][]byte{[]byte("x")})); string(got[0]) != "other table" {
+		t.Errorf("another table's shadow: %q", got[0])
+	}
+}
+
+// depthAndCheckpoints: depth follows queueing and settling; a checkpoint
+// can be forgotten.
+func depthAndCheckpoints(t *testing.T, s Store) {
+	defer s.Close()
+	must(s.Commit(state.Batch{Source: "src", Position: cdc.Position("p1"), Events: enq("meta", 1, 2, 3)}))
+	if d := must(s.Depth("meta")); d != 3 {
+		t.Errorf("depth %d, want 3", d)
+	}
+	p := must(s.Pending("meta", 10))
+	if err := s.Settle("meta", []state.Outcome{{Seq: p[0].Seq, Status: state.Delivered}, {Seq: p[1].Seq, Status: state.DeadLettered, Reason: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := must(s.Depth("meta")); d != 1 {
+		t.Errorf("depth after settling two: %d, want 1", d)
+	}
+	if last := must(s.LastSeq("meta")); last != p[2].Seq {
+		t.Errorf("last seq %d, want %d", last, p[2].Seq)
+	}
+	if old := must(s.ForgetCheckpoint("src")); string(old) != "p1" {
+		t.Errorf("forgot %q, want p1", old)
+	}
+	if pos := must(s.Checkpoint("src")); pos != nil {
+		t.Errorf("checkpoint after forgetting: %q", pos)
 	}
 }

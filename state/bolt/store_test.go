@@ -1,4 +1,4 @@
-package state_test
+package bolt_test
 
 import (
 	"bytes"
@@ -16,11 +16,12 @@ import (
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 	"github.com/capisync/capisync/state/statetest"
 )
 
 func open(t *testing.T, now func() time.Time) statetest.Store {
-	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: now})
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "capisync.db"), bolt.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,12 +32,12 @@ func TestAcceptance(t *testing.T) { statetest.Run(t, open) }
 
 func TestExclusiveOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "capisync.db")
-	s, err := state.Open(path, state.Options{})
+	s, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = state.Open(path, state.Options{})
+	_, err = bolt.Open(path, bolt.Options{})
 	if !errors.Is(err, state.ErrLocked) {
 		t.Fatalf("second open: %v", err)
 	}
@@ -48,7 +49,7 @@ func TestExclusiveOpen(t *testing.T) {
 
 func TestReopenKeepsState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "capisync.db")
-	s, err := state.Open(path, state.Options{})
+	s, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestReopenKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = state.Open(path, state.Options{})
+	s, err = bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +70,8 @@ func TestReopenKeepsState(t *testing.T) {
 }
 
 // benchStore opens a store with fsync on, for a benchmark.
-func benchStore(b *testing.B) *state.Store {
-	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
+func benchStore(b *testing.B) *bolt.Store {
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "capisync.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,10 +104,10 @@ func BenchmarkCommit(b *testing.B) {
 
 // queuedOne opens a store on a clock the test moves (*now) and queues one
 // event, ev, for destination meta.
-func queuedOne(t *testing.T) (s *state.Store, now *time.Time, ev []state.Enqueue) {
+func queuedOne(t *testing.T) (s *bolt.Store, now *time.Time, ev []state.Enqueue) {
 	t.Helper()
 	clock := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{Now: func() time.Time { return clock }})
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "capisync.db"), bolt.Options{Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func BenchmarkCommitPage(b *testing.B) {
 func benchCommitPage(b *testing.B, hashed bool, history int) {
 	s := benchStore(b)
 	if history > 0 {
-		if err := state.PrefillIDs(s, "meta", "Purchase", history, time.Now().Add(-time.Hour)); err != nil {
+		if err := bolt.PrefillIDs(s, "meta", "Purchase", history, time.Now().Add(-time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -286,7 +287,7 @@ func benchCommitPage(b *testing.B, hashed bool, history int) {
 // source that starts again reads no shadow to learn there is nothing to
 // rewrite; another format reads them again.
 func TestRewriteShadowsOncePerFormat(t *testing.T) {
-	s, err := state.Open(filepath.Join(t.TempDir(), "capisync.db"), state.Options{})
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "capisync.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,17 +326,17 @@ func BenchmarkOpenWithHistory(b *testing.B) {
 		history = n
 	}
 	path := filepath.Join(b.TempDir(), "capisync.db")
-	s, err := state.Open(path, state.Options{})
+	s, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := state.PrefillIDs(s, "meta", "Purchase", history, time.Now().Add(-time.Hour)); err != nil {
+	if err := bolt.PrefillIDs(s, "meta", "Purchase", history, time.Now().Add(-time.Hour)); err != nil {
 		b.Fatal(err)
 	}
 	s.Close()
 	b.ResetTimer()
 	for b.Loop() {
-		s, err := state.Open(path, state.Options{})
+		s, err := bolt.Open(path, bolt.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

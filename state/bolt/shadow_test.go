@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/state"
 )
 
 // shadowModel is what a table's shadows must read as.
@@ -107,7 +108,7 @@ func TestShadowDelta(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(chunk), 1))
 			m := shadowModel{}
 			for round := range 40 {
-				if _, err := s.Commit(Batch{Source: "src", Shadows: randomShadows(r, m, 1+r.IntN(20), round)}); err != nil {
+				if _, err := s.Commit(state.Batch{Source: "src", Shadows: randomShadows(r, m, 1+r.IntN(20), round)}); err != nil {
 					t.Fatal(err)
 				}
 				m.check(t, s, fmt.Sprintf("round %d, before merging", round))
@@ -140,7 +141,7 @@ func TestShadowMergeInBackground(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	m := shadowModel{}
 	for round := range 200 {
-		if _, err := s.Commit(Batch{Source: "src", Shadows: randomShadows(r, m, 1+r.IntN(10), round)}); err != nil {
+		if _, err := s.Commit(state.Batch{Source: "src", Shadows: randomShadows(r, m, 1+r.IntN(10), round)}); err != nil {
 			t.Fatal(err)
 		}
 		m.check(t, s, fmt.Sprintf("round %d", round))
@@ -156,7 +157,7 @@ func TestShadowMergeInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openShadows(t, path, -1)
-	if _, err := s.Commit(Batch{Source: "src", Shadows: randomShadows(r, m, 30, 1000)}); err != nil {
+	if _, err := s.Commit(state.Batch{Source: "src", Shadows: randomShadows(r, m, 30, 1000)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -188,7 +189,7 @@ func TestCommitLeavesShadowsToMerge(t *testing.T) {
 	for i := range 1000 {
 		shadows = append(shadows, cdc.Shadow{Table: "orders", Key: []byte(fmt.Sprintf("k%04d", i)), Value: bytes.Repeat([]byte{'v'}, 40)})
 	}
-	if _, err := s.Commit(Batch{Source: "src", Shadows: shadows}); err != nil {
+	if _, err := s.Commit(state.Batch{Source: "src", Shadows: shadows}); err != nil {
 		t.Fatal(err)
 	}
 	if n := deltaLen(t, s); n != 1000 {

@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"bytes"
@@ -9,32 +9,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/state"
 )
-
-// Queued is an event waiting in an outbox: its JSON as it will be sent,
-// and the fields delivery needs without parsing it.
-type Queued struct {
-	Seq          uint64
-	Destination  string // set in CommitResult.Queued
-	Rule         string
-	EventName    string
-	EventID      string
-	EventTime    int64
-	ActionSource string
-	JSON         []byte // the event, exactly as it goes into the request's data array
-	Enqueued     time.Time
-	Attempts     int
-}
-
-// Event parses the queued event (numbers kept exact).
-func (q *Queued) Event() (capi.Event, error) {
-	var e capi.Event
-	return e, decodeEvent(q.JSON, &e)
-}
 
 // Pending returns up to max of the oldest events queued for dest, oldest
 // first.
-func (s *Store) Pending(dest string, max int) ([]Queued, error) { return s.PendingAfter(dest, 0, max) }
+func (s *Store) Pending(dest string, max int) ([]state.Queued, error) {
+	return s.PendingAfter(dest, 0, max)
+}
 
 // LastSeq returns the sequence number of the last event ever queued for
 // dest (0 when none): one read of the outbox bucket's sequence.
@@ -54,8 +36,8 @@ func (s *Store) LastSeq(dest string) (uint64, error) {
 // PendingAfter returns up to max of the oldest events queued for dest
 // whose sequence number is above after, oldest first: a sender with
 // batches in flight reads on from the last event it took.
-func (s *Store) PendingAfter(dest string, after uint64, max int) ([]Queued, error) {
-	out := make([]Queued, 0, min(max, 1024))
+func (s *Store) PendingAfter(dest string, after uint64, max int) ([]state.Queued, error) {
+	out := make([]state.Queued, 0, min(max, 1024))
 	var arena []byte // the events' JSON, copied out of the transaction in few allocations
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ob, err := sub(tx, bOutbox, dest, false)
@@ -68,7 +50,7 @@ func (s *Store) PendingAfter(dest string, after uint64, max int) ([]Queued, erro
 			if err != nil {
 				return fmt.Errorf("outbox %s seq %d: %w", dest, binary.BigEndian.Uint64(k), err)
 			}
-			out = append(out, Queued{Seq: binary.BigEndian.Uint64(k), Rule: rec.Rule, EventName: rec.EventName, EventID: rec.EventID,
+			out = append(out, state.Queued{Seq: binary.BigEndian.Uint64(k), Rule: rec.Rule, EventName: rec.EventName, EventID: rec.EventID,
 				EventTime: rec.EventTime, ActionSource: rec.ActionSource, JSON: take(&arena, rec.Event),
 				Enqueued: time.Unix(0, rec.Enqueued), Attempts: int(rec.Attempts)})
 		}
@@ -89,34 +71,12 @@ func take(arena *[]byte, b []byte) []byte {
 	return (*arena)[start:len(*arena):len(*arena)]
 }
 
-// OutcomeStatus is what became of a queued event.
-type OutcomeStatus int
-
-// What became of a queued event.
-const (
-	Delivered OutcomeStatus = iota + 1
-	DeadLettered
-	Deferred
-)
-
-// Outcome is what became of one queued event.
-type Outcome struct {
-	Seq       uint64
-	Status    OutcomeStatus
-	Reason    string
-	Code      int
-	Subcode   int
-	Message   string
-	FBTraceID string
-	Attempts  int // requests that carried it this time
-}
-
 // Settle records outcomes for dest in one transaction: delivered events
-// leave the outbox (their ids stay remembered for SentTTL, see enqueuer),
+// leave the outbox (their ids stay remembered for state.SentTTL, see enqueuer),
 // dead-lettered ones move to the dead letters, deferred ones stay with their
 // attempts counted. A delivered event is only deleted: its record is not
 // read, and the id memory is not written.
-func (s *Store) Settle(dest string, outcomes []Outcome) error {
+func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 	now := s.now()
 	return s.update(func(tx *bolt.Tx, ids *idTx) error {
 		ob, err := sub(tx, bOutbox, dest, true)
@@ -134,7 +94,7 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 			if got, _ := c.Seek(k); !bytes.Equal(got, k) {
 				continue // settled before (a repeated report)
 			}
-			if o.Status == Delivered {
+			if o.Status == state.Delivered {
 				if err := c.Delete(); err != nil {
 					return err
 				}
@@ -153,19 +113,19 @@ func (s *Store) Settle(dest string, outcomes []Outcome) error {
 				rec.Last = now.UnixNano()
 			}
 			switch o.Status {
-			case Deferred:
+			case state.Deferred:
 				if o.Attempts > 0 {
 					if err := ob.Put(k, rec.encode()); err != nil {
 						return err
 					}
 				}
 				continue
-			case DeadLettered:
+			case state.DeadLettered:
 				var ev capi.Event
-				if err := decodeEvent(rec.Event, &ev); err != nil {
+				if err := state.DecodeEvent(rec.Event, &ev); err != nil {
 					return fmt.Errorf("settle %s seq %d: %w", dest, o.Seq, err)
 				}
-				dl := DeadLetter{Destination: dest, Rule: rec.Rule, Event: &ev, Reason: o.Reason,
+				dl := state.DeadLetter{Destination: dest, Rule: rec.Rule, Event: &ev, Reason: o.Reason,
 					Code: o.Code, Subcode: o.Subcode, Message: o.Message, FBTraceID: o.FBTraceID,
 					Attempts: int(rec.Attempts), Enqueued: time.Unix(0, rec.Enqueued).UTC()}
 				if rec.First != 0 {

@@ -1,4 +1,4 @@
-package state_test
+package bolt_test
 
 import (
 	"encoding/binary"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/bolt"
 )
 
 // BenchmarkScatteredShadows: a table of 300,000 shadows, then per
@@ -16,7 +17,7 @@ import (
 // (FlushShadows), so that work done later in the background is counted.
 func BenchmarkScatteredShadows(b *testing.B) {
 	const rows, perCommit, commits = 300_000, 2000, 5
-	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "capisync.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func BenchmarkScatteredShadows(b *testing.B) {
 // polling benchmark), in one call.
 func BenchmarkShadowLookups(b *testing.B) {
 	const rows, every = 1_000_000, 100
-	s, err := state.Open(filepath.Join(b.TempDir(), "capisync.db"), state.Options{})
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "capisync.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func BenchmarkShadowLookups(b *testing.B) {
 
 // fillShadows commits shadows of ids 0 to rows-1 to source src's table
 // orders, per at a time, and merges them into the main tree.
-func fillShadows(b *testing.B, s *state.Store, rows, per uint64, key func(uint64) []byte, value []byte) {
+func fillShadows(b *testing.B, s *bolt.Store, rows, per uint64, key func(uint64) []byte, value []byte) {
 	for i := uint64(0); i < rows; i += per {
 		batch := state.Batch{Source: "src"}
 		for id := i; id < i+per; id++ {

@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"encoding/binary"
@@ -6,35 +6,17 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/capisync/capisync/state"
 )
 
-// Status is a snapshot of the store for `capisync status`.
-type Status struct {
-	Checkpoints  map[string]CheckpointStatus `json:"checkpoints"`
-	Destinations map[string]OutboxStatus     `json:"destinations"`
-	Counters     map[string]int64            `json:"counters"`
-}
-
-// CheckpointStatus is a source's checkpoint.
-type CheckpointStatus struct {
-	Position []byte    `json:"position"`
-	At       time.Time `json:"at"`
-}
-
-// OutboxStatus is a destination's queue.
-type OutboxStatus struct {
-	Depth          int64     `json:"outbox_depth"`
-	OldestEnqueued time.Time `json:"oldest_enqueued,omitzero"`
-	DeadLetters    int64     `json:"dead_letters"`
-}
-
-// Status reads the snapshot in one transaction.
-func (s *Store) Status() (Status, error) {
-	st := Status{Checkpoints: map[string]CheckpointStatus{}, Destinations: map[string]OutboxStatus{}, Counters: map[string]int64{}}
+// state.Status reads the snapshot in one transaction.
+func (s *Store) Status() (state.Status, error) {
+	st := state.Status{Checkpoints: map[string]state.CheckpointStatus{}, Destinations: map[string]state.OutboxStatus{}, Counters: map[string]int64{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		times := tx.Bucket(bCheckpointTimes)
 		if err := tx.Bucket(bCheckpoints).ForEach(func(k, v []byte) error {
-			cs := CheckpointStatus{Position: append([]byte(nil), v...)}
+			cs := state.CheckpointStatus{Position: append([]byte(nil), v...)}
 			if t := times.Get(k); t != nil {
 				cs.At = time.Unix(0, int64(binary.BigEndian.Uint64(t))).UTC()
 			}

@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"bytes"
@@ -13,62 +13,14 @@ import (
 
 	"github.com/capisync/capisync/internal/capi"
 	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/state"
 )
-
-// Enqueue is an event to queue for a destination.
-type Enqueue struct {
-	Destination string
-	Rule        string
-	Event       capi.Event
-	rec         []byte // the outbox record, built by Encode
-	jsonAt      int    // where the event's JSON starts in rec
-}
-
-// Encode builds the event's outbox record — its JSON included — now, so
-// that Commit only stamps and stores it: call it outside the store's writer
-// lock. Afterwards the event's user_data and custom_data may be dropped
-// (Commit reads only its name, id, time and action source), and copies of e
-// for other destinations share the record. scratch is reused between calls.
-func (e *Enqueue) Encode(scratch *bytes.Buffer) error {
-	r := record{Rule: e.Rule, EventTime: e.Event.EventTime, EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource}
-	scratch.Reset()
-	scratch.Write(r.appendTo(scratch.AvailableBuffer())) // the header, in place
-	at := scratch.Len()
-	if err := capi.AppendJSON(scratch, &e.Event); err != nil {
-		return fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
-	}
-	e.rec, e.jsonAt = bytes.Clone(scratch.Bytes()), at // one allocation of the exact size
-	return nil
-}
-
-// Batch is what one source commits at once.
-type Batch struct {
-	Source      string
-	Position    cdc.Position // the source's new checkpoint; nil leaves it
-	Events      []Enqueue
-	DeadLetters []DeadLetter // events that failed before they could be queued (rule errors)
-	Shadows     []cdc.Shadow
-	Counters    map[string]int64 // added to the store's counters
-}
-
-// CommitResult says what a Commit queued.
-type CommitResult struct {
-	Enqueued   int
-	Duplicates int // events already queued or recently delivered, skipped
-	// Repeats counts Duplicates by rule. They are also added to the
-	// store's counters (RepeatCounter), for status.
-	Repeats map[string]int
-	// Queued are the events queued, in sequence order per destination,
-	// as Pending would read them back (for events built with Encode; a
-	// sender can take them from here instead of reading the store).
-	Queued []Queued
-}
 
 // Commit writes the batches — events, dead letters, shadows, counters and
 // checkpoints — in one transaction: all of it is durable when Commit
 // returns nil, and none of it when it returns an error.
-func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
-	var res CommitResult
+func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
+	var res state.CommitResult
 	now := s.now()
 	// Shadows go to the delta trees (see shadow.go), in (table, key) order,
 	// one bucket lookup per table: bbolt puts sorted keys into the same few
@@ -105,14 +57,14 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		nShadows += len(b.Shadows)
 	}
 	err := s.update(func(tx *bolt.Tx, ids *idTx) error {
-		res = CommitResult{}
+		res = state.CommitResult{}
 		depth := map[string]int64{}
 		q := newEnqueuer(tx, ids, now)
 		n := 0
 		for _, b := range batches {
 			n += len(b.Events)
 		}
-		q.queued = make([]Queued, 0, n) // most are queued: one allocation, not a doubling series
+		q.queued = make([]state.Queued, 0, n) // most are queued: one allocation, not a doubling series
 		for bi, b := range batches {
 			for i := range b.Events {
 				dup, err := q.add(&b.Events[i], 0)
@@ -156,7 +108,7 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 		}
 		res.Queued = q.queued
 		for rule, n := range res.Repeats {
-			if err := addCounter(tx, RepeatCounter(rule), int64(n)); err != nil {
+			if err := addCounter(tx, state.RepeatCounter(rule), int64(n)); err != nil {
 				return err
 			}
 		}
@@ -177,24 +129,24 @@ func (s *Store) Commit(batches ...Batch) (CommitResult, error) {
 // each destination's buckets up once and encoding into one scratch buffer.
 //
 // An event is skipped when the same (event_name, event_id) is still queued
-// or was queued within SentTTL: the id memory (ids.go) serves both with one
+// or was queued within state.SentTTL: the id memory (ids.go) serves both with one
 // entry appended at enqueue. Delivering an event leaves its entry alone —
 // settling touches only the outbox's oldest pages — and pruneIDs forgets
-// it once it is out of the outbox and SentTTL old.
+// it once it is out of the outbox and state.SentTTL old.
 type enqueuer struct {
 	tx      *bolt.Tx
 	ids     *idTx
 	now     time.Time
 	buckets map[string][2]*bolt.Bucket // destination -> outbox, id log
 	scratch bytes.Buffer
-	queued  []Queued // the events queued from Encode'd records
+	queued  []state.Queued // the events queued from Encode'd records
 }
 
 func newEnqueuer(tx *bolt.Tx, ids *idTx, now time.Time) *enqueuer {
 	return &enqueuer{tx: tx, ids: ids, now: now, buckets: map[string][2]*bolt.Bucket{}}
 }
 
-func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
+func (q *enqueuer) add(e *state.Enqueue, attempts int) (dup bool, err error) {
 	bk, ok := q.buckets[e.Destination]
 	if !ok {
 		if bk[0], err = sub(q.tx, bOutbox, e.Destination, true); err != nil {
@@ -221,17 +173,20 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 			return false, err
 		}
 	}
-	rec := e.rec
-	if rec == nil {
+	js := e.JSON
+	if js == nil {
 		q.scratch.Reset()
 		if err := capi.AppendJSON(&q.scratch, &e.Event); err != nil {
 			return false, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
 		}
-		rec = (&record{Rule: e.Rule, Enqueued: q.now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
-			EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource, Event: q.scratch.Bytes()}).encode()
-	} else {
-		stamp(rec, q.now.UnixNano(), uint32(attempts)) // bbolt keeps the slice until the commit; nothing else writes it
+		js = q.scratch.Bytes()
 	}
+	r := record{Rule: e.Rule, Enqueued: q.now.UnixNano(), Attempts: uint32(attempts), EventTime: e.Event.EventTime,
+		EventName: e.Event.EventName, EventID: e.Event.EventID, ActionSource: e.Event.ActionSource}
+	// The record is built in the transaction's arena: bbolt keeps the
+	// slice until the commit.
+	rec := q.ids.alloc(r.headerLen() + len(js))
+	copy(rec[len(r.appendTo(rec[:0])):], js)
 	seq, err := ob.NextSequence()
 	if err != nil {
 		return false, err
@@ -241,25 +196,17 @@ func (q *enqueuer) add(e *Enqueue, attempts int) (dup bool, err error) {
 	if err := ob.Put(k, rec); err != nil {
 		return false, err
 	}
-	if e.rec != nil {
-		q.queued = append(q.queued, Queued{Seq: seq, Destination: e.Destination, Rule: e.Rule, EventName: e.Event.EventName,
+	if e.JSON != nil {
+		q.queued = append(q.queued, state.Queued{Seq: seq, Destination: e.Destination, Rule: e.Rule, EventName: e.Event.EventName,
 			EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource,
-			JSON: e.rec[e.jsonAt:len(e.rec):len(e.rec)], Enqueued: q.now, Attempts: attempts})
+			JSON: e.JSON[:len(e.JSON):len(e.JSON)], Enqueued: q.now, Attempts: attempts})
 	}
 	return false, q.ids.put(e.Destination, log, key, h, seq, q.now)
 }
 
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
 
-// DroppedReasonKind starts the counters of user_data values left out as
-// invalid, by rule, key and reason: rule_dropped_why/<rule>/<key>/<reason>.
-const DroppedReasonKind = "rule_dropped_why"
-
-// RepeatCounter names the counter of a rule's events that were not queued
-// because an event with the same name and id was queued or delivered
-// within SentTTL (Meta would drop the repeat too).
-func RepeatCounter(rule string) string { return "rule_repeats/" + rule }
-func deadCounter(dest string) string   { return "dead_letters/" + dest }
+func deadCounter(dest string) string { return "dead_letters/" + dest }
 
 func addCounter(tx *bolt.Tx, name string, delta int64) error {
 	b := tx.Bucket(bCounters)
@@ -300,18 +247,13 @@ func (s *Store) ForgetCheckpoint(source string) (cdc.Position, error) {
 	return pos, err
 }
 
-// Counters named h/<unix hour>/... are hourly buckets (for status over a
-// window); they are kept WindowRetention and pruned on the first commit of
-// each hour.
-const WindowRetention = 8 * 24 * time.Hour
-
 func (s *Store) pruneWindows(tx *bolt.Tx, now time.Time) error {
 	hour := now.Unix() / 3600
 	if hour == s.prunedHour {
 		return nil
 	}
 	s.prunedHour = hour
-	oldest := (now.Add(-WindowRetention).Unix()) / 3600
+	oldest := (now.Add(-state.WindowRetention).Unix()) / 3600
 	c := tx.Bucket(bCounters).Cursor()
 	prefix := []byte("h/")
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {

@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"bytes"
@@ -10,10 +10,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/capisync/capisync/internal/gctune"
+	"github.com/capisync/capisync/state"
 )
 
 // The id memory: which (event_name, event_id) pairs were queued for a
-// destination in the last SentTTL, or are still queued.
+// destination in the last state.SentTTL, or are still queued.
 //
 // On disk it is a log in queueing order, id_log/<dest>: the event's
 // outbox sequence number -> queued unix nanos (8 BE) + event_name 0x00
@@ -267,10 +268,10 @@ func idLogValue(queued time.Time, key []byte) []byte {
 }
 
 // isRemembered says whether an id queued at (zero: unknown) under seq
-// still stands for its event at now: queued within SentTTL, or still in
+// still stands for its event at now: queued within state.SentTTL, or still in
 // the outbox ob.
 func isRemembered(ob *bolt.Bucket, seq uint64, at, now time.Time) bool {
-	if !at.IsZero() && now.Sub(at) < SentTTL {
+	if !at.IsZero() && now.Sub(at) < state.SentTTL {
 		return true
 	}
 	return ob.Get(u64(seq)) != nil
@@ -315,7 +316,7 @@ func (s *Store) reserveIDMemory() {
 // pruneIDs forgets id log entries that no longer stand for an event (see
 // isRemembered), looking at no more than limit entries per call from the
 // log's front, where the oldest are. It stops at the first entry queued
-// within SentTTL (all later ones are younger); entries still queued are
+// within state.SentTTL (all later ones are younger); entries still queued are
 // stepped over, and the next call resumes after them.
 func (s *Store) pruneIDs(ids *idTx, dest string, ob, log *bolt.Bucket, now time.Time, limit int) error {
 	c := log.Cursor()
@@ -331,7 +332,7 @@ func (s *Store) pruneIDs(ids *idTx, dest string, ob, log *bolt.Bucket, now time.
 			return nil
 		}
 		at := queuedTime(v)
-		if !at.IsZero() && now.Sub(at) < SentTTL {
+		if !at.IsZero() && now.Sub(at) < state.SentTTL {
 			s.prunePos[dest] = nil // the rest is younger: start at the front next time
 			return nil
 		}
@@ -382,7 +383,7 @@ func migrateIDLog(tx *bolt.Tx) error {
 }
 
 // parseID reads a schema 1-4 outbox_ids value: the sequence number (0
-// when unknown) and the time its SentTTL runs from (zero when unknown).
+// when unknown) and the time its state.SentTTL runs from (zero when unknown).
 // Schema 1 wrote the bare sequence number while queued and 0xFF + the
 // delivery time once delivered; later ones, sequence number + queued time.
 func parseID(v []byte) (seq uint64, at time.Time) {

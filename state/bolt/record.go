@@ -1,13 +1,8 @@
-package state
+package bolt
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
-
-	"github.com/capisync/capisync/internal/capi"
 )
 
 // record is an outbox entry. It is stored in a small binary layout — a
@@ -35,7 +30,24 @@ const recordVersion = 1
 var errBadRecord = errors.New("malformed outbox record")
 
 func (r *record) encode() []byte {
-	return r.appendTo(make([]byte, 0, 37+len(r.Rule)+len(r.EventName)+len(r.EventID)+len(r.ActionSource)+8+len(r.Event)))
+	return r.appendTo(make([]byte, 0, r.headerLen()+len(r.Event)))
+}
+
+// headerLen is how long the record's header is (all but the JSON).
+func (r *record) headerLen() int {
+	n := 37
+	for _, s := range []string{r.Rule, r.EventName, r.EventID, r.ActionSource} {
+		n += uvarintLen(uint64(len(s))) + len(s)
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 func (r *record) appendTo(b []byte) []byte {
@@ -50,12 +62,6 @@ func (r *record) appendTo(b []byte) []byte {
 		b = append(b, s...)
 	}
 	return append(b, r.Event...)
-}
-
-// stamp sets a record's enqueued time and attempts in place.
-func stamp(rec []byte, enqueued int64, attempts uint32) {
-	binary.BigEndian.PutUint64(rec[1:], uint64(enqueued))
-	binary.BigEndian.PutUint32(rec[9:], attempts)
 }
 
 func decodeRecord(b []byte) (record, error) {
@@ -79,15 +85,4 @@ func decodeRecord(b []byte) (record, error) {
 	}
 	r.Event = b
 	return r, nil
-}
-
-// decodeEvent reads a stored event keeping numbers as json.Number, so that
-// money queued as 1234.50 is sent as 1234.50, digit for digit.
-func decodeEvent(raw []byte, e *capi.Event) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(e); err != nil {
-		return fmt.Errorf("decode event: %w", err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"encoding/binary"
@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/state"
 )
 
 // TestSchema1IDs: a store written by schema 1 (outbox_ids values as a bare
@@ -22,11 +23,11 @@ func TestSchema1IDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := func(id string) Enqueue {
-		return Enqueue{Destination: "meta", Rule: "r", Event: capi.Event{EventName: "Lead", EventID: id, EventTime: now.Unix(),
+	ev := func(id string) state.Enqueue {
+		return state.Enqueue{Destination: "meta", Rule: "r", Event: capi.Event{EventName: "Lead", EventID: id, EventTime: now.Unix(),
 			ActionSource: "system_generated", UserData: map[string]any{"external_id": id}}}
 	}
-	if _, err := s.Commit(Batch{Source: "src", Events: []Enqueue{ev("queued")}}); err != nil {
+	if _, err := s.Commit(state.Batch{Source: "src", Events: []state.Enqueue{ev("queued")}}); err != nil {
 		t.Fatal(err)
 	}
 	marker := func(at time.Time) []byte {
@@ -66,7 +67,7 @@ func TestSchema1IDs(t *testing.T) {
 		id     string
 		queued bool
 	}{{"queued", false}, {"recent", false}, {"old", true}, {"deadletter", true}, {"new", true}} {
-		r, err := s.Commit(Batch{Source: "src", Events: []Enqueue{ev(c.id)}})
+		r, err := s.Commit(state.Batch{Source: "src", Events: []state.Enqueue{ev(c.id)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,18 +87,18 @@ func checkSchemaCurrent(t *testing.T, s *Store) {
 	}
 }
 
-func idEvent(id string) Enqueue {
-	return Enqueue{Destination: "meta", Rule: "r", Event: capi.Event{EventName: "Lead", EventID: id, EventTime: time.Now().Unix(),
+func idEvent(id string) state.Enqueue {
+	return state.Enqueue{Destination: "meta", Rule: "r", Event: capi.Event{EventName: "Lead", EventID: id, EventTime: time.Now().Unix(),
 		ActionSource: "system_generated", UserData: map[string]any{"external_id": id}}}
 }
 
-func commitIDs(t *testing.T, s *Store, ids ...string) CommitResult {
+func commitIDs(t *testing.T, s *Store, ids ...string) state.CommitResult {
 	t.Helper()
-	var ev []Enqueue
+	var ev []state.Enqueue
 	for _, id := range ids {
 		ev = append(ev, idEvent(id))
 	}
-	r, err := s.Commit(Batch{Source: "src", Events: ev})
+	r, err := s.Commit(state.Batch{Source: "src", Events: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestIDHashCollision(t *testing.T) {
 	// a is dead-lettered, so forgotten; b stays remembered, and a is
 	// queued again.
 	p, _ := s.Pending("meta", 10)
-	if err := s.Settle("meta", []Outcome{{Seq: p[0].Seq, Status: DeadLettered, Reason: "x"}}); err != nil {
+	if err := s.Settle("meta", []state.Outcome{{Seq: p[0].Seq, Status: state.DeadLettered, Reason: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if r := commitIDs(t, s, a, b); r.Enqueued != 1 || r.Duplicates != 1 {
@@ -180,9 +181,9 @@ func TestIDMemorySurvivesReopen(t *testing.T) {
 	}
 	commitIDs(t, s, ids...)
 	p, _ := s.Pending("meta", 1000)
-	var out []Outcome
+	var out []state.Outcome
 	for _, q := range p {
-		out = append(out, Outcome{Seq: q.Seq, Status: Delivered})
+		out = append(out, state.Outcome{Seq: q.Seq, Status: state.Delivered})
 	}
 	if err := s.Settle("meta", out); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package state
+package bolt
 
 import (
 	"bytes"
@@ -9,31 +9,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/state"
 )
 
-// DeadLetter is an event Meta will not take (or a rule failure that never
-// became one), kept with the reason for an operator to inspect, retry or
-// drop.
-type DeadLetter struct {
-	ID           uint64      `json:"id"`
-	Destination  string      `json:"destination"`
-	Rule         string      `json:"rule,omitempty"`
-	Key          string      `json:"key,omitempty"` // the change's key, for rule failures
-	Event        *capi.Event `json:"event,omitempty"`
-	Reason       string      `json:"reason"`
-	Code         int         `json:"code,omitempty"`
-	Subcode      int         `json:"error_subcode,omitempty"`
-	Message      string      `json:"message,omitempty"`
-	FBTraceID    string      `json:"fbtrace_id,omitempty"`
-	Attempts     int         `json:"attempts"`
-	Enqueued     time.Time   `json:"enqueued,omitzero"`
-	FirstAttempt time.Time   `json:"first_attempt,omitzero"`
-	LastAttempt  time.Time   `json:"last_attempt,omitzero"`
-	Created      time.Time   `json:"dead_lettered"`
-}
-
-func putDead(tx *bolt.Tx, dl DeadLetter, now time.Time) error {
+func putDead(tx *bolt.Tx, dl state.DeadLetter, now time.Time) error {
 	b, err := sub(tx, bDead, dl.Destination, true)
 	if err != nil {
 		return err
@@ -55,12 +34,12 @@ func putDead(tx *bolt.Tx, dl DeadLetter, now time.Time) error {
 
 // DeadLetters lists dest's dead letters (every destination's when dest is
 // empty), oldest first.
-func (s *Store) DeadLetters(dest string) ([]DeadLetter, error) {
-	var out []DeadLetter
+func (s *Store) DeadLetters(dest string) ([]state.DeadLetter, error) {
+	var out []state.DeadLetter
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachDest(tx, bDead, dest, func(name string, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
-				var dl DeadLetter
+				var dl state.DeadLetter
 				if err := decodeDead(v, &dl); err != nil {
 					return fmt.Errorf("dead letter %s/%d: %w", name, binary.BigEndian.Uint64(k), err)
 				}
@@ -76,7 +55,7 @@ func (s *Store) DeadLetters(dest string) ([]DeadLetter, error) {
 // dest's), to be sent again; rule failures, which hold no event, stay.
 // It returns how many were moved.
 func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
-	return s.takeDead(dest, ids, func(tx *bolt.Tx, idtx *idTx, dl DeadLetter) (bool, error) {
+	return s.takeDead(dest, ids, func(tx *bolt.Tx, idtx *idTx, dl state.DeadLetter) (bool, error) {
 		if dl.Event == nil {
 			return false, nil
 		}
@@ -97,7 +76,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 				return false, err
 			}
 		}
-		dup, err := newEnqueuer(tx, idtx, s.now()).add(&Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
+		dup, err := newEnqueuer(tx, idtx, s.now()).add(&state.Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
 		if err == nil && !dup {
 			err = addCounter(tx, depthCounter(dl.Destination), 1)
 		}
@@ -108,10 +87,10 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 // DropDead deletes dead letters (ids nil: all of dest's). It returns how
 // many were deleted.
 func (s *Store) DropDead(dest string, ids []uint64) (int, error) {
-	return s.takeDead(dest, ids, func(*bolt.Tx, *idTx, DeadLetter) (bool, error) { return true, nil })
+	return s.takeDead(dest, ids, func(*bolt.Tx, *idTx, state.DeadLetter) (bool, error) { return true, nil })
 }
 
-func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, *idTx, DeadLetter) (bool, error)) (int, error) {
+func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, *idTx, state.DeadLetter) (bool, error)) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx, idtx *idTx) error {
 		n = 0
@@ -121,12 +100,12 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, *idTx, D
 				want[id] = true
 			}
 			var keys [][]byte
-			var letters []DeadLetter
+			var letters []state.DeadLetter
 			if err := b.ForEach(func(k, v []byte) error {
 				if ids != nil && !want[binary.BigEndian.Uint64(k)] {
 					return nil
 				}
-				var dl DeadLetter
+				var dl state.DeadLetter
 				if err := decodeDead(v, &dl); err != nil {
 					return err
 				}
@@ -170,7 +149,7 @@ func eachDest(tx *bolt.Tx, root []byte, dest string, fn func(string, *bolt.Bucke
 	return r.ForEachBucket(func(k []byte) error { return fn(string(k), r.Bucket(k)) })
 }
 
-func decodeDead(raw []byte, dl *DeadLetter) error {
+func decodeDead(raw []byte, dl *state.DeadLetter) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	return dec.Decode(dl)

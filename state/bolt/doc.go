@@ -1,29 +1,21 @@
-// Package state is capisync's embedded store: one bbolt file holding
-// per-source checkpoints, per-destination outboxes, dead letters, row
-// shadows for the polling source, and counters for status.
+// Package bolt is capisync's embedded store (state.Store): one bbolt file
+// holding per-source checkpoints, per-destination outboxes, dead letters,
+// row shadows, and counters for status. It passes state/statetest.
 //
 // bbolt was chosen because it is one file, fully ACID with fsync on commit,
 // needs no server, and allows a single writer — which is exactly capisync's
 // shape (one committer, one settler per destination).
 //
-// # Guarantees
+// # How it keeps the guarantees
 //
-// Commit is atomic: the events of a batch, its dead letters, its shadow
-// updates and the source's new checkpoint are written in one transaction,
-// so after a crash either all of them are there or none is and the source
-// reads the batch again. An event whose (event_name, event_id) is already
-// queued, or was queued in the last 48 hours, is not queued again, so
-// reading a change twice never sends it twice. Checking that costs the
-// same whatever the ids look like and however many are remembered: the
-// ids are kept in a log in queueing order, found through a hash map in
-// memory (see ids.go).
+// Commit and Settle are each one bbolt transaction. Event ids are kept in
+// a log in queueing order, found through a hash map in memory (ids.go), so
+// a commit appends whatever the ids look like and however many are
+// remembered.
 //
 // Commit writes shadows to a small delta tree, merged into the main tree in
 // the background once commits pause (and on Open after a crash): reads see
 // the delta first, so where a shadow sits is never visible.
-//
-// Settle is atomic: delivered events leave the outbox and dead-lettered ones
-// move to the dead letters in one transaction.
 //
 // The file is opened exclusively. A second process fails fast with a
 // message naming the file and the process that holds it (its PID is written
@@ -48,4 +40,4 @@
 //
 // Sequence numbers come from the outbox bucket's own sequence, so they grow
 // monotonically per destination and give the outbox its order.
-package state
+package bolt
