@@ -33,6 +33,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/capi", nil, "Meta's rules are pure"},
 		{"state", []string{"internal/cdc", "internal/capi"}, "the store's types know no rules, connectors or implementation"},
 		{"state/bolt", []string{"state", "internal/cdc", "internal/capi", "internal/gctune"}, "the embedded store knows no rules or connectors"},
+		{"state/pgstate", []string{"state", "internal/cdc", "internal/capi"}, "the PostgreSQL store knows no rules or connectors"},
 		{"rules", []string{"internal/cdc", "internal/capi", "internal/config"}, "rules know no store or connector"},
 		// (internal/capi comes through internal/config, which checks names.)
 		{"connectors/postgres", []string{"internal/cdc", "internal/config", "internal/capi", "internal/backoff"}, "a source knows only the vocabulary and its config"},

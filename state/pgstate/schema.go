@@ -1,0 +1,93 @@
+// Package pgstate is a store (state.Store) in PostgreSQL: the state lives
+// on a server that is backed up and survives the machine capisync runs on.
+// It passes state/statetest, as state/bolt does.
+//
+// Everything lives in one schema (default capisync), created and migrated
+// by Open; its version is in meta. The tables:
+//
+//	meta            key -> value (schema version)
+//	checkpoints     source -> position, when it was written
+//	sequences       name -> the last number given: "outbox/<dest>" (outbox
+//	                sequence numbers), "dead/<dest>" (dead letter ids)
+//	outbox          (dest, seq) -> the event's header fields and its JSON
+//	ids             (dest, event_key) -> seq, queued: the 48-hour id memory;
+//	                event_key is event_name 0x00 event_id, bytes (an id may
+//	                hold any bytes a rule made)
+//	dead            (dest, id) -> the dead letter (JSON)
+//	shadows         (source, tbl, key) -> value
+//	shadow_formats  (source, tbl) -> the format of the last finished rewrite
+//	counters        name -> value
+//
+// Commit and Settle are each one transaction (READ COMMITTED is enough:
+// the one writer per destination is the daemon that holds the store; the
+// fenced leader lease that makes that hold across processes is next).
+//
+// The state.Store methods take no context: each call runs under the
+// store's own context, which Close cancels, and a timeout (Options).
+package pgstate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SchemaVersion is the layout version this code writes.
+const SchemaVersion = 1
+
+// schemaSQL creates the tables (version 1); %[1]s is the schema.
+const schemaSQL = `
+CREATE SCHEMA IF NOT EXISTS %[1]s;
+CREATE TABLE IF NOT EXISTS %[1]s.meta (key text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS %[1]s.checkpoints (source text PRIMARY KEY, position bytea NOT NULL, at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS %[1]s.sequences (name text PRIMARY KEY, last bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS %[1]s.outbox (
+	dest text NOT NULL, seq bigint NOT NULL,
+	rule text NOT NULL, event_name text NOT NULL, event_id bytea NOT NULL, event_time bigint NOT NULL, action_source text NOT NULL,
+	json bytea NOT NULL, enqueued timestamptz NOT NULL,
+	attempts integer NOT NULL DEFAULT 0, first_attempt timestamptz, last_attempt timestamptz,
+	PRIMARY KEY (dest, seq));
+CREATE TABLE IF NOT EXISTS %[1]s.ids (dest text NOT NULL, event_key bytea NOT NULL, seq bigint NOT NULL, queued timestamptz NOT NULL,
+	PRIMARY KEY (dest, event_key));
+CREATE INDEX IF NOT EXISTS ids_by_time ON %[1]s.ids (dest, queued);
+CREATE TABLE IF NOT EXISTS %[1]s.dead (dest text NOT NULL, id bigint NOT NULL, letter bytea NOT NULL, PRIMARY KEY (dest, id));
+CREATE TABLE IF NOT EXISTS %[1]s.shadows (source text NOT NULL, tbl text NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
+	PRIMARY KEY (source, tbl, key));
+CREATE TABLE IF NOT EXISTS %[1]s.shadow_formats (source text NOT NULL, tbl text NOT NULL, format text NOT NULL, PRIMARY KEY (source, tbl));
+CREATE TABLE IF NOT EXISTS %[1]s.counters (name text PRIMARY KEY, value bigint NOT NULL);
+`
+
+// migrate creates the schema, or checks the one there: an older version
+// would be upgraded here (there is none yet), a newer one is refused.
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	// One capisync migrates at a time (the lock ends with the transaction).
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "capisync schema "+s.schema); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaSQL, s.q)); err != nil {
+		return fmt.Errorf("create schema %s: %w", s.schema, err)
+	}
+	var v int64
+	err = tx.QueryRow(ctx, s.sql("SELECT value FROM %s.meta WHERE key = 'schema'")).Scan(&v)
+	switch {
+	case err == pgx.ErrNoRows:
+		if _, err := tx.Exec(ctx, s.sql("INSERT INTO %s.meta VALUES ('schema', $1)"), SchemaVersion); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case v > SchemaVersion:
+		return fmt.Errorf("state schema %s has version %d, newer than this capisync (%d): upgrade capisync", s.schema, v, SchemaVersion)
+	}
+	return tx.Commit(ctx)
+}
+
+// sql puts the quoted schema name where q has %s.
+func (s *Store) sql(q string) string { return strings.ReplaceAll(q, "%s", s.q) }
