@@ -76,7 +76,7 @@ func (s *Store) Depth(dest string) (int64, error) {
 // their attempts counted. It also prunes ids no longer remembered.
 func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 	now := s.clock()
-	return s.inTx(func(ctx context.Context, tx pgx.Tx) error {
+	return s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
 		var delivered []int64
 		removed := int64(0)
 		counters := map[string]int64{}
@@ -232,7 +232,7 @@ func (s *Store) DropDead(dest string, ids []uint64) (int, error) {
 
 func (s *Store) takeDead(dest string, ids []uint64, take func(context.Context, pgx.Tx, state.DeadLetter, map[string]int64) (bool, error)) (int, error) {
 	n := 0
-	err := s.inTx(func(ctx context.Context, tx pgx.Tx) error {
+	err := s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
 		n = 0
 		want := make([]int64, len(ids))
 		for i, id := range ids {

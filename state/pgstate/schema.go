@@ -17,10 +17,12 @@
 //	shadows         (source, tbl, key) -> value
 //	shadow_formats  (source, tbl) -> the format of the last finished rewrite
 //	counters        name -> value
+//	lease           'leader' -> holder, epoch, expires (lease.go)
 //
 // Commit and Settle are each one transaction (READ COMMITTED is enough:
-// the one writer per destination is the daemon that holds the store; the
-// fenced leader lease that makes that hold across processes is next).
+// the one writer is the daemon that holds the leader lease; a store fenced
+// with the lease's epoch checks it in every transaction that writes, see
+// lease.go).
 //
 // The state.Store methods take no context: each call runs under the
 // store's own context, which Close cancels, and a timeout (Options).
@@ -71,7 +73,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "capisync schema "+s.schema); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaSQL, s.q)); err != nil {
+	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaSQL+leaseSQL, s.q)); err != nil {
 		return fmt.Errorf("create schema %s: %w", s.schema, err)
 	}
 	var v int64

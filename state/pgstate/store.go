@@ -36,6 +36,7 @@ type Store struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	prunedHour atomic.Int64
+	fence      atomic.Pointer[fence] // the lease epoch writes check (lease.go); nil: none
 }
 
 // Open connects to the server at dsn and creates or checks the schema.
@@ -69,6 +70,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// Schema is the schema the store's tables are in.
+func (s *Store) Schema() string { return s.schema }
+
 // Close cancels calls in progress and closes the connections.
 func (s *Store) Close() error {
 	s.cancel()
@@ -87,6 +91,17 @@ func (s *Store) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
 }
 
+// writeTx is inTx for a transaction that writes: it first checks that
+// the store still holds the leader lease it was fenced with.
+func (s *Store) writeTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return s.inTx(func(ctx context.Context, tx pgx.Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		return fn(ctx, tx)
+	})
+}
+
 func depthCounter(dest string) string { return "outbox_depth/" + dest }
 func deadCounter(dest string) string  { return "dead_letters/" + dest }
 
@@ -94,7 +109,7 @@ func deadCounter(dest string) string  { return "dead_letters/" + dest }
 func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 	var res state.CommitResult
 	now := s.clock()
-	err := s.inTx(func(ctx context.Context, tx pgx.Tx) error {
+	err := s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
 		res = state.CommitResult{}
 		counters := map[string]int64{}
 		for _, b := range batches {
@@ -362,12 +377,16 @@ func (s *Store) Checkpoint(source string) (cdc.Position, error) {
 
 // ForgetCheckpoint removes source's checkpoint and returns what it was.
 func (s *Store) ForgetCheckpoint(source string) (cdc.Position, error) {
-	ctx, cancel := s.call()
-	defer cancel()
 	var pos []byte
-	err := s.pool.QueryRow(ctx, s.sql("DELETE FROM %s.checkpoints WHERE source = $1 RETURNING position"), source).Scan(&pos)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+	err := s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, s.sql("DELETE FROM %s.checkpoints WHERE source = $1 RETURNING position"), source).Scan(&pos)
+		if errors.Is(err, pgx.ErrNoRows) {
+			pos, err = nil, nil
+		}
+		return err
+	})
+	if pos == nil {
+		return nil, err
 	}
 	return cdc.Position(pos), err
 }

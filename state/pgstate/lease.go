@@ -1,0 +1,109 @@
+package pgstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The leader lease: of the daemons that share a PostgreSQL state, the one
+// that holds it reads the sources and sends; the others wait. It is a row
+// of the lease table with an epoch, the fencing token: taking over an
+// expired lease increments it. Acquire and Renew are conditional updates
+// on the server's clock. Once a store is fenced with an epoch (Acquire
+// does it), every transaction that writes first checks, holding the lease
+// row FOR SHARE, that the epoch is still current and unexpired: a leader
+// that lost its lease can never commit, and a takeover waits for a commit
+// in progress to end, so the two never interleave. (An advisory lock
+// would be lost in silence with its connection and carries no token.)
+
+// ErrFenced is returned (wrapped) by a write of a store whose lease was
+// lost: expired, or taken over by another daemon.
+var ErrFenced = errors.New("the leader lease is no longer held: another capisync may lead")
+
+const leaseSQL = `CREATE TABLE IF NOT EXISTS %[1]s.lease (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL, expires timestamptz NOT NULL);`
+
+// Lease is who holds the lease.
+type Lease struct {
+	Holder  string
+	Epoch   int64
+	Expires time.Time
+}
+
+type fence struct {
+	holder string
+	epoch  int64
+}
+
+// Acquire takes the lease for holder for ttl, or renews it if holder
+// holds it: it returns the epoch and true. Held by another and not
+// expired: false. A lease taken anew (never held, expired, or released)
+// gets a new epoch. On success the store is fenced with the epoch.
+func (s *Store) Acquire(ctx context.Context, holder string, ttl time.Duration) (int64, bool, error) {
+	var epoch int64
+	err := s.pool.QueryRow(ctx, s.sql(`INSERT INTO %s.lease AS l VALUES ('leader', $1, 1, now() + $2 * interval '1 millisecond')
+		ON CONFLICT (name) DO UPDATE SET
+			epoch = CASE WHEN l.holder = excluded.holder AND l.expires > now() THEN l.epoch ELSE l.epoch + 1 END,
+			holder = excluded.holder, expires = excluded.expires
+		WHERE (l.holder = excluded.holder AND l.expires > now()) OR l.expires <= now()
+		RETURNING epoch`), holder, ttl.Milliseconds()).Scan(&epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("acquire the leader lease: %w", err)
+	}
+	s.fence.Store(&fence{holder: holder, epoch: epoch})
+	return epoch, true, nil
+}
+
+// Renew extends the lease holder holds with epoch by ttl from now; false
+// when it is no longer held (expired or taken over).
+func (s *Store) Renew(ctx context.Context, holder string, epoch int64, ttl time.Duration) (bool, error) {
+	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE %s.lease SET expires = now() + $3 * interval '1 millisecond'
+		WHERE name = 'leader' AND holder = $1 AND epoch = $2 AND expires > now()`), holder, epoch, ttl.Milliseconds())
+	if err != nil {
+		return false, fmt.Errorf("renew the leader lease: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Release ends the lease holder holds with epoch at once, so that a
+// standby takes over without waiting for it to expire (a clean stop).
+func (s *Store) Release(ctx context.Context, holder string, epoch int64) error {
+	_, err := s.pool.Exec(ctx, s.sql(`UPDATE %s.lease SET expires = now() WHERE name = 'leader' AND holder = $1 AND epoch = $2`), holder, epoch)
+	if err != nil {
+		return fmt.Errorf("release the leader lease: %w", err)
+	}
+	return nil
+}
+
+// Leader reads who holds the lease (zero Lease when nobody ever did).
+func (s *Store) Leader(ctx context.Context) (Lease, error) {
+	var l Lease
+	err := s.pool.QueryRow(ctx, s.sql("SELECT holder, epoch, expires FROM %s.lease WHERE name = 'leader'")).Scan(&l.Holder, &l.Epoch, &l.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Lease{}, nil
+	}
+	return l, err
+}
+
+// checkFence fails with ErrFenced unless the store's epoch still holds the
+// lease; it keeps the lease row locked (FOR SHARE) until tx ends. A store
+// never fenced (a single daemon without a lease) checks nothing.
+func (s *Store) checkFence(ctx context.Context, tx pgx.Tx) error {
+	f := s.fence.Load()
+	if f == nil {
+		return nil
+	}
+	var one int
+	err := tx.QueryRow(ctx, s.sql(`SELECT 1 FROM %s.lease WHERE name = 'leader' AND holder = $1 AND epoch = $2 AND expires > now() FOR SHARE`),
+		f.holder, f.epoch).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w (this one held epoch %d)", ErrFenced, f.epoch)
+	}
+	return err
+}
