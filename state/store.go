@@ -1,6 +1,11 @@
 package state
 
-import "github.com/capisync/capisync/internal/cdc"
+import (
+	"context"
+	"time"
+
+	"github.com/capisync/capisync/internal/cdc"
+)
 
 // Store is everything capisync keeps between runs. Its parts are declared
 // apart, so that each consumer can ask for only what it uses.
@@ -67,4 +72,27 @@ type Shadows interface {
 	// left as is), once per format: a store that finished a pass for
 	// format does nothing. It returns how many were rewritten.
 	RewriteShadows(source, table, format string, fn func(value []byte) (newValue []byte, ok bool)) (int, error)
+}
+
+// Leaser is a store that several daemons can share, one leading at a
+// time (state/pgstate): the leader reads the sources and sends; the
+// others wait. Taking the lease anew gives a new epoch, and a store that
+// acquired it refuses to write once the epoch is no longer current.
+type Leaser interface {
+	// Acquire takes or renews the lease for holder for ttl: the epoch
+	// and true, or false when another holds it.
+	Acquire(ctx context.Context, holder string, ttl time.Duration) (int64, bool, error)
+	// Renew extends the lease holder holds with epoch; false when lost.
+	Renew(ctx context.Context, holder string, epoch int64, ttl time.Duration) (bool, error)
+	// Release ends it at once (a clean stop: a standby takes over).
+	Release(ctx context.Context, holder string, epoch int64) error
+	// Leader reads who holds it (zero when nobody ever did).
+	Leader(ctx context.Context) (Lease, error)
+}
+
+// Lease is who holds the leader lease, with which epoch, until when.
+type Lease struct {
+	Holder  string
+	Epoch   int64
+	Expires time.Time
 }

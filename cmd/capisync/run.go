@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 
+	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/gctune"
 	"github.com/capisync/capisync/state/stores"
 )
@@ -39,7 +40,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	store, err := stores.Open(cfg.State)
+	store, err := stores.Open(ctx, cfg.State)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,11 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer d.close()
-	log.Info("capisync running", "config", cfg.File, "state", cfg.State.Path, "sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "rules", set.Len())
+	where := cfg.State.Path
+	if cfg.State.Type == config.StatePostgres {
+		where = "postgres schema " + cfg.State.Schema
+	}
+	log.Info("capisync running", "config", cfg.File, "state", where, "sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "rules", set.Len())
 	if err := d.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

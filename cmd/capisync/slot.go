@@ -67,7 +67,7 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // resetCheckpoint forgets source's checkpoint in the store (the daemon must
 // be stopped: it holds the store).
 func resetCheckpoint(cfg *config.Config, source, slot string, stdout io.Writer) error {
-	st, err := stores.Open(cfg.State)
+	st, err := stores.Open(context.Background(), cfg.State)
 	if errors.Is(err, state.ErrLocked) {
 		return fmt.Errorf("%w: stop capisync before resetting a checkpoint", err)
 	}

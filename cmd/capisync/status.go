@@ -73,7 +73,7 @@ func statusCmd(_ context.Context, args []string, stdout, stderr io.Writer) error
 // withStore runs local on the store file, or remote on the running daemon
 // when the daemon holds the file (bbolt allows one process).
 func withStore(cfg *config.Config, local func(state.Store) error, remote func(*ops.Client) error) error {
-	s, err := stores.Open(cfg.State)
+	s, err := stores.Open(context.Background(), cfg.State)
 	if errors.Is(err, state.ErrLocked) {
 		if cfg.HTTP.Listen == "" {
 			return fmt.Errorf("%w; set http.listen in the config so that this command can ask the running daemon", err)

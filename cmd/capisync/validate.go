@@ -12,6 +12,8 @@ import (
 
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/rules"
+	"github.com/capisync/capisync/state"
+	"github.com/capisync/capisync/state/stores"
 )
 
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +53,26 @@ func reachAll(ctx context.Context, cfg *config.Config, set *rules.Set, stdout io
 		default:
 			fmt.Fprintf(stdout, "%s %s: ok\n", kind, name)
 		}
+	}
+	if cfg.State.Type == config.StatePostgres {
+		// Opening creates or checks the schema (as the daemon would),
+		// which also proves the role may.
+		st, err := stores.Open(ctx, cfg.State)
+		note := ""
+		if err == nil {
+			if l, ok := st.(state.Leaser); ok {
+				switch lease, lerr := l.Leader(ctx); {
+				case lerr != nil:
+					err = lerr
+				case lease.Holder == "" || time.Now().After(lease.Expires):
+					note = "schema " + cfg.State.Schema + "; no capisync leads"
+				default:
+					note = fmt.Sprintf("schema %s; %s leads (epoch %d)", cfg.State.Schema, lease.Holder, lease.Epoch)
+				}
+			}
+			st.Close()
+		}
+		report("state", "postgres", note, err)
 	}
 	for _, name := range sortedNames(cfg.Sources) {
 		src := cfg.Sources[name]

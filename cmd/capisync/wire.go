@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
@@ -33,18 +35,26 @@ type daemon struct {
 	dests    map[string]*metacapi.Destination
 	metrics  *ops.Metrics
 	closers  []io.Closer
+	// With a shared store (lead.go): leader, standby or stepping down,
+	// who leads, and how the lease stops the pipeline.
+	role   atomic.Value // string
+	leader atomic.Value // string
+	abort  chan error
 }
 
 // wire builds sources, destinations and the pipeline: one explicit switch
 // per type, no registration magic.
 func wire(cfg *config.Config, set *rules.Set, store state.Store, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{}}
+	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{},
+		abort: make(chan error, 1)}
+	d.role.Store("leader") // a store of its own: always
+	d.leader.Store("")
 	d.metrics = ops.NewMetrics(d.gauges)
 	d.metrics.Init(knownRules(cfg))
 	// One set of slots for the CPU-bound steps of the pipeline and of the
 	// polling sources (see package slots).
 	cpu := slots.New(0)
-	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log, Slots: cpu,
+	pc := pipeline.Config{Store: store, Rules: set, ShutdownTimeout: cfg.ShutdownTimeout.Duration, Logger: log, Slots: cpu, Abort: d.abort,
 		OnCommit: func(b []state.Batch, res state.CommitResult) {
 			d.metrics.ObserveCommit(b)
 			d.metrics.ObserveRepeats(res.Repeats)
@@ -176,7 +186,7 @@ func (d *daemon) report(window time.Duration) (ops.Report, error) {
 	if err != nil {
 		return ops.Report{}, err
 	}
-	return ops.Build(st, sourceTypes(d.cfg), sortedNames(d.cfg.Destinations), d.rules.Names(), window, &ops.Live{
+	rep := ops.Build(st, sourceTypes(d.cfg), sortedNames(d.cfg.Destinations), d.rules.Names(), window, &ops.Live{
 		Source: func(name string) (bool, string, string) {
 			if s, ok := d.polls[name]; ok {
 				stats := s.Stats()
@@ -193,13 +203,20 @@ func (d *daemon) report(window time.Duration) (ops.Report, error) {
 		},
 		Destination: func(name string) (bool, string) { return d.dests[name].Health() },
 		Blocked:     d.pipeline.Blocked,
-	}), nil
+	})
+	if _, shared := d.store.(state.Leaser); shared {
+		rep.Role, rep.Leader = d.role.Load().(string), d.leader.Load().(string)
+	}
+	return rep, nil
 }
 
 // ready is /readyz: every source connected, every destination ready (not
 // paused, not failing for more than metacapi.FailingTooLong), and room on
 // the store's disk.
 func (d *daemon) ready() (bool, []string) {
+	if role := d.role.Load().(string); role != "leader" {
+		return false, []string{fmt.Sprintf("%s: %s leads", role, cmp.Or(d.leader.Load().(string), "nobody yet"))}
+	}
 	var reasons []string
 	for _, name := range sortedNames(d.cfg.Sources) {
 		if s, ok := d.polls[name]; ok {
@@ -254,7 +271,12 @@ func (d *daemon) run(ctx context.Context) error {
 		case <-runCtx.Done():
 		}
 	}()
-	err := d.pipeline.Run(runCtx)
+	var err error
+	if l, ok := d.store.(state.Leaser); ok {
+		err = d.lead(runCtx, l, d.pipeline.Run)
+	} else {
+		err = d.pipeline.Run(runCtx)
+	}
 	if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}

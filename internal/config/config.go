@@ -55,8 +55,23 @@ func (c *Config) Notes() Problems { return c.notes }
 
 // State configures the embedded store.
 type State struct {
+	// Type is bolt (one file at Path, the default) or postgres (DSN and
+	// Schema; two or more daemons may share it, one leading at a time).
+	Type string `yaml:"type"`
 	Path string `yaml:"path"`
+	DSN  Secret `yaml:"dsn"`
+	// Schema holds the PostgreSQL state's tables (default capisync).
+	Schema string `yaml:"schema"`
+	// LeaseTTL is how long a leader's lease lasts unrenewed (postgres;
+	// default 10s): a standby takes over within about that long.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
+
+// The state types.
+const (
+	StateBolt     = "bolt"
+	StatePostgres = "postgres"
+)
 
 // HTTP configures the operations listener (/metrics, /healthz, /readyz).
 type HTTP struct {

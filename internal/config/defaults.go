@@ -19,14 +19,26 @@ const (
 	DefaultFlushInterval   = time.Second
 	DefaultInFlight        = 2
 	DefaultTimeout         = 30 * time.Second
+	DefaultLeaseTTL        = 10 * time.Second
 	DefaultMaxOutbox       = 1_000_000
 	DefaultProbeInterval   = 30 * time.Second
 	DefaultActionSource    = "system_generated"
 )
 
 func (c *Config) applyDefaults() {
-	if c.State.Path == "" {
+	if c.State.Type == "" {
+		c.State.Type = StateBolt
+	}
+	if c.State.Type == StateBolt && c.State.Path == "" {
 		c.State.Path = DefaultStatePath
+	}
+	if c.State.Type == StatePostgres {
+		if c.State.Schema == "" {
+			c.State.Schema = "capisync"
+		}
+		if c.State.LeaseTTL.Duration == 0 {
+			c.State.LeaseTTL.Duration = DefaultLeaseTTL
+		}
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

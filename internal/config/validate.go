@@ -42,6 +42,7 @@ func (c *Config) validate(r *Reporter) {
 			r.Add("http.listen", "%q is not host:port (e.g. 127.0.0.1:9464)", c.HTTP.Listen)
 		}
 	}
+	c.validateState(r)
 	oneOf(r, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(r, "log.format", c.Log.Format, "text", "json")
 
@@ -69,6 +70,37 @@ func (c *Config) validate(r *Reporter) {
 		c.validateRule(r, rule)
 	}
 }
+
+func (c *Config) validateState(r *Reporter) {
+	st := &c.State
+	if !oneOf(r, "state.type", st.Type, StateBolt, StatePostgres) {
+		return
+	}
+	if st.Type == StateBolt {
+		for _, k := range []string{"dsn", "schema", "lease_ttl"} {
+			if c.has(keyPath("state", k)) {
+				r.Add(keyPath("state", k), "%s applies only to state type postgres", k)
+			}
+		}
+		return
+	}
+	if c.has("state.path") {
+		r.Add("state.path", "path applies only to state type bolt (the state is in PostgreSQL)")
+	}
+	if st.DSN == "" {
+		r.Add("state.dsn", "missing dsn: the PostgreSQL database that holds the state")
+	} else if err := checkDSN(TypePostgres, st.DSN); err != nil {
+		r.Add("state.dsn", "invalid PostgreSQL DSN: %v", err)
+	}
+	if !schemaRe.MatchString(st.Schema) {
+		r.Add("state.schema", "%q: use lowercase letters, digits and _, starting with a letter", st.Schema)
+	}
+	if st.LeaseTTL.Duration < 2*time.Second {
+		r.Add("state.lease_ttl", "%s is too short: at least 2s (the leader renews every third of it)", st.LeaseTTL.Duration)
+	}
+}
+
+var schemaRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	p := keyPath("sources", name)

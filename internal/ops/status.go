@@ -21,7 +21,11 @@ import (
 
 // Report is the status of a capisync: checkpoints, outboxes, rules.
 type Report struct {
-	Running      bool         `json:"running"` // read from the daemon (true) or the store file (false)
+	Running bool `json:"running"` // read from the daemon (true) or the store file (false)
+	// Role, with a state several daemons share: leader, standby or
+	// stepping down; Leader names who leads.
+	Role         string       `json:"role,omitempty"`
+	Leader       string       `json:"leader,omitempty"`
 	Generated    time.Time    `json:"generated"`
 	Sources      []SourceInfo `json:"sources"`
 	Destinations []DestInfo   `json:"destinations"`

@@ -70,7 +70,11 @@ type Config struct {
 	Sources         []NamedSource
 	Destinations    []NamedDestination
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// Abort, when it yields an error, stops the pipeline as a failure
+	// does: reading and sending stop at once, nothing is drained (a
+	// leader that is losing its lease must not send on).
+	Abort  <-chan error
+	Logger *slog.Logger
 	// Routes maps a rule's destination ("" for every one) to destination
 	// names; nil routes "" to every destination and a name to itself.
 	Routes func(ruleDestination string) []string
@@ -190,6 +194,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.log.Info("shutting down: reading stopped, delivering what is queued", "timeout", p.cfg.ShutdownTimeout)
 	case runErr = <-failed:
 		p.log.Error("stopping", "error", runErr)
+	case runErr = <-p.cfg.Abort:
+		p.log.Error("stopping at once", "error", runErr)
 	}
 	stopReading()
 	readers.Wait()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/capisync/capisync/state"
 )
 
 // The leader lease: of the daemons that share a PostgreSQL state, the one
@@ -25,13 +27,6 @@ import (
 var ErrFenced = errors.New("the leader lease is no longer held: another capisync may lead")
 
 const leaseSQL = `CREATE TABLE IF NOT EXISTS %[1]s.lease (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL, expires timestamptz NOT NULL);`
-
-// Lease is who holds the lease.
-type Lease struct {
-	Holder  string
-	Epoch   int64
-	Expires time.Time
-}
 
 type fence struct {
 	holder string
@@ -82,11 +77,11 @@ func (s *Store) Release(ctx context.Context, holder string, epoch int64) error {
 }
 
 // Leader reads who holds the lease (zero Lease when nobody ever did).
-func (s *Store) Leader(ctx context.Context) (Lease, error) {
-	var l Lease
+func (s *Store) Leader(ctx context.Context) (state.Lease, error) {
+	var l state.Lease
 	err := s.pool.QueryRow(ctx, s.sql("SELECT holder, epoch, expires FROM %s.lease WHERE name = 'leader'")).Scan(&l.Holder, &l.Epoch, &l.Expires)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Lease{}, nil
+		return state.Lease{}, nil
 	}
 	return l, err
 }

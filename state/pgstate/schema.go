@@ -57,7 +57,7 @@ CREATE INDEX IF NOT EXISTS ids_by_time ON %[1]s.ids (dest, queued);
 CREATE TABLE IF NOT EXISTS %[1]s.dead (dest text NOT NULL, id bigint NOT NULL, letter bytea NOT NULL, PRIMARY KEY (dest, id));
 CREATE TABLE IF NOT EXISTS %[1]s.shadows (source text NOT NULL, tbl text NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
 	PRIMARY KEY (source, tbl, key));
-CREATE TABLE IF NOT EXISTS %[1]s.shadow_formats (source text NOT NULL, tbl text NOT NULL, format text NOT NULL, PRIMARY KEY (source, tbl));
+CREATE TABLE IF NOT EXISTS %[1]s.shadow_formats (source text NOT NULL, tbl text NOT NULL, format bytea NOT NULL, PRIMARY KEY (source, tbl));
 CREATE TABLE IF NOT EXISTS %[1]s.counters (name text PRIMARY KEY, value bigint NOT NULL);
 `
 

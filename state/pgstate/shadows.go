@@ -100,13 +100,13 @@ func (s *Store) eachShadowChunk(source, table string, fn func(keys, values [][]b
 // calls with the same format do nothing.
 func (s *Store) RewriteShadows(source, table, format string, fn func(value []byte) (newValue []byte, ok bool)) (int, error) {
 	ctx, cancel := s.call()
-	var done string
+	var done []byte // a format may hold any bytes
 	err := s.pool.QueryRow(ctx, s.sql("SELECT format FROM %s.shadow_formats WHERE source = $1 AND tbl = $2"), source, table).Scan(&done)
 	cancel()
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, err
 	}
-	if err == nil && done == format {
+	if err == nil && string(done) == format {
 		return 0, nil
 	}
 	n := 0
@@ -132,7 +132,7 @@ func (s *Store) RewriteShadows(source, table, format string, fn func(value []byt
 	}
 	return n, s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, s.sql(`INSERT INTO %s.shadow_formats VALUES ($1, $2, $3)
-			ON CONFLICT (source, tbl) DO UPDATE SET format = excluded.format`), source, table, format)
+			ON CONFLICT (source, tbl) DO UPDATE SET format = excluded.format`), source, table, []byte(format))
 		return err
 	})
 }

@@ -55,7 +55,10 @@ func TestBadDSN(t *testing.T) {
 	}
 }
 
-var _ state.Store = (*pgstate.Store)(nil)
+var (
+	_ state.Store  = (*pgstate.Store)(nil)
+	_ state.Leaser = (*pgstate.Store)(nil)
+)
 
 // BenchmarkCommitPage commits pages of 5,000 events with default
 // (hashed) ids, each delivered (outside the timer) before the next, as

@@ -1,16 +1,23 @@
 // Package stores opens the store the configuration names: the one place
 // above state/ that knows its implementations (state/bolt, one embedded
-// file, today).
+// file, and state/pgstate, in PostgreSQL).
 package stores
 
 import (
+	"context"
+
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/state"
 	"github.com/capisync/capisync/state/bolt"
+	"github.com/capisync/capisync/state/pgstate"
 )
 
-// Open opens the configured store, exclusively (state.ErrLocked, wrapped,
-// when another process holds it).
-func Open(c config.State) (state.Store, error) {
+// Open opens the configured store: bolt exclusively (state.ErrLocked,
+// wrapped, when another process holds it); postgres shared, the daemons
+// taking turns through its lease (state.Leaser).
+func Open(ctx context.Context, c config.State) (state.Store, error) {
+	if c.Type == config.StatePostgres {
+		return pgstate.Open(ctx, c.DSN.Reveal(), pgstate.Options{Schema: c.Schema})
+	}
 	return bolt.Open(c.Path, bolt.Options{})
 }

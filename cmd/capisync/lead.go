@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/capisync/capisync/state"
+)
+
+// The leader lease, for a store several daemons share (state.Leaser,
+// state type postgres): a daemon waits as a standby until it holds the
+// lease, then runs the pipeline while renewing it; when it cannot renew
+// in time, or finds the lease taken over, the pipeline stops at once
+// (nothing drained: calls to Meta cannot be fenced, so they must stop
+// before the lease can expire) and the daemon exits with an error, for
+// its supervisor to start it again as a standby. A clean stop releases
+// the lease, so that a standby takes over at once.
+
+// holderName names this daemon in the lease: host, process and a random
+// suffix (a restarted process is another holder).
+func holderName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s pid %d %s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// lead waits for the lease, then runs run while holding it; run must stop
+// at once when abort yields (see pipeline.Config.Abort).
+func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Context) error) error {
+	ttl := d.cfg.State.LeaseTTL.Duration
+	holder := holderName()
+	d.role.Store("standby")
+	var epoch int64
+	var validUntil time.Time // on this machine's monotonic clock, from before the request
+	for {
+		sent := time.Now()
+		actx, cancel := context.WithTimeout(ctx, ttl/3)
+		e, ok, err := l.Acquire(actx, holder, ttl)
+		cancel()
+		if err == nil && ok {
+			epoch, validUntil = e, sent.Add(ttl)
+			break
+		}
+		who := ""
+		if err != nil {
+			d.log.Warn("standby: cannot reach the state's lease", "error", err)
+		} else if lease, err := l.Leader(ctx); err == nil {
+			who = lease.Holder
+		}
+		if d.leader.Load() != who {
+			d.leader.Store(who)
+			d.log.Info("standby: another capisync leads", "leader", who)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(ttl / 3):
+		}
+	}
+	d.role.Store("leader")
+	d.leader.Store(holder)
+	d.log.Info("leading: this capisync holds the leader lease", "epoch", epoch, "holder", holder, "lease_ttl", ttl)
+	renewCtx, stopRenew := context.WithCancel(context.Background())
+	lost := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(ttl / 5)
+		defer tick.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-tick.C:
+			}
+			sent := time.Now()
+			rctx, cancel := context.WithTimeout(renewCtx, ttl/5)
+			ok, err := l.Renew(rctx, holder, epoch, ttl)
+			cancel()
+			var why error
+			switch {
+			case err == nil && ok:
+				validUntil = sent.Add(ttl)
+			case err == nil:
+				why = fmt.Errorf("lost the leader lease (epoch %d): it expired or another capisync took it", epoch)
+			case time.Until(validUntil) < ttl/4:
+				why = fmt.Errorf("could not renew the leader lease (epoch %d) before it expires: %w", epoch, err)
+			default:
+				d.log.Warn("renewing the leader lease failed; trying again", "error", err, "valid_for", time.Until(validUntil).Round(time.Millisecond))
+			}
+			if why != nil {
+				d.role.Store("stepping down")
+				close(lost)
+				d.abort <- why
+				return
+			}
+		}
+	}()
+	err := run(ctx)
+	stopRenew()
+	select {
+	case <-lost:
+		return err
+	default:
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), ttl/2)
+	defer cancel()
+	if rerr := l.Release(rctx, holder, epoch); rerr != nil {
+		d.log.Warn("could not release the leader lease: a standby takes over once it expires", "error", rerr)
+	} else {
+		d.log.Info("released the leader lease")
+	}
+	return err
+}
