@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -37,13 +38,15 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 	d.role.Store("standby")
 	var epoch int64
 	var validUntil time.Time // on this machine's monotonic clock, from before the request
+	setValid := func(t time.Time) { validUntil = t; d.validUntil.Store(&t) }
 	for {
 		sent := time.Now()
 		actx, cancel := context.WithTimeout(ctx, ttl/3)
 		e, ok, err := l.Acquire(actx, holder, ttl)
 		cancel()
 		if err == nil && ok {
-			epoch, validUntil = e, sent.Add(ttl)
+			epoch = e
+			setValid(sent.Add(ttl))
 			break
 		}
 		who := ""
@@ -83,7 +86,7 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 			var why error
 			switch {
 			case err == nil && ok:
-				validUntil = sent.Add(ttl)
+				setValid(sent.Add(ttl))
 			case err == nil:
 				why = fmt.Errorf("lost the leader lease (epoch %d): it expired or another capisync took it", epoch)
 			case time.Until(validUntil) < ttl/4:
@@ -114,4 +117,19 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 		d.log.Info("released the leader lease")
 	}
 	return err
+}
+
+// maySend is the destinations' gate with a shared store: a request goes
+// out only while this daemon leads and its lease has more than a quarter
+// of its TTL left (a daemon frozen past its lease, SIGSTOP or a long
+// pause, sends nothing when it wakes).
+func (d *daemon) maySend() error {
+	if role := d.role.Load().(string); role != "leader" {
+		return fmt.Errorf("this capisync is %s", role)
+	}
+	until := d.validUntil.Load()
+	if until == nil || time.Until(*until) < d.cfg.State.LeaseTTL.Duration/4 {
+		return errors.New("the leader lease may have expired")
+	}
+	return nil
 }

@@ -37,9 +37,10 @@ type daemon struct {
 	closers  []io.Closer
 	// With a shared store (lead.go): leader, standby or stepping down,
 	// who leads, and how the lease stops the pipeline.
-	role   atomic.Value // string
-	leader atomic.Value // string
-	abort  chan error
+	role       atomic.Value // string
+	leader     atomic.Value // string
+	abort      chan error
+	validUntil atomic.Pointer[time.Time] // the lease, on this machine's monotonic clock
 }
 
 // wire builds sources, destinations and the pipeline: one explicit switch
@@ -100,7 +101,11 @@ func wire(cfg *config.Config, set *rules.Set, store state.Store, log *slog.Logge
 		dc := cfg.Destinations[name]
 		switch dc.Type {
 		case config.TypeMetaCAPI:
-			m, err := metacapi.New(name, *dc, metacapi.Options{Logger: log, DryRunOut: os.Stdout, Observer: d.metrics.Requests(name)})
+			opt := metacapi.Options{Logger: log, DryRunOut: os.Stdout, Observer: d.metrics.Requests(name)}
+			if _, shared := store.(state.Leaser); shared {
+				opt.Gate = d.maySend
+			}
+			m, err := metacapi.New(name, *dc, opt)
 			if err != nil {
 				d.close()
 				return nil, err

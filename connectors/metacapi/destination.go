@@ -34,6 +34,11 @@ type Options struct {
 	DryRunOut     io.Writer        // dry_run output when dry_run_file is empty (default stdout)
 	Now           func() time.Time // default time.Now
 	HTTPClient    *http.Client     // default: one tuned client per destination
+	// Gate, when set, is asked before every request: an error holds the
+	// request back (a transient failure, retried). A daemon that leads
+	// through a lease uses it so that nothing is sent once its lease may
+	// have expired.
+	Gate func() error
 }
 
 // Destination delivers events to one pixel / dataset.
@@ -518,6 +523,11 @@ func (d *Destination) body(buf *bytes.Buffer, batch []Item, withToken bool) erro
 
 // send makes one request with the batch; nil means Meta took every event.
 func (d *Destination) send(ctx context.Context, batch []Item) *Error {
+	if d.opt.Gate != nil {
+		if err := d.opt.Gate(); err != nil {
+			return &Error{Kind: Transient, Message: "not sent: " + err.Error()}
+		}
+	}
 	d.count(func(s *Stats) { s.Requests++ })
 	var buf *bytes.Buffer
 	select {

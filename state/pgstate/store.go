@@ -25,6 +25,12 @@ type Options struct {
 	Now func() time.Time
 	// Timeout bounds each call (default 60 s).
 	Timeout time.Duration
+	// IdleInTransaction is how long the server lets one of this store's
+	// transactions sit idle before it ends the session (default 5 s): a
+	// daemon frozen in the middle of a commit must not hold the lease row
+	// locked, keeping a standby from taking over. Give it less than the
+	// lease TTL.
+	IdleInTransaction time.Duration
 }
 
 // Store is the PostgreSQL store. It is safe for concurrent use.
@@ -47,6 +53,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		return nil, errors.New("state dsn: not a valid PostgreSQL connection string")
 	}
 	cfg.MaxConns = 4
+	idle := opt.IdleInTransaction
+	if idle <= 0 {
+		idle = 5 * time.Second
+	}
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(idle.Milliseconds())
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the state database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)

@@ -5,6 +5,7 @@ package stores
 
 import (
 	"context"
+	"time"
 
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/state"
@@ -17,7 +18,10 @@ import (
 // taking turns through its lease (state.Leaser).
 func Open(ctx context.Context, c config.State) (state.Store, error) {
 	if c.Type == config.StatePostgres {
-		return pgstate.Open(ctx, c.DSN.Reveal(), pgstate.Options{Schema: c.Schema})
+		// A transaction left idle (its daemon frozen) ends well before
+		// the lease would pass to a standby.
+		idle := max(c.LeaseTTL.Duration/2, 500*time.Millisecond)
+		return pgstate.Open(ctx, c.DSN.Reveal(), pgstate.Options{Schema: c.Schema, IdleInTransaction: idle})
 	}
 	return bolt.Open(c.Path, bolt.Options{})
 }
