@@ -5,7 +5,9 @@
 # columns) and a narrow (5) table, each with event ids given by the rule
 # ("lead-" + id) and with the default ids (a hash). The machine is small and
 # noisy, so each shape runs RUNS times (default 3) and medians are printed.
-# Usage: [RUNS=n] [SHAPES="wide/given narrow/default ..."] scripts/bench-logical.sh [rows]
+# STATE=postgres keeps capisync's state in PostgreSQL (a schema in the same
+# database) instead of the embedded file.
+# Usage: [RUNS=n] [SHAPES="wide/given narrow/default ..."] [STATE=postgres] scripts/bench-logical.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -17,9 +19,9 @@ trap 'rm -f "$out" "$summary"' EXIT
 for shape in $shapes; do
 	: >"$out"
 	bench_runs "$runs" "$out" ./cmd/capisync/ TestBenchLogical CAPISYNC_BENCH_ROWS="${1:-200000}" \
-		CAPISYNC_BENCH_TABLE="${shape%/*}" CAPISYNC_BENCH_IDS="${shape#*/}"
+		CAPISYNC_BENCH_TABLE="${shape%/*}" CAPISYNC_BENCH_IDS="${shape#*/}" CAPISYNC_BENCH_STATE="${STATE:-bolt}"
 	{
-		echo "table ${shape%/*}, event ids ${shape#*/}, medians over $runs runs:"
+		echo "table ${shape%/*}, event ids ${shape#*/}, state ${STATE:-bolt}, medians over $runs runs:"
 		echo "  ratio capisync / pg_recvlogical: $(grep -o 'pg_recvlogical: [0-9.]* (goal' "$out" | awk '{print $2}' | median) (goal >= 0.6)"
 		echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $5}' | median); pg_recvlogical rows/s: $(grep -o 'pg_recvlogical: [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $3}' | median)"
 		echo "  capisync peak RSS: median $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | median) MiB, highest $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | sort -n | tail -1) MiB (goal < 100)"

@@ -125,7 +125,15 @@ func TestBenchLogical(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	listen := freeAddr(t)
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %s/state.db}
+	// CAPISYNC_BENCH_STATE=postgres keeps the state in PostgreSQL (a
+	// schema of its own in the same server and database as the source).
+	stateYAML := fmt.Sprintf("{path: %s/state.db}", dir)
+	if os.Getenv("CAPISYNC_BENCH_STATE") == "postgres" {
+		schema := fmt.Sprintf("bench_state_%d", time.Now().UnixNano()%1e9)
+		stateYAML = fmt.Sprintf("{type: postgres, dsn: '%s', schema: %s}", dsn, schema)
+		defer db.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE")
+	}
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: %s
 http: {listen: "`+listen+`"}
 log: {level: warn}
 sources:
@@ -152,7 +160,7 @@ rules:
     event_time: new.updated_at
     %s
     %s
-`, dir, dsn, fake.URL, eventID, shape.userData)), 0o600)
+`, stateYAML, dsn, fake.URL, eventID, shape.userData)), 0o600)
 	var selfBefore syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &selfBefore)
 	start = time.Now()
@@ -198,7 +206,10 @@ rules:
 	var selfAfter syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &selfAfter)
 	fakeCPU := time.Duration(selfAfter.Utime.Nano() + selfAfter.Stime.Nano() - selfBefore.Utime.Nano() - selfBefore.Stime.Nano()).Seconds()
-	dbInfo, _ := os.Stat(filepath.Join(dir, "state.db"))
+	var storeMiB float64
+	if dbInfo, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
+		storeMiB = float64(dbInfo.Size()) / (1 << 20)
+	}
 	capTook := time.Since(start)
 	if kb := vmHWM(cmd.Process.Pid); kb > peak {
 		peak = kb
@@ -211,12 +222,12 @@ rules:
 	}
 	recvRate := float64(rows) / recvTook.Seconds()
 	capRate := float64(rows) / capTook.Seconds()
-	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, table %s, event ids %s", rows, table, cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"))
+	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, table %s, event ids %s, state %s", rows, table, cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"), cmp.Or(os.Getenv("CAPISYNC_BENCH_STATE"), "bolt"))
 	t.Logf("progress: %s", strings.Join(curve, "; "))
 	t.Logf("pg_recvlogical: %s, %.0f rows/s", recvTook.Round(time.Millisecond), recvRate)
 	t.Logf("capisync end to end (WAL -> rules -> outbox -> fake Graph API): %s, %.0f rows/s", capTook.Round(time.Millisecond), capRate)
 	t.Logf("ratio capisync / pg_recvlogical: %.2f (goal >= 0.6); capisync peak RSS %.1f MiB (goal < 100): anonymous %.1f MiB, file-backed (the store's mmap) %.1f MiB; store file %.1f MiB; capisync CPU %.1fs",
-		capRate/recvRate, float64(peak)/1024, float64(peakAnon)/1024, float64(peakFile)/1024, float64(dbInfo.Size())/(1<<20), cpu)
+		capRate/recvRate, float64(peak)/1024, float64(peakAnon)/1024, float64(peakFile)/1024, storeMiB, cpu)
 	t.Logf("CPU during capisync's run: capisync %.1fs, PostgreSQL walsender %.1fs, the fake Graph API (this test process) %.1fs, on %d cores over %.1fs",
 		cpu, walCPU, fakeCPU, runtime.NumCPU(), capTook.Seconds())
 }

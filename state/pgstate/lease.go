@@ -17,9 +17,10 @@ import (
 // expired lease increments it. Acquire and Renew are conditional updates
 // on the server's clock. Once a store is fenced with an epoch (Acquire
 // does it), every transaction that writes first checks, holding the lease
-// row FOR SHARE, that the epoch is still current and unexpired: a leader
-// that lost its lease can never commit, and a takeover waits for a commit
-// in progress to end, so the two never interleave. (An advisory lock
+// row FOR KEY SHARE, that the epoch is still current and unexpired: a
+// leader that lost its lease can never commit, and a takeover (which locks
+// the row FOR UPDATE) waits for a commit in progress to end, so the two
+// never interleave; the leader's renewals do not wait for its commits. (An advisory lock
 // would be lost in silence with its connection and carries no token.)
 
 // ErrFenced is returned (wrapped) by a write of a store whose lease was
@@ -39,17 +40,42 @@ type fence struct {
 // gets a new epoch. On success the store is fenced with the epoch.
 func (s *Store) Acquire(ctx context.Context, holder string, ttl time.Duration) (int64, bool, error) {
 	var epoch int64
-	err := s.pool.QueryRow(ctx, s.sql(`INSERT INTO %s.lease AS l VALUES ('leader', $1, 1, now() + $2 * interval '1 millisecond')
-		ON CONFLICT (name) DO UPDATE SET
-			epoch = CASE WHEN l.holder = excluded.holder AND l.expires > now() THEN l.epoch ELSE l.epoch + 1 END,
-			holder = excluded.holder, expires = excluded.expires
-		WHERE (l.holder = excluded.holder AND l.expires > now()) OR l.expires <= now()
-		RETURNING epoch`), holder, ttl.Milliseconds()).Scan(&epoch)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
-	}
+	taken := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Held by another and unexpired: nothing to lock or write (a
+		// standby asks often; it must not hold up the leader's commits).
+		var cur string
+		var valid bool
+		err := tx.QueryRow(ctx, s.sql("SELECT holder, expires > now() FROM %s.lease WHERE name = 'leader'")).Scan(&cur, &valid)
+		if err == nil && valid && cur != holder {
+			return nil
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// FOR UPDATE waits for the writes in progress under the current
+		// epoch (they hold the row FOR KEY SHARE, checkFence), so a new
+		// epoch starts after the last of them committed.
+		if _, err := tx.Exec(ctx, s.sql("SELECT 1 FROM %s.lease WHERE name = 'leader' FOR UPDATE")); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, s.sql(`INSERT INTO %s.lease AS l VALUES ('leader', $1, 1, now() + $2 * interval '1 millisecond')
+			ON CONFLICT (name) DO UPDATE SET
+				epoch = CASE WHEN l.holder = excluded.holder AND l.expires > now() THEN l.epoch ELSE l.epoch + 1 END,
+				holder = excluded.holder, expires = excluded.expires
+			WHERE (l.holder = excluded.holder AND l.expires > now()) OR l.expires <= now()
+			RETURNING epoch`), holder, ttl.Milliseconds()).Scan(&epoch)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		taken = err == nil
+		return err
+	})
 	if err != nil {
 		return 0, false, fmt.Errorf("acquire the leader lease: %w", err)
+	}
+	if !taken {
+		return 0, false, nil
 	}
 	s.fence.Store(&fence{holder: holder, epoch: epoch})
 	return epoch, true, nil
@@ -87,7 +113,9 @@ func (s *Store) Leader(ctx context.Context) (state.Lease, error) {
 }
 
 // checkFence fails with ErrFenced unless the store's epoch still holds the
-// lease; it keeps the lease row locked (FOR SHARE) until tx ends. A store
+// lease; it keeps the lease row locked (FOR KEY SHARE) until tx ends: a
+// takeover (Acquire, FOR UPDATE) waits for it, a renewal (a plain update
+// of other columns) does not. A store
 // never fenced (a single daemon without a lease) checks nothing.
 func (s *Store) checkFence(ctx context.Context, tx pgx.Tx) error {
 	f := s.fence.Load()
@@ -95,7 +123,7 @@ func (s *Store) checkFence(ctx context.Context, tx pgx.Tx) error {
 		return nil
 	}
 	var one int
-	err := tx.QueryRow(ctx, s.sql(`SELECT 1 FROM %s.lease WHERE name = 'leader' AND holder = $1 AND epoch = $2 AND expires > now() FOR SHARE`),
+	err := tx.QueryRow(ctx, s.sql(`SELECT 1 FROM %s.lease WHERE name = 'leader' AND holder = $1 AND epoch = $2 AND expires > now() FOR KEY SHARE`),
 		f.holder, f.epoch).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w (this one held epoch %d)", ErrFenced, f.epoch)

@@ -195,8 +195,12 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, events []state.Enqueue, 
 		// What the memory holds of these keys: remembered (queued within
 		// SentTTL, or still queued) or forgotten but not yet pruned.
 		remembered, stale := map[string]bool{}, [][]byte{}
-		rows, err := tx.Query(ctx, s.sql(`SELECT event_key, queued > $3, EXISTS (SELECT 1 FROM %s.outbox o WHERE o.dest = i.dest AND o.seq = i.seq)
-			FROM %s.ids i WHERE dest = $1 AND event_key = ANY($2)`), dest, bkeys, now.Add(-state.SentTTL))
+		// A join with the keys, so that every key is an index lookup
+		// whatever plan the prepared statement settles on (with = ANY a
+		// generic plan may scan the whole table, whose size is the 48
+		// hours' ids).
+		rows, err := tx.Query(ctx, s.sql(`SELECT i.event_key, i.queued > $3, EXISTS (SELECT 1 FROM %s.outbox o WHERE o.dest = i.dest AND o.seq = i.seq)
+			FROM unnest($2::bytea[]) AS k(key) JOIN %s.ids i ON i.dest = $1 AND i.event_key = k.key`), dest, bkeys, now.Add(-state.SentTTL))
 		if err != nil {
 			return nil, nil, err
 		}
