@@ -114,6 +114,20 @@ type DeadLetter struct {
 	Created      time.Time   `json:"dead_lettered"`
 }
 
+// Tally counts one event of a commit: queued, or refused as a repeat of
+// an event the store remembers (counted by rule).
+func (r *CommitResult) Tally(rule string, repeat bool) {
+	if !repeat {
+		r.Enqueued++
+		return
+	}
+	r.Duplicates++
+	if r.Repeats == nil {
+		r.Repeats = map[string]int{}
+	}
+	r.Repeats[rule]++
+}
+
 // Queued is an event waiting in an outbox: its JSON as it will be sent,
 // and the fields delivery needs without parsing it.
 type Queued struct {

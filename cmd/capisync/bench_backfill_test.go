@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -23,13 +22,7 @@ import (
 // RSS. CAPISYNC_BENCH_IDS is default (no event_id: the hash) or given
 // ("order-" + id).
 func TestBenchBackfill(t *testing.T) {
-	if os.Getenv("CAPISYNC_BENCH") == "" {
-		t.Skip("a benchmark: run scripts/bench-backfill.sh")
-	}
-	rows := 1_000_000
-	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
-		rows = n
-	}
+	rows := benchRows(t, "scripts/bench-backfill.sh", 1_000_000)
 	ids := cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "default")
 	eventID := "# no event_id: the default hash"
 	switch ids {

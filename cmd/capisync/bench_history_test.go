@@ -24,13 +24,7 @@ import (
 // store that holds 1,800,000 ids and the first into an empty one: its
 // rows/s should hold (goal: last / first >= 0.8).
 func TestBenchHistory(t *testing.T) {
-	if os.Getenv("CAPISYNC_BENCH") == "" {
-		t.Skip("a benchmark: run scripts/bench-history.sh")
-	}
-	rows, txns := 200000, 10
-	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
-		rows = n
-	}
+	rows, txns := benchRows(t, "scripts/bench-history.sh", 200000), 10
 	dsn := testenv.PostgresDSN(t)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {

@@ -54,13 +54,7 @@ var benchShapes = map[string]benchShape{
 // given (event_id "lead-" + id, the default) or default (no event_id: the
 // default hash).
 func TestBenchLogical(t *testing.T) {
-	if os.Getenv("CAPISYNC_BENCH") == "" {
-		t.Skip("a benchmark: run scripts/bench-logical.sh")
-	}
-	rows := 200000
-	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
-		rows = n
-	}
+	rows := benchRows(t, "scripts/bench-logical.sh", 200000)
 	table := cmp.Or(os.Getenv("CAPISYNC_BENCH_TABLE"), "wide")
 	shape, ok := benchShapes[table]
 	if !ok {
@@ -284,4 +278,17 @@ func saveDebug(addr, path, file string) {
 		io.Copy(f, resp.Body)
 		f.Close()
 	}
+}
+
+// benchRows skips a benchmark test unless CAPISYNC_BENCH is set (the
+// script sets it) and returns its row count: CAPISYNC_BENCH_ROWS, or def.
+func benchRows(t *testing.T, script string, def int) int {
+	t.Helper()
+	if os.Getenv("CAPISYNC_BENCH") == "" {
+		t.Skip("a benchmark: run " + script)
+	}
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
+		return n
+	}
+	return def
 }

@@ -74,15 +74,7 @@ func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 				if err != nil {
 					return fmt.Errorf("commit %s: %w", b.Source, err)
 				}
-				if dup {
-					res.Duplicates++
-					if res.Repeats == nil {
-						res.Repeats = map[string]int{}
-					}
-					res.Repeats[b.Events[i].Rule]++
-				} else {
-					res.Enqueued++
-				}
+				res.Tally(b.Events[i].Rule, dup)
 			}
 			for _, dl := range b.DeadLetters {
 				if err := putDead(tx, dl, now); err != nil {

@@ -130,14 +130,8 @@ func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 			}
 			res.Queued = append(res.Queued, queued...)
 			for i, dup := range dups {
-				if dup {
-					res.Duplicates++
-					if res.Repeats == nil {
-						res.Repeats = map[string]int{}
-					}
-					res.Repeats[b.Events[i].Rule]++
-				} else {
-					res.Enqueued++
+				res.Tally(b.Events[i].Rule, dup)
+				if !dup {
 					counters[depthCounter(b.Events[i].Destination)]++
 				}
 			}
