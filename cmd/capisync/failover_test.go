@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -43,7 +44,9 @@ func (d leaseDaemon) standby() bool {
 
 const testLeaseTTL = 3 * time.Second
 
-func newSharedState(t *testing.T) *sharedState {
+// newSharedState makes the world of daemons sharing a state; logical: the
+// source is PostgreSQL logical replication, else MariaDB polling.
+func newSharedState(t *testing.T, logical bool) *sharedState {
 	pgDSN := testenv.PostgresDSN(t)
 	schema := fmt.Sprintf("capisync_failover_%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() {
@@ -52,21 +55,49 @@ func newSharedState(t *testing.T) *sharedState {
 			conn.Close(context.Background())
 		}
 	})
-	myDSN := testenv.MySQLDSN(t)
-	db, err := sql.Open("mysql", myDSN)
-	if err != nil {
-		t.Fatal(err)
+	n := time.Now().UnixNano() % 1e9
+	table := fmt.Sprintf("failover_%d", n)
+	var db *sql.DB
+	var err error
+	var sourceYAML, ruleTable, now string
+	if logical {
+		db, err = sql.Open("pgx", pgDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, "CREATE TABLE "+table+" (id bigint PRIMARY KEY, status text NOT NULL, email text NOT NULL, updated_at timestamptz NOT NULL)")
+		mustExec(t, db, "ALTER TABLE "+table+" REPLICA IDENTITY FULL")
+		t.Cleanup(func() {
+			testenv.DropSlots(t, pgDSN, fmt.Sprintf("failover_slot_%d", n))
+			db.Exec(fmt.Sprintf("DROP PUBLICATION IF EXISTS failover_pub_%d", n))
+		})
+		sourceYAML = fmt.Sprintf(`    type: postgres
+    dsn: '%s'
+    slot: failover_slot_%d
+    publication: failover_pub_%d
+    tables: [public.%s]`, pgDSN, n, n, table)
+		ruleTable, now = "public."+table, "clock_timestamp()"
+	} else {
+		myDSN := testenv.MySQLDSN(t)
+		db, err = sql.Open("mysql", myDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100) NOT NULL, updated_at DATETIME(6) NOT NULL, INDEX (updated_at, id))")
+		sourceYAML = fmt.Sprintf(`    type: mysql
+    dsn: '%s'
+    schedule: "@every 1s"
+    tables:
+      %s: {key: [id], cursor: updated_at, lookback: 5s}`, myDSN, table)
+		ruleTable, now = table, "NOW(6)"
 	}
-	t.Cleanup(func() { db.Close() })
-	table := fmt.Sprintf("failover_%d", time.Now().UnixNano()%1e9)
-	mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100) NOT NULL, updated_at DATETIME(6) NOT NULL, INDEX (updated_at, id))")
-	t.Cleanup(func() { db.Exec("DROP TABLE " + table) })
+	t.Cleanup(func() { db.Exec("DROP TABLE " + table); db.Close() })
 	next := 0
 	insert := func(n int) {
 		var vals []string
 		for range n {
 			next++
-			vals = append(vals, fmt.Sprintf("(%d, 'paid', 'buyer%d@example.com', NOW(6))", next, next))
+			vals = append(vals, fmt.Sprintf("(%d, 'paid', 'buyer%d@example.com', %s)", next, next, now))
 		}
 		mustExec(t, db, "INSERT INTO "+table+" VALUES "+strings.Join(vals, ","))
 	}
@@ -82,11 +113,7 @@ log: {level: info}
 shutdown_timeout: 5s
 sources:
   shop:
-    type: mysql
-    dsn: '%s'
-    schedule: "@every 1s"
-    tables:
-      %s: {key: [id], cursor: updated_at, lookback: 5s}
+%s
 destinations:
   meta:
     type: meta_capi
@@ -105,7 +132,7 @@ rules:
     event_id: '"order-" + string(new.id)'
     user_data: {em: new.email}
     custom_data: {value: 10, currency: '"USD"'}
-`, pgDSN, schema, addr, myDSN, table, fakeURL, table)), 0o600)
+`, pgDSN, schema, addr, sourceYAML, fakeURL, ruleTable)), 0o600)
 		logs := &testenv.Buffer{}
 		cmd := startDaemon(t, bin, cfg, logs)
 		done := make(chan struct{})
@@ -125,7 +152,14 @@ func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test skipped with -short")
 	}
-	w := newSharedState(t)
+	for _, logical := range []bool{false, true} {
+		name := map[bool]string{false: "mariadb-polling", true: "postgres-logical"}[logical]
+		t.Run(name, func(t *testing.T) { failover(t, logical) })
+	}
+}
+
+func failover(t *testing.T, logical bool) {
+	w := newSharedState(t, logical)
 	fake := metacapitest.New("1234567890", "EAAfailover")
 	defer fake.Close()
 	ttl := testLeaseTTL
@@ -177,7 +211,7 @@ func TestFrozenLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test skipped with -short")
 	}
-	w := newSharedState(t)
+	w := newSharedState(t, false)
 	fakeA := metacapitest.New("1234567890", "EAAfailover")
 	defer fakeA.Close()
 	fakeB := metacapitest.New("1234567890", "EAAfailover")
@@ -248,5 +282,95 @@ func TestFrozenLeader(t *testing.T) {
 	}
 	if len(ids) != 300 {
 		t.Errorf("%d distinct events, want 300", len(ids))
+	}
+}
+
+// TestSlotInUse: a logical source whose slot another reader holds
+// (SQLSTATE 55006: a daemon that led before, whose connection the server
+// has not yet seen end) waits and asks again; it neither stops nor
+// touches the slot, and streams once the other reader lets go.
+func TestSlotInUse(t *testing.T) {
+	need(t, "pg_recvlogical", "postgresql-client")
+	dsn := testenv.PostgresDSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := time.Now().UnixNano() % 1e9
+	table, slot, pub := fmt.Sprintf("inuse_%d", n), fmt.Sprintf("inuse_slot_%d", n), fmt.Sprintf("inuse_pub_%d", n)
+	defer func() {
+		testenv.DropSlots(t, dsn, slot)
+		db.Exec("DROP PUBLICATION IF EXISTS " + pub)
+		db.Exec("DROP TABLE IF EXISTS " + table)
+	}()
+	for _, q := range []string{
+		"CREATE TABLE " + table + " (id bigint PRIMARY KEY, status text NOT NULL, email text NOT NULL)",
+		"ALTER TABLE " + table + " REPLICA IDENTITY FULL",
+		"CREATE PUBLICATION " + pub + " FOR TABLE " + table,
+		"SELECT pg_create_logical_replication_slot('" + slot + "', 'pgoutput')",
+	} {
+		mustExec(t, db, q)
+	}
+	other := exec.Command("pg_recvlogical", "-d", dsn, "--slot", slot, "--start", "-f", "/dev/null",
+		"-o", "proto_version=1", "-o", "publication_names="+pub)
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	eventually(t, "the other reader holds the slot", 10*time.Second, &testenv.Buffer{}, func() bool {
+		var active bool
+		db.QueryRow("SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
+		return active
+	})
+
+	fake := metacapitest.New("1234567890", "EAAinuse")
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %s/state.db}
+log: {level: info}
+sources:
+  crm:
+    type: postgres
+    dsn: '%s'
+    slot: %s
+    publication: %s
+    create: false
+    tables: [public.%s]
+destinations:
+  meta: {type: meta_capi, pixel_id: "1234567890", access_token: EAAinuse, base_url: %s, flush_interval: 100ms}
+rules:
+  - name: paid
+    source: crm
+    table: public.%s
+    when: changed_to("status", "paid")
+    event: Purchase
+    event_id: '"order-" + string(new.id)'
+    user_data: {em: new.email}
+    custom_data: {value: 10, currency: '"USD"'}
+`, dir, dsn, slot, pub, table, fake.URL, table)), 0o600)
+	logs := &testenv.Buffer{}
+	d := startDaemon(t, buildBinary(t), cfg, logs)
+	exited := make(chan error, 1)
+	go func() { exited <- d.Wait() }()
+	defer func() { d.Process.Kill(); <-exited }()
+	eventually(t, "capisync says the slot is in use", 20*time.Second, logs, func() bool {
+		return strings.Contains(logs.String(), "the replication slot is in use by another reader")
+	})
+	mustExec(t, db, "INSERT INTO "+table+" SELECT g, 'paid', 'b' || g || '@example.com' FROM generate_series(1, 50) g")
+	time.Sleep(3 * time.Second) // it keeps asking, and stays up
+	select {
+	case err := <-exited:
+		t.Fatalf("capisync stopped while the slot was in use: %v\n%s", err, logs.String())
+	default:
+	}
+	other.Process.Kill()
+	other.Wait()
+	eventually(t, "capisync streams once the slot is free", 30*time.Second, logs, func() bool { return fake.Stats().Accepted >= 50 })
+	var exists bool
+	db.QueryRow("SELECT true FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&exists)
+	if !exists {
+		t.Error("the slot is gone")
 	}
 }

@@ -219,7 +219,15 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 		}
 		s.update(func(st *Stats) { st.Connected, st.LastError = false, err.Error(); st.Reconnects++ })
 		wait := bo.Next()
-		s.log.Warn("replication stopped; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
+		if slotInUse(err) {
+			// Another reader has the slot: a daemon that led before this
+			// one, whose connection the server has not yet seen end. Never
+			// a reason to stop or to touch the slot; ask again soon.
+			wait = min(wait, 2*time.Second)
+			s.log.Warn("the replication slot is in use by another reader; waiting for it to let go", "slot", s.cfg.Slot, "error", err, "in", wait.Round(time.Millisecond))
+		} else {
+			s.log.Warn("replication stopped; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
+		}
 		if !backoff.Sleep(ctx, wait, nil) {
 			return nil
 		}
@@ -350,4 +358,11 @@ func (s *Source) DropSlot(ctx context.Context, publication bool) error {
 		}
 	}
 	return nil
+}
+
+// slotInUse says whether err is PostgreSQL's "replication slot ... is
+// active for PID ..." (SQLSTATE 55006, object in use).
+func slotInUse(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55006"
 }
