@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +88,7 @@ func newSharedState(t *testing.T, logical bool) *sharedState {
 		sourceYAML = fmt.Sprintf(`    type: mysql
     dsn: '%s'
     schedule: "@every 1s"
+    initial: emit # rows written before the first poll are changes too
     tables:
       %s: {key: [id], cursor: updated_at, lookback: 5s}`, myDSN, table)
 		ruleTable, now = table, "NOW(6)"
@@ -372,5 +374,92 @@ rules:
 	db.QueryRow("SELECT true FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&exists)
 	if !exists {
 		t.Error("the slot is gone")
+	}
+}
+
+// TestFailoverUnderLoad: two daemons on one state while 20,000 changes
+// arrive; the leader SIGKILLed 10 times at random moments, a new daemon
+// started each time to keep two. Every event is delivered; repeats come
+// only from requests sent and not yet settled at a kill, at most
+// (in_flight + 1) x batch_size = 60 per failover.
+func TestFailoverUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("failover test skipped with -short")
+	}
+	const changes, kills = 20000, 10
+	w := newSharedState(t, false)
+	fake := metacapitest.New("1234567890", "EAAfailover")
+	defer fake.Close()
+	alive := []leaseDaemon{w.start(fake.URL), w.start(fake.URL)}
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		for inserted := 0; inserted < changes; inserted += 50 {
+			w.insert(50)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	var takeovers []time.Duration
+	for k := range kills {
+		var leader = -1
+		eventually(t, fmt.Sprintf("a leader before kill %d", k+1), 2*testLeaseTTL+10*time.Second, alive[0].logs, func() bool {
+			for i, d := range alive {
+				if d.ready() {
+					leader = i
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+		alive[leader].proc.Signal(syscall.SIGKILL)
+		alive[leader].wait()
+		killed := time.Now()
+		alive = []leaseDaemon{alive[1-leader], w.start(fake.URL)}
+		// Either takes over: the standby, or the daemon just started.
+		eventually(t, fmt.Sprintf("a takeover after kill %d", k+1), testLeaseTTL+10*time.Second, alive[0].logs, func() bool {
+			return alive[0].ready() || alive[1].ready()
+		})
+		takeovers = append(takeovers, time.Since(killed).Round(100*time.Millisecond))
+	}
+	<-loadDone
+	distinct := func() int {
+		seen := map[string]bool{}
+		for _, e := range fake.Events() {
+			seen[e.ID] = true
+		}
+		return len(seen)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for distinct() < changes && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := distinct(); n < changes {
+		var states []string
+		for _, d := range alive {
+			_, st := httpGet(d.addr, "/status")
+			states = append(states, fmt.Sprintf("ready %v: %.600s", d.ready(), st))
+		}
+		seen := map[string]bool{}
+		for _, e := range fake.Events() {
+			seen[e.ID] = true
+		}
+		var missing []string
+		for i := 1; i <= changes; i++ {
+			if !seen[fmt.Sprintf("order-%d", i)] {
+				missing = append(missing, fmt.Sprint(i))
+			}
+		}
+		t.Fatalf("%d of %d events after the load and %d kills; missing %v; the daemons:\n%s\nlogs of one:\n%s", n, changes, kills, missing, strings.Join(states, "\n"), alive[0].logs.String())
+	}
+	st := fake.Stats()
+	t.Logf("%d kills; takeovers after %v (lease TTL %s); %d events delivered, %d distinct, %d repeats (at most %d)",
+		kills, takeovers, testLeaseTTL, st.Accepted, distinct(), st.Accepted-distinct(), kills*60)
+	if n := distinct(); n != changes {
+		t.Errorf("%d distinct events, want %d", n, changes)
+	}
+	if repeats := st.Accepted - distinct(); repeats > kills*60 {
+		t.Errorf("%d repeats, more than the requests in flight at %d kills could carry", repeats, kills)
 	}
 }
