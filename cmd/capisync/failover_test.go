@@ -48,10 +48,16 @@ const testLeaseTTL = 3 * time.Second
 // newSharedState makes the world of daemons sharing a state; logical: the
 // source is PostgreSQL logical replication, else MariaDB polling.
 func newSharedState(t *testing.T, logical bool) *sharedState {
+	return newSharedStateOn(t, logical, testenv.PostgresDSN(t))
+}
+
+// newSharedStateOn is newSharedState with the state on the server at
+// stateDSN.
+func newSharedStateOn(t *testing.T, logical bool, stateDSN string) *sharedState {
 	pgDSN := testenv.PostgresDSN(t)
 	schema := fmt.Sprintf("capisync_failover_%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() {
-		if conn, err := pgx.Connect(context.Background(), pgDSN); err == nil {
+		if conn, err := pgx.Connect(context.Background(), stateDSN); err == nil {
 			conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 			conn.Close(context.Background())
 		}
@@ -134,7 +140,7 @@ rules:
     event_id: '"order-" + string(new.id)'
     user_data: {em: new.email}
     custom_data: {value: 10, currency: '"USD"'}
-`, pgDSN, schema, addr, sourceYAML, fakeURL, ruleTable)), 0o600)
+`, stateDSN, schema, addr, sourceYAML, fakeURL, ruleTable)), 0o600)
 		logs := &testenv.Buffer{}
 		cmd := startDaemon(t, bin, cfg, logs)
 		done := make(chan struct{})
@@ -461,5 +467,57 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 	if repeats := st.Accepted - distinct(); repeats > kills*60 {
 		t.Errorf("%d repeats, more than the requests in flight at %d kills could carry", repeats, kills)
+	}
+}
+
+// TestStateServerRestart: the PostgreSQL server holding the state
+// restarts while changes arrive. The leader keeps or regains its lease, or
+// a standby takes over; every event is delivered.
+func TestStateServerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("failover test skipped with -short")
+	}
+	priv := testenv.NewPrivatePostgres(t)
+	w := newSharedStateOn(t, false, priv.DSN)
+	fake := metacapitest.New("1234567890", "EAAfailover")
+	defer fake.Close()
+	a := w.start(fake.URL)
+	eventually(t, "a daemon leads", 30*time.Second, a.logs, a.ready)
+	b := w.start(fake.URL)
+	eventually(t, "a standby", 30*time.Second, b.logs, b.standby)
+	w.insert(200)
+	eventually(t, "the first 200 events", 30*time.Second, a.logs, func() bool { return fake.Stats().Accepted >= 200 })
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		for range 20 {
+			w.insert(50)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	restarted := time.Now()
+	if err := priv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the state server was down for %s", time.Since(restarted).Round(100*time.Millisecond))
+	<-loadDone
+	eventually(t, "a leader after the restart", 2*testLeaseTTL+20*time.Second, b.logs, func() bool { return a.ready() || b.ready() })
+	distinct := func() int {
+		seen := map[string]bool{}
+		for _, e := range fake.Events() {
+			seen[e.ID] = true
+		}
+		return len(seen)
+	}
+	eventually(t, "every event", time.Minute, b.logs, func() bool { return distinct() >= 1200 })
+	who := "the same leader kept or regained its lease"
+	if b.ready() {
+		who = "the standby took over"
+	}
+	st := fake.Stats()
+	t.Logf("%s; %d events delivered, %d distinct, %d repeats", who, st.Accepted, distinct(), st.Accepted-distinct())
+	if n := distinct(); n != 1200 {
+		t.Errorf("%d distinct events, want 1200", n)
 	}
 }
