@@ -261,21 +261,8 @@ func TestFrozenLeader(t *testing.T) {
 			t.Errorf("the old leader sent a request %s after it woke, its lease long expired", at.Sub(woke).Round(time.Millisecond))
 		}
 	}
-	eventually(t, "every event", 30*time.Second, b.logs, func() bool {
-		seen := map[string]bool{}
-		for _, f := range []*metacapitest.Server{fakeA, fakeB} {
-			for _, e := range f.Events() {
-				seen[e.ID] = true
-			}
-		}
-		return len(seen) >= 300
-	})
-	ids := map[string]int{}
-	for _, f := range []*metacapitest.Server{fakeA, fakeB} {
-		for _, e := range f.Events() {
-			ids[e.ID]++
-		}
-	}
+	eventually(t, "every event", 30*time.Second, b.logs, func() bool { return len(deliveries(fakeA, fakeB)) >= 300 })
+	ids := deliveries(fakeA, fakeB)
 	repeats := 0
 	for _, n := range ids {
 		repeats += n - 1
@@ -430,13 +417,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 		takeovers = append(takeovers, time.Since(killed).Round(100*time.Millisecond))
 	}
 	<-loadDone
-	distinct := func() int {
-		seen := map[string]bool{}
-		for _, e := range fake.Events() {
-			seen[e.ID] = true
-		}
-		return len(seen)
-	}
+	distinct := func() int { return len(deliveries(fake)) }
 	deadline := time.Now().Add(2 * time.Minute)
 	for distinct() < changes && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
@@ -447,13 +428,10 @@ func TestFailoverUnderLoad(t *testing.T) {
 			_, st := httpGet(d.addr, "/status")
 			states = append(states, fmt.Sprintf("ready %v: %.600s", d.ready(), st))
 		}
-		seen := map[string]bool{}
-		for _, e := range fake.Events() {
-			seen[e.ID] = true
-		}
+		seen := deliveries(fake)
 		var missing []string
 		for i := 1; i <= changes; i++ {
-			if !seen[fmt.Sprintf("order-%d", i)] {
+			if seen[fmt.Sprintf("order-%d", i)] == 0 {
 				missing = append(missing, fmt.Sprint(i))
 			}
 		}
@@ -503,13 +481,7 @@ func TestStateServerRestart(t *testing.T) {
 	t.Logf("the state server was down for %s", time.Since(restarted).Round(100*time.Millisecond))
 	<-loadDone
 	eventually(t, "a leader after the restart", 2*testLeaseTTL+20*time.Second, b.logs, func() bool { return a.ready() || b.ready() })
-	distinct := func() int {
-		seen := map[string]bool{}
-		for _, e := range fake.Events() {
-			seen[e.ID] = true
-		}
-		return len(seen)
-	}
+	distinct := func() int { return len(deliveries(fake)) }
 	eventually(t, "every event", time.Minute, b.logs, func() bool { return distinct() >= 1200 })
 	who := "the same leader kept or regained its lease"
 	if b.ready() {
@@ -520,4 +492,15 @@ func TestStateServerRestart(t *testing.T) {
 	if n := distinct(); n != 1200 {
 		t.Errorf("%d distinct events, want 1200", n)
 	}
+}
+
+// deliveries counts the deliveries of each event_id the fakes accepted.
+func deliveries(fakes ...*metacapitest.Server) map[string]int {
+	ids := map[string]int{}
+	for _, f := range fakes {
+		for _, e := range f.Events() {
+			ids[e.ID]++
+		}
+	}
+	return ids
 }
