@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/capisync/capisync/internal/capi"
@@ -82,6 +83,36 @@ type CommitResult struct {
 // DroppedReasonKind starts the counters of user_data values left out as
 // invalid, by rule, key and reason: rule_dropped_why/<rule>/<key>/<reason>.
 const DroppedReasonKind = "rule_dropped_why"
+
+// DepthCounter names the counter of events queued for dest.
+func DepthCounter(dest string) string { return "outbox_depth/" + dest }
+
+// DeadCounter names the counter of dest's dead letters.
+func DeadCounter(dest string) string { return "dead_letters/" + dest }
+
+// AddCounter puts a stored counter into the snapshot: a destination's
+// depth and dead letters into Destinations, any other into Counters.
+func (st *Status) AddCounter(name string, v int64) {
+	if d, ok := strings.CutPrefix(name, "outbox_depth/"); ok {
+		o := st.Destinations[d]
+		o.Depth = v
+		st.Destinations[d] = o
+	} else if d, ok := strings.CutPrefix(name, "dead_letters/"); ok {
+		o := st.Destinations[d]
+		o.DeadLetters = v
+		st.Destinations[d] = o
+	} else {
+		st.Counters[name] = v
+	}
+}
+
+// DecodeDeadLetter reads a stored dead letter (JSON, numbers kept exact).
+func DecodeDeadLetter(raw []byte) (DeadLetter, error) {
+	var dl DeadLetter
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dl, dec.Decode(&dl)
+}
 
 // RepeatCounter names the counter of a rule's events that were not queued
 // because an event with the same name and id was queued or delivered

@@ -105,7 +105,7 @@ func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 			}
 		}
 		for dest, n := range depth {
-			if err := addCounter(tx, depthCounter(dest), n); err != nil {
+			if err := addCounter(tx, state.DepthCounter(dest), n); err != nil {
 				return err
 			}
 		}
@@ -195,10 +195,6 @@ func (q *enqueuer) add(e *state.Enqueue, attempts int) (dup bool, err error) {
 	}
 	return false, q.ids.put(e.Destination, log, key, h, seq, q.now)
 }
-
-func depthCounter(dest string) string { return "outbox_depth/" + dest }
-
-func deadCounter(dest string) string { return "dead_letters/" + dest }
 
 func addCounter(tx *bolt.Tx, name string, delta int64) error {
 	b := tx.Bucket(bCounters)

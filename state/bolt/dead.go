@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -29,7 +28,7 @@ func putDead(tx *bolt.Tx, dl state.DeadLetter, now time.Time) error {
 	if err := b.Put(u64(id), v); err != nil {
 		return err
 	}
-	return addCounter(tx, deadCounter(dl.Destination), 1)
+	return addCounter(tx, state.DeadCounter(dl.Destination), 1)
 }
 
 // DeadLetters lists dest's dead letters (every destination's when dest is
@@ -39,8 +38,8 @@ func (s *Store) DeadLetters(dest string) ([]state.DeadLetter, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachDest(tx, bDead, dest, func(name string, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
-				var dl state.DeadLetter
-				if err := decodeDead(v, &dl); err != nil {
+				dl, err := state.DecodeDeadLetter(v)
+				if err != nil {
 					return fmt.Errorf("dead letter %s/%d: %w", name, binary.BigEndian.Uint64(k), err)
 				}
 				out = append(out, dl)
@@ -78,7 +77,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		}
 		dup, err := newEnqueuer(tx, idtx, s.now()).add(&state.Enqueue{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}, 0)
 		if err == nil && !dup {
-			err = addCounter(tx, depthCounter(dl.Destination), 1)
+			err = addCounter(tx, state.DepthCounter(dl.Destination), 1)
 		}
 		return err == nil, err
 	})
@@ -105,8 +104,8 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, *idTx, s
 				if ids != nil && !want[binary.BigEndian.Uint64(k)] {
 					return nil
 				}
-				var dl state.DeadLetter
-				if err := decodeDead(v, &dl); err != nil {
+				dl, err := state.DecodeDeadLetter(v)
+				if err != nil {
 					return err
 				}
 				keys, letters = append(keys, append([]byte(nil), k...)), append(letters, dl)
@@ -125,7 +124,7 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(*bolt.Tx, *idTx, s
 				if err := b.Delete(keys[i]); err != nil {
 					return err
 				}
-				if err := addCounter(tx, deadCounter(name), -1); err != nil {
+				if err := addCounter(tx, state.DeadCounter(name), -1); err != nil {
 					return err
 				}
 				n++
@@ -147,10 +146,4 @@ func eachDest(tx *bolt.Tx, root []byte, dest string, fn func(string, *bolt.Bucke
 		return nil
 	}
 	return r.ForEachBucket(func(k []byte) error { return fn(string(k), r.Bucket(k)) })
-}
-
-func decodeDead(raw []byte, dl *state.DeadLetter) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	return dec.Decode(dl)
 }

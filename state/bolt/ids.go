@@ -159,13 +159,12 @@ type idChange struct {
 // runs once the transaction committed.
 type idTx struct {
 	x       *idIndex
-	tx      *bolt.Tx
 	added   map[string]*idMemory // per destination, the ids this transaction queued
 	changes []idChange
 	arena   []byte
 }
 
-func (x *idIndex) begin(tx *bolt.Tx) *idTx { return &idTx{x: x, tx: tx} }
+func (x *idIndex) begin() *idTx { return &idTx{x: x} }
 
 // find returns the log entry that remembers key (whose hash is h) for
 // dest, if any: its sequence number and when it was queued. ob is dest's
@@ -215,9 +214,7 @@ func (t *idTx) alloc(n int) []byte {
 func (t *idTx) put(dest string, log *bolt.Bucket, key string, h uint32, seq uint64, at time.Time) error {
 	k := t.alloc(8)
 	binary.BigEndian.PutUint64(k, seq)
-	v := t.alloc(8 + len(key))
-	binary.BigEndian.PutUint64(v, uint64(at.UnixNano()))
-	copy(v[8:], key)
+	v := appendIDLogValue(t.alloc(8 + len(key))[:0], at, key)
 	if err := log.Put(k, v); err != nil {
 		return fmt.Errorf("id log %s: %w", dest, err)
 	}
@@ -260,11 +257,17 @@ func (t *idTx) apply() {
 
 // idLogValue is an id log value.
 func idLogValue(queued time.Time, key []byte) []byte {
+	return appendIDLogValue(make([]byte, 0, 8+len(key)), queued, string(key))
+}
+
+// appendIDLogValue appends an id log value: the queued time (0 when
+// unknown), then the key.
+func appendIDLogValue(b []byte, queued time.Time, key string) []byte {
 	n := int64(0)
 	if !queued.IsZero() {
 		n = queued.UnixNano()
 	}
-	return append(binary.BigEndian.AppendUint64(nil, uint64(n)), key...)
+	return append(binary.BigEndian.AppendUint64(b, uint64(n)), key...)
 }
 
 // isRemembered says whether an id queued at (zero: unknown) under seq
@@ -285,7 +288,7 @@ func (s *Store) update(fn func(tx *bolt.Tx, ids *idTx) error) error {
 	defer s.wmu.Unlock()
 	var ids *idTx
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		ids = s.ids.begin(tx) // afresh: bbolt may run fn again
+		ids = s.ids.begin() // afresh: bbolt may run fn again
 		return fn(tx, ids)
 	})
 	if err == nil {

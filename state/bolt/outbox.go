@@ -148,7 +148,7 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 			}
 			removed++
 		}
-		if err := addCounter(tx, depthCounter(dest), -removed); err != nil {
+		if err := addCounter(tx, state.DepthCounter(dest), -removed); err != nil {
 			return err
 		}
 		return s.pruneIDs(ids, dest, ob, log, now, 256)

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"encoding/binary"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,20 +26,7 @@ func (s *Store) Status() (state.Status, error) {
 		}
 		if err := tx.Bucket(bCounters).ForEach(func(k, v []byte) error {
 			name, val := string(k), int64(binary.BigEndian.Uint64(v))
-			switch {
-			case strings.HasPrefix(name, "outbox_depth/"):
-				d := strings.TrimPrefix(name, "outbox_depth/")
-				o := st.Destinations[d]
-				o.Depth = val
-				st.Destinations[d] = o
-			case strings.HasPrefix(name, "dead_letters/"):
-				d := strings.TrimPrefix(name, "dead_letters/")
-				o := st.Destinations[d]
-				o.DeadLetters = val
-				st.Destinations[d] = o
-			default:
-				st.Counters[name] = val
-			}
+			st.AddCounter(name, val)
 			return nil
 		}); err != nil {
 			return err
@@ -63,7 +49,7 @@ func (s *Store) Status() (state.Status, error) {
 func (s *Store) Depth(dest string) (int64, error) {
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if raw := tx.Bucket(bCounters).Get([]byte(depthCounter(dest))); raw != nil {
+		if raw := tx.Bucket(bCounters).Get([]byte(state.DepthCounter(dest))); raw != nil {
 			n = int64(binary.BigEndian.Uint64(raw))
 		}
 		return nil

@@ -1,9 +1,7 @@
 package pgstate
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -63,7 +61,7 @@ func (s *Store) Depth(dest string) (int64, error) {
 	ctx, cancel := s.call()
 	defer cancel()
 	var n int64
-	err := s.pool.QueryRow(ctx, s.sql("SELECT value FROM %s.counters WHERE name = $1"), depthCounter(dest)).Scan(&n)
+	err := s.pool.QueryRow(ctx, s.sql("SELECT value FROM %s.counters WHERE name = $1"), state.DepthCounter(dest)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -111,7 +109,7 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 			}
 			removed += tag.RowsAffected()
 		}
-		counters[depthCounter(dest)] -= removed
+		counters[state.DepthCounter(dest)] -= removed
 		if err := s.addCounters(ctx, tx, counters); err != nil {
 			return err
 		}
@@ -184,20 +182,13 @@ func (s *Store) DeadLetters(dest string) ([]state.DeadLetter, error) {
 		if err := rows.Scan(&d, &id, &raw); err != nil {
 			return nil, err
 		}
-		dl, err := decodeDead(raw)
+		dl, err := state.DecodeDeadLetter(raw)
 		if err != nil {
 			return nil, fmt.Errorf("dead letter %s/%d: %w", d, id, err)
 		}
 		out = append(out, dl)
 	}
 	return out, rows.Err()
-}
-
-func decodeDead(raw []byte) (state.DeadLetter, error) {
-	var dl state.DeadLetter
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	return dl, dec.Decode(&dl)
 }
 
 // RetryDead moves dead letters back to their outbox (ids nil: all of
@@ -218,7 +209,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 			return false, err
 		}
 		if !dups[0] {
-			counters[depthCounter(dl.Destination)]++
+			counters[state.DepthCounter(dl.Destination)]++
 		}
 		return true, nil
 	})
@@ -234,12 +225,15 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(context.Context, p
 	n := 0
 	err := s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
 		n = 0
-		want := make([]int64, len(ids))
-		for i, id := range ids {
-			want[i] = int64(id)
+		var want []int64 // nil (NULL): every dead letter
+		if ids != nil {
+			want = make([]int64, len(ids))
+			for i, id := range ids {
+				want[i] = int64(id)
+			}
 		}
 		rows, err := tx.Query(ctx, s.sql(`SELECT dest, id, letter FROM %s.dead WHERE ($1 = '' OR dest = $1)
-			AND ($2::bigint[] IS NULL OR id = ANY($2)) ORDER BY dest, id FOR UPDATE`), dest, nilIfNone(ids, want))
+			AND ($2::bigint[] IS NULL OR id = ANY($2)) ORDER BY dest, id FOR UPDATE`), dest, want)
 		if err != nil {
 			return err
 		}
@@ -256,7 +250,7 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(context.Context, p
 				rows.Close()
 				return err
 			}
-			if l.dl, err = decodeDead(raw); err != nil {
+			if l.dl, err = state.DecodeDeadLetter(raw); err != nil {
 				rows.Close()
 				return fmt.Errorf("dead letter %s/%d: %w", l.dest, l.id, err)
 			}
@@ -278,18 +272,10 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(context.Context, p
 			if _, err := tx.Exec(ctx, s.sql("DELETE FROM %s.dead WHERE dest = $1 AND id = $2"), l.dest, l.id); err != nil {
 				return err
 			}
-			counters[deadCounter(l.dest)]--
+			counters[state.DeadCounter(l.dest)]--
 			n++
 		}
 		return s.addCounters(ctx, tx, counters)
 	})
 	return n, err
-}
-
-// nilIfNone is want, or nil when ids is nil (every dead letter).
-func nilIfNone(ids []uint64, want []int64) []int64 {
-	if ids == nil {
-		return nil
-	}
-	return want
 }

@@ -3,7 +3,6 @@ package pgstate
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -166,17 +165,7 @@ func (s *Store) Status() (state.Status, error) {
 				rows.Close()
 				return err
 			}
-			if d, ok := strings.CutPrefix(name, "outbox_depth/"); ok {
-				o := st.Destinations[d]
-				o.Depth = v
-				st.Destinations[d] = o
-			} else if d, ok := strings.CutPrefix(name, "dead_letters/"); ok {
-				o := st.Destinations[d]
-				o.DeadLetters = v
-				st.Destinations[d] = o
-			} else {
-				st.Counters[name] = v
-			}
+			st.AddCounter(name, v)
 		}
 		rows.Close()
 		if rows, err = tx.Query(ctx, s.sql("SELECT dest, min(enqueued) FROM %s.outbox GROUP BY dest")); err != nil {

@@ -113,9 +113,6 @@ func (s *Store) writeTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	})
 }
 
-func depthCounter(dest string) string { return "outbox_depth/" + dest }
-func deadCounter(dest string) string  { return "dead_letters/" + dest }
-
 // Commit writes the batches in one transaction (see state.Batch).
 func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 	var res state.CommitResult
@@ -132,7 +129,7 @@ func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 			for i, dup := range dups {
 				res.Tally(b.Events[i].Rule, dup)
 				if !dup {
-					counters[depthCounter(b.Events[i].Destination)]++
+					counters[state.DepthCounter(b.Events[i].Destination)]++
 				}
 			}
 			for _, dl := range b.DeadLetters {
@@ -321,7 +318,7 @@ func (s *Store) putDead(ctx context.Context, tx pgx.Tx, dl state.DeadLetter, now
 	if _, err := tx.Exec(ctx, s.sql("INSERT INTO %s.dead VALUES ($1, $2, $3)"), dl.Destination, id, v); err != nil {
 		return err
 	}
-	counters[deadCounter(dl.Destination)]++
+	counters[state.DeadCounter(dl.Destination)]++
 	return nil
 }
 
