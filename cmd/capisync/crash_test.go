@@ -33,6 +33,12 @@ var (
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		// CAPISYNC_TEST_BIN runs a binary built before (an A/B benchmark
+		// of two commits runs each one's binary under the same test).
+		if bin := os.Getenv("CAPISYNC_TEST_BIN"); bin != "" {
+			binPath = bin
+			return
+		}
 		dir, err := os.MkdirTemp("", "capisync-bin")
 		if err != nil {
 			buildErr = err

@@ -36,6 +36,15 @@ type leaseDaemon struct {
 	wait func()
 }
 
+// The destination's batch_size and in_flight in these tests. A sender
+// takes its next batch only once the last one's outcome is settled, so a
+// failover repeats at most the events of in_flight requests.
+const (
+	testBatchSize = 20
+	testInFlight  = 2
+	repeatBound   = testInFlight * testBatchSize
+)
+
 func (d leaseDaemon) ready() bool { code, _ := httpGet(d.addr, "/readyz"); return code == 200 }
 
 func (d leaseDaemon) standby() bool {
@@ -129,8 +138,8 @@ destinations:
     access_token: EAAfailover
     base_url: %s
     flush_interval: 100ms
-    batch_size: 20 # several requests per change burst: a leader frozen mid-delivery has more to send
-    in_flight: 2
+    batch_size: %d # several requests per change burst: a leader frozen mid-delivery has more to send
+    in_flight: %d
 rules:
   - name: paid
     source: shop
@@ -140,7 +149,7 @@ rules:
     event_id: '"order-" + string(new.id)'
     user_data: {em: new.email}
     custom_data: {value: 10, currency: '"USD"'}
-`, stateDSN, schema, addr, sourceYAML, fakeURL, ruleTable)), 0o600)
+`, stateDSN, schema, addr, sourceYAML, fakeURL, testBatchSize, testInFlight, ruleTable)), 0o600)
 		logs := &testenv.Buffer{}
 		cmd := startDaemon(t, bin, cfg, logs)
 		done := make(chan struct{})
@@ -268,12 +277,10 @@ func TestFrozenLeader(t *testing.T) {
 		repeats += n - 1
 	}
 	// Repeats come from the requests the leader had sent and not yet
-	// settled when it froze. Each of the in_flight senders can have one
-	// request out and the one before it answered but not yet settled (a
-	// sender takes its next batch while the last is settled):
-	// 2 x in_flight x batch_size = 2 x 2 x 20.
-	t.Logf("events: %d distinct, %d repeats of an event_id (requests sent and not yet settled when the leader froze; at most 2 x in_flight x batch_size = 80)", len(ids), repeats)
-	if repeats > 80 {
+	// settled when it froze. A sender takes its next batch only once the
+	// last is settled: in_flight x batch_size = 2 x 20.
+	t.Logf("events: %d distinct, %d repeats of an event_id (requests sent and not yet settled when the leader froze; at most in_flight x batch_size = %d)", len(ids), repeats, repeatBound)
+	if repeats > repeatBound {
 		t.Errorf("%d repeats, more than the requests sent and not settled at the freeze could carry", repeats)
 	}
 	if len(ids) != 300 {
@@ -375,7 +382,7 @@ rules:
 // arrive; the leader SIGKILLed 10 times at random moments, a new daemon
 // started each time to keep two. Every event is delivered; repeats come
 // only from requests sent and not yet settled at a kill, at most
-// 2 x in_flight x batch_size = 80 per failover.
+// in_flight x batch_size = 40 per failover.
 func TestFailoverUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test skipped with -short")
@@ -440,11 +447,11 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 	st := fake.Stats()
 	t.Logf("%d kills; takeovers after %v (lease TTL %s); %d events delivered, %d distinct, %d repeats (at most %d)",
-		kills, takeovers, testLeaseTTL, st.Accepted, distinct(), st.Accepted-distinct(), kills*80)
+		kills, takeovers, testLeaseTTL, st.Accepted, distinct(), st.Accepted-distinct(), kills*repeatBound)
 	if n := distinct(); n != changes {
 		t.Errorf("%d distinct events, want %d", n, changes)
 	}
-	if repeats := st.Accepted - distinct(); repeats > kills*80 {
+	if repeats := st.Accepted - distinct(); repeats > kills*repeatBound {
 		t.Errorf("%d repeats, more than the requests in flight at %d kills could carry", repeats, kills)
 	}
 }

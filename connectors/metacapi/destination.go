@@ -315,14 +315,12 @@ func (d *Destination) resume() {
 // Delivered, DeadLettered, or Deferred when the destination is paused or
 // ctx ends first. It returns an error only when the Reporter fails.
 func (d *Destination) Deliver(ctx context.Context, items []Item, rep Reporter) error {
-	return d.deliver(ctx, items, rep, false, nil)
+	return d.deliver(ctx, items, rep, false)
 }
 
-// deliver sends items in batches, in_flight at a time. release, when not
-// nil, is called once the answer that settles a batch of items (which then
-// hold at most one batch) has come, before it is reported: the sender's
-// slot takes the next batch while this one is settled.
-func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, probe bool, release func()) error {
+// deliver sends items in batches, in_flight at a time, and reports each
+// batch's outcome before it returns.
+func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, probe bool) error {
 	now := d.opt.Now()
 	var dead []Outcome
 	valid := items // copied only from the first event that fails its check
@@ -352,13 +350,13 @@ func (d *Destination) deliver(ctx context.Context, items []Item, rep Reporter, p
 	g.SetLimit(d.cfg.InFlight)
 	for start := 0; start < len(valid); start += d.cfg.BatchSize {
 		batch := valid[start:min(start+d.cfg.BatchSize, len(valid))]
-		g.Go(func() error { return d.deliverBatch(gctx, batch, rep, probe, release) })
+		g.Go(func() error { return d.deliverBatch(gctx, batch, rep, probe) })
 	}
 	return g.Wait()
 }
 
 // deliverBatch sends one batch until each event has an outcome.
-func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool, release func()) error {
+func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Reporter, probe bool) error {
 	var last *Error // the previous attempt's, for an outcome deferred before the next
 	// Exponential with full jitter: many batches retry against one server.
 	bo := backoff.Backoff{Base: d.opt.BackoffBase, Cap: d.opt.BackoffCap, FullJitter: true}
@@ -379,9 +377,6 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 			d.throttle.succeeded()
 			if probe {
 				d.resume()
-			}
-			if release != nil {
-				release()
 			}
 			return rep.Report(context.WithoutCancel(ctx), outcomes(batch, Delivered, "", nil, attempt))
 		case ctx.Err() != nil:
@@ -408,7 +403,7 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 					if err := rep.Report(context.WithoutCancel(ctx), outcomes(batch[:half], Delivered, "", nil, attempt+1)); err != nil {
 						return err
 					}
-					return d.deliverBatch(ctx, batch[half:], rep, probe, nil)
+					return d.deliverBatch(ctx, batch[half:], rep, probe)
 				}
 				if first.sameAs(merr) {
 					second := d.send(ctx, batch[half:])
@@ -416,7 +411,7 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 						if err := rep.Report(context.WithoutCancel(ctx), outcomes(batch[half:], Delivered, "", nil, attempt+1)); err != nil {
 							return err
 						}
-						return d.deliverBatch(ctx, batch[:half], rep, probe, nil)
+						return d.deliverBatch(ctx, batch[:half], rep, probe)
 					}
 					if second.sameAs(merr) {
 						d.failed(merr)
@@ -426,10 +421,10 @@ func (d *Destination) deliverBatch(ctx context.Context, batch []Item, rep Report
 					}
 				}
 			}
-			if err := d.deliverBatch(ctx, batch[:half], rep, probe, nil); err != nil {
+			if err := d.deliverBatch(ctx, batch[:half], rep, probe); err != nil {
 				return err
 			}
-			return d.deliverBatch(ctx, batch[half:], rep, probe, nil)
+			return d.deliverBatch(ctx, batch[half:], rep, probe)
 		}
 		recovered := d.failed(merr)
 		switch {

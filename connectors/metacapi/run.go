@@ -23,8 +23,9 @@ type Queue interface {
 }
 
 // Run drains q until ctx ends. It keeps in_flight requests going: as soon
-// as one has its answer, the next batch is read from after the last event
-// taken and sent, while the answered one is reported (settled) beside it.
+// as one has its answer and it is reported (settled), the next batch is
+// read from after the last event taken. So at most in_flight batches are
+// ever sent and not yet settled, the most a crash can make be sent again.
 // A partial batch goes once its oldest event has waited flush_interval.
 // While the destination is paused it logs the reason once a minute and
 // probes with one event every probe interval, resuming by itself when
@@ -54,7 +55,7 @@ func (d *Destination) Run(ctx context.Context, q Queue) error {
 				return err
 			}
 			if len(items) > 0 {
-				if err := d.deliver(ctx, items, q, true, nil); err != nil {
+				if err := d.deliver(ctx, items, q, true); err != nil {
 					return err
 				}
 			}
@@ -85,12 +86,14 @@ func (d *Destination) Run(ctx context.Context, q Queue) error {
 			}
 		}
 		after = items[len(items)-1].Seq
-		release := sync.OnceFunc(func() { <-slots })
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			defer release()
-			if err := d.deliver(ctx, items, q, false, release); err != nil {
+			// The slot is freed once the batch's outcome is settled, so
+			// that at most in_flight batches are ever sent and unsettled:
+			// what a crash makes a standby send again.
+			defer func() { <-slots }()
+			if err := d.deliver(ctx, items, q, false); err != nil {
 				select {
 				case failed <- err:
 				default:
