@@ -23,102 +23,53 @@ import (
 // "lead-1", "lead-2" do not) nor on how many are remembered; pruning
 // deletes from its front.
 //
-// In memory, per destination, a map from a 32-bit hash of the key to the
-// low 32 bits of its sequence number (about 10 to 20 bytes per id), and
-// an exact map for the few keys whose hash is taken by another key. The
-// memory only says where to look: a match counts once the log entry at
-// that sequence number holds the same key, so a hash collision costs one
-// read and never drops an event. It is built from the log when the store
-// opens and changed only after a transaction committed (idTx), under the
-// store's writer lock, so it never holds what the file does not.
-
-// idMemory is one destination's ids in memory.
-type idMemory struct {
-	byHash map[uint32]uint32 // hash of key -> low 32 bits of its sequence number
-	exact  map[string]uint64 // keys whose hash another key holds -> sequence number
-}
+// In memory, per destination, a state.IDMemory (hashes with a per-process
+// seed): a match counts once the log entry at its sequence number holds
+// the same key. It is built from the log when the store opens and changed
+// only after a transaction committed (idTx), under the store's writer
+// lock, so it never holds what the file does not.
 
 // idIndex is the store's id memory, all destinations.
 type idIndex struct {
 	seed  maphash.Seed
-	dests map[string]*idMemory
+	dests map[string]*state.IDMemory
 }
 
-func newIDIndex() *idIndex { return &idIndex{seed: maphash.MakeSeed(), dests: map[string]*idMemory{}} }
+func newIDIndex() *idIndex { return &idIndex{seed: maphash.MakeSeed(), dests: map[string]*state.IDMemory{}} }
 
 func (x *idIndex) hash(key string) uint32 { return uint32(maphash.String(x.seed, key)) }
 
-func (x *idIndex) dest(name string) *idMemory {
+func (x *idIndex) dest(name string) *state.IDMemory {
 	m := x.dests[name]
 	if m == nil {
-		m = newIDMemory()
+		m = state.NewIDMemory(0)
 		x.dests[name] = m
 	}
 	return m
 }
 
-func newIDMemory() *idMemory {
-	return &idMemory{byHash: map[uint32]uint32{}, exact: map[string]uint64{}}
-}
-
-// add remembers key (whose hash is h) at seq.
-func (m *idMemory) add(key string, h uint32, seq uint64) {
-	if _, taken := m.byHash[h]; taken {
-		m.exact[key] = seq
-		return
-	}
-	m.byHash[h] = uint32(seq)
-}
-
-// remove forgets key (whose hash is h) at seq.
-func (m *idMemory) remove(key string, h uint32, seq uint64) {
-	if s, ok := m.exact[key]; ok && s == seq {
-		delete(m.exact, key)
-		return
-	}
-	if low, ok := m.byHash[h]; ok && low == uint32(seq) {
-		delete(m.byHash, h)
-	}
-}
-
-// lookup finds the log entry that holds key (whose hash is h): its
+// lookup finds the log entry that holds key (whose hash is h) in m: its
 // sequence number and queued time. ob is the destination's outbox, for
 // the current sequence number.
-func (m *idMemory) lookup(ob, log *bolt.Bucket, key string, h uint32) (seq uint64, queued time.Time, ok bool) {
-	if m == nil {
-		return 0, time.Time{}, false
-	}
-	if s, ok := m.exact[key]; ok {
+func lookup(m *state.IDMemory, ob, log *bolt.Bucket, key string, h uint32) (seq uint64, queued time.Time, ok bool) {
+	exact, hashed := m.Candidates(key, h, ob.Sequence())
+	for _, s := range [2]uint64{exact, hashed} {
+		if s == 0 {
+			continue
+		}
 		if at, ok := entry(log, s, key); ok {
 			return s, at, true
 		}
-	}
-	low, ok := m.byHash[h]
-	if !ok {
-		return 0, time.Time{}, false
-	}
-	// The sequence number whose low 32 bits are low, at or below the
-	// outbox's current one (an id is forgotten long before 2^32 later
-	// events are queued; a wrong guess only misses).
-	last := ob.Sequence()
-	s := last - uint64(uint32(last)-low)
-	if at, ok := entry(log, s, key); ok {
-		return s, at, true
 	}
 	return 0, time.Time{}, false
 }
 
 // size is how many ids dest's memory holds.
-func (x *idIndex) size(dest string) int {
-	if m := x.dests[dest]; m != nil {
-		return len(m.byHash) + len(m.exact)
-	}
-	return 0
-}
+func (x *idIndex) size(dest string) int { return x.dests[dest].Len() }
 
 // load builds the memory from the file's logs.
 func (x *idIndex) load(tx *bolt.Tx) error {
-	x.dests = map[string]*idMemory{}
+	x.dests = map[string]*state.IDMemory{}
 	return eachDest(tx, bIDLog, "", func(dest string, log *bolt.Bucket) error {
 		// Sized for the sequence numbers the log spans (an upper bound:
 		// some in between may be gone), so that it does not grow in steps.
@@ -129,18 +80,13 @@ func (x *idIndex) load(tx *bolt.Tx) error {
 		if first != nil {
 			n = int(min(binary.BigEndian.Uint64(last)-binary.BigEndian.Uint64(first)+1, 1<<26))
 		}
-		m := &idMemory{byHash: make(map[uint32]uint32, n), exact: map[string]uint64{}}
+		m := state.NewIDMemory(n)
 		x.dests[dest] = m
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(k) != 8 || len(v) < 8 {
 				return fmt.Errorf("id log %s: malformed entry %x", dest, k)
 			}
-			seq, h := binary.BigEndian.Uint64(k), uint32(maphash.Bytes(x.seed, v[8:]))
-			if _, taken := m.byHash[h]; taken {
-				m.exact[string(v[8:])] = seq
-				continue
-			}
-			m.byHash[h] = uint32(seq)
+			m.Add(string(v[8:]), uint32(maphash.Bytes(x.seed, v[8:])), binary.BigEndian.Uint64(k))
 		}
 		return nil
 	})
@@ -159,7 +105,7 @@ type idChange struct {
 // runs once the transaction committed.
 type idTx struct {
 	x       *idIndex
-	added   map[string]*idMemory // per destination, the ids this transaction queued
+	added   map[string]*state.IDMemory // per destination, the ids this transaction queued
 	changes []idChange
 	arena   []byte
 }
@@ -171,10 +117,10 @@ func (x *idIndex) begin() *idTx { return &idTx{x: x} }
 // outbox, log its id log. An entry this transaction forgot is gone from
 // the log it reads, so it is not found.
 func (t *idTx) find(dest string, ob, log *bolt.Bucket, key string, h uint32) (seq uint64, queued time.Time, ok bool) {
-	if seq, at, ok := t.added[dest].lookup(ob, log, key, h); ok {
+	if seq, at, ok := lookup(t.added[dest], ob, log, key, h); ok {
 		return seq, at, true
 	}
-	return t.x.dests[dest].lookup(ob, log, key, h)
+	return lookup(t.x.dests[dest], ob, log, key, h)
 }
 
 // entry reads the log entry at seq and says whether it holds key.
@@ -221,12 +167,12 @@ func (t *idTx) put(dest string, log *bolt.Bucket, key string, h uint32, seq uint
 	m := t.added[dest]
 	if m == nil {
 		if t.added == nil {
-			t.added = map[string]*idMemory{}
+			t.added = map[string]*state.IDMemory{}
 		}
-		m = newIDMemory()
+		m = state.NewIDMemory(0)
 		t.added[dest] = m
 	}
-	m.add(key, h, seq)
+	m.Add(key, h, seq)
 	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq, add: true})
 	return nil
 }
@@ -238,7 +184,7 @@ func (t *idTx) forget(dest string, log *bolt.Bucket, key string, h uint32, seq u
 		return fmt.Errorf("id log %s: %w", dest, err)
 	}
 	if m := t.added[dest]; m != nil {
-		m.remove(key, h, seq)
+		m.Remove(key, h, seq)
 	}
 	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq})
 	return nil
@@ -248,9 +194,9 @@ func (t *idTx) forget(dest string, log *bolt.Bucket, key string, h uint32, seq u
 func (t *idTx) apply() {
 	for _, c := range t.changes {
 		if c.add {
-			t.x.dest(c.dest).add(c.key, c.h, c.seq)
+			t.x.dest(c.dest).Add(c.key, c.h, c.seq)
 		} else if m := t.x.dests[c.dest]; m != nil {
-			m.remove(c.key, c.h, c.seq)
+			m.Remove(c.key, c.h, c.seq)
 		}
 	}
 }
@@ -308,7 +254,7 @@ const idBytes = 24
 func (s *Store) reserveIDMemory() {
 	n := int64(0)
 	for _, m := range s.ids.dests {
-		n += int64(len(m.byHash)) + 4*int64(len(m.exact)) // an exact entry holds a string and a map slot
+		n += m.Cost()
 	}
 	if d := n - s.idsReserved; d > s.idsReserved/16+4096 || -d > s.idsReserved/16+4096 {
 		s.idsReserved = n
