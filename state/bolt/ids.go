@@ -35,7 +35,9 @@ type idIndex struct {
 	dests map[string]*state.IDMemory
 }
 
-func newIDIndex() *idIndex { return &idIndex{seed: maphash.MakeSeed(), dests: map[string]*state.IDMemory{}} }
+func newIDIndex() *idIndex {
+	return &idIndex{seed: maphash.MakeSeed(), dests: map[string]*state.IDMemory{}}
+}
 
 func (x *idIndex) hash(key string) uint32 { return uint32(maphash.String(x.seed, key)) }
 
