@@ -54,13 +54,11 @@ func (x *idIndex) dest(name string) *state.IDMemory {
 // sequence number and queued time. ob is the destination's outbox, for
 // the current sequence number.
 func lookup(m *state.IDMemory, ob, log *bolt.Bucket, key string, h uint32) (seq uint64, queued time.Time, ok bool) {
-	exact, hashed := m.Candidates(key, h, ob.Sequence())
-	for _, s := range [2]uint64{exact, hashed} {
-		if s == 0 {
-			continue
-		}
-		if at, ok := entry(log, s, key); ok {
-			return s, at, true
+	var buf [4]uint64
+	cands := m.Candidates(buf[:0], h, ob.Sequence())
+	for i := len(cands) - 1; i >= 0; i-- { // the latest first
+		if at, ok := entry(log, cands[i], key); ok {
+			return cands[i], at, true
 		}
 	}
 	return 0, time.Time{}, false
@@ -88,7 +86,7 @@ func (x *idIndex) load(tx *bolt.Tx) error {
 			if len(k) != 8 || len(v) < 8 {
 				return fmt.Errorf("id log %s: malformed entry %x", dest, k)
 			}
-			m.Add(string(v[8:]), uint32(maphash.Bytes(x.seed, v[8:])), binary.BigEndian.Uint64(k))
+			m.Add(uint32(maphash.Bytes(x.seed, v[8:])), binary.BigEndian.Uint64(k))
 		}
 		return nil
 	})
@@ -174,7 +172,7 @@ func (t *idTx) put(dest string, log *bolt.Bucket, key string, h uint32, seq uint
 		m = state.NewIDMemory(0)
 		t.added[dest] = m
 	}
-	m.Add(key, h, seq)
+	m.Add(h, seq)
 	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq, add: true})
 	return nil
 }
@@ -186,7 +184,7 @@ func (t *idTx) forget(dest string, log *bolt.Bucket, key string, h uint32, seq u
 		return fmt.Errorf("id log %s: %w", dest, err)
 	}
 	if m := t.added[dest]; m != nil {
-		m.Remove(key, h, seq)
+		m.Remove(h, seq)
 	}
 	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq})
 	return nil
@@ -196,9 +194,9 @@ func (t *idTx) forget(dest string, log *bolt.Bucket, key string, h uint32, seq u
 func (t *idTx) apply() {
 	for _, c := range t.changes {
 		if c.add {
-			t.x.dest(c.dest).Add(c.key, c.h, c.seq)
+			t.x.dest(c.dest).Add(c.h, c.seq)
 		} else if m := t.x.dests[c.dest]; m != nil {
-			m.Remove(c.key, c.h, c.seq)
+			m.Remove(c.h, c.seq)
 		}
 	}
 }
