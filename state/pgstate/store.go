@@ -3,9 +3,11 @@ package pgstate
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +45,10 @@ type Store struct {
 	cancel     context.CancelFunc
 	prunedHour atomic.Int64
 	fence      atomic.Pointer[fence] // the lease epoch writes check (lease.go); nil: none
+	ids        idMemory
+	// wmu is held by the writes that queue events (Commit, RetryDead),
+	// from their lookups in the id memory until it has their changes.
+	wmu sync.Mutex
 }
 
 // Open connects to the server at dsn and creates or checks the schema.
@@ -102,68 +108,113 @@ func (s *Store) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
 }
 
+// wtx is a write transaction and the changes to the id memory that apply
+// once it committed.
+type wtx struct {
+	pgx.Tx
+	changes []idChange
+	last    map[string]uint64 // the last sequence number given, per destination
+}
+
 // writeTx is inTx for a transaction that writes: it first checks that
 // the store still holds the leader lease it was fenced with.
 func (s *Store) writeTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
-	return s.inTx(func(ctx context.Context, tx pgx.Tx) error {
+	return s.write(false, func(ctx context.Context, w *wtx) error { return fn(ctx, w.Tx) })
+}
+
+// write runs fn in a transaction that writes (see writeTx) and applies
+// its id memory changes once it committed. queues says that fn queues
+// events: it then holds wmu, and the id memory is loaded first.
+func (s *Store) write(queues bool, fn func(ctx context.Context, w *wtx) error) error {
+	if queues {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	var w *wtx
+	err := s.inTx(func(ctx context.Context, tx pgx.Tx) error {
+		w = &wtx{Tx: tx, last: map[string]uint64{}}
 		if err := s.checkFence(ctx, tx); err != nil {
 			return err
 		}
-		return fn(ctx, tx)
+		if queues {
+			if err := s.loadIDs(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return fn(ctx, w)
 	})
+	if err == nil {
+		s.ids.apply(w.changes, w.last)
+	}
+	return err
 }
 
 // Commit writes the batches in one transaction (see state.Batch).
 func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 	var res state.CommitResult
 	now := s.clock()
-	err := s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
+	var events []state.Enqueue
+	if len(batches) == 1 {
+		events = batches[0].Events
+	} else {
+		for _, b := range batches {
+			events = append(events, b.Events...)
+		}
+	}
+	err := s.write(true, func(ctx context.Context, w *wtx) error {
 		res = state.CommitResult{}
 		counters := map[string]int64{}
+		dups, queued, err := s.enqueue(ctx, w, events, now)
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		res.Queued = queued
+		for i, dup := range dups {
+			res.Tally(events[i].Rule, dup)
+			if !dup {
+				counters[state.DepthCounter(events[i].Destination)]++
+			}
+		}
+		var sources []string
+		var positions [][]byte
 		for _, b := range batches {
-			dups, queued, err := s.enqueue(ctx, tx, b.Events, now, 0)
-			if err != nil {
-				return fmt.Errorf("commit %s: %w", b.Source, err)
-			}
-			res.Queued = append(res.Queued, queued...)
-			for i, dup := range dups {
-				res.Tally(b.Events[i].Rule, dup)
-				if !dup {
-					counters[state.DepthCounter(b.Events[i].Destination)]++
-				}
-			}
 			for _, dl := range b.DeadLetters {
-				if err := s.putDead(ctx, tx, dl, now, counters); err != nil {
+				if err := s.putDead(ctx, w, dl, now, counters); err != nil {
 					return fmt.Errorf("commit %s: %w", b.Source, err)
 				}
 			}
-			if err := s.putShadows(ctx, tx, b.Source, b.Shadows); err != nil {
+			if err := s.putShadows(ctx, w, b.Source, b.Shadows); err != nil {
 				return fmt.Errorf("commit %s: shadows: %w", b.Source, err)
 			}
 			for name, d := range b.Counters {
 				counters[name] += d
 			}
 			if b.Position != nil {
-				if _, err := tx.Exec(ctx, s.sql(`INSERT INTO %s.checkpoints VALUES ($1, $2, $3)
-					ON CONFLICT (source) DO UPDATE SET position = excluded.position, at = excluded.at`), b.Source, []byte(b.Position), now); err != nil {
-					return fmt.Errorf("commit %s: checkpoint: %w", b.Source, err)
-				}
+				sources, positions = append(sources, b.Source), append(positions, []byte(b.Position))
+			}
+		}
+		if len(sources) > 0 {
+			// Of two positions of one source, the later.
+			if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.checkpoints
+				SELECT DISTINCT ON (src) src, pos, $3 FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(src, pos, ord) ORDER BY src, ord DESC
+				ON CONFLICT (source) DO UPDATE SET position = excluded.position, at = excluded.at`), sources, positions, now); err != nil {
+				return fmt.Errorf("commit: checkpoints: %w", err)
 			}
 		}
 		for rule, n := range res.Repeats {
 			counters[state.RepeatCounter(rule)] += int64(n)
 		}
-		if err := s.addCounters(ctx, tx, counters); err != nil {
+		if err := s.addCounters(ctx, w, counters); err != nil {
 			return err
 		}
-		return s.pruneWindows(ctx, tx, now)
+		return s.pruneWindows(ctx, w, now)
 	})
 	return res, err
 }
 
 // enqueue queues events, in order, refusing those the id memory holds,
-// and says which were refused.
-func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, events []state.Enqueue, now time.Time, attempts int) ([]bool, []state.Queued, error) {
+// and says which were refused. Each destination's events go in one page.
+func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now time.Time) ([]bool, []state.Queued, error) {
 	dups := make([]bool, len(events))
 	var queued []state.Queued
 	byDest := map[string][]int{}
@@ -174,69 +225,44 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, events []state.Enqueue, 
 		}
 		byDest[e.Destination] = append(byDest[e.Destination], i)
 	}
+	var pDests []string
+	var pFirsts []int64
+	var pNs []int32
+	var pEvents, pKeys, pHashes, pBits [][]byte
 	var scratch bytes.Buffer
 	for _, dest := range order {
 		idx := byDest[dest]
 		keys := make([]string, len(idx))
-		bkeys := make([][]byte, len(idx))
 		for j, i := range idx {
-			keys[j] = events[i].Event.EventName + "\x00" + events[i].Event.EventID
-			bkeys[j] = []byte(keys[j])
+			keys[j] = idKey(events[i].Event.EventName, events[i].Event.EventID)
 		}
-		// What the memory holds of these keys: remembered (queued within
-		// SentTTL, or still queued) or forgotten but not yet pruned.
-		remembered, stale := map[string]bool{}, [][]byte{}
-		// A join with the keys, so that every key is an index lookup
-		// whatever plan the prepared statement settles on (with = ANY a
-		// generic plan may scan the whole table, whose size is the 48
-		// hours' ids).
-		rows, err := tx.Query(ctx, s.sql(`SELECT i.event_key, i.queued > $3, EXISTS (SELECT 1 FROM %s.outbox o WHERE o.dest = i.dest AND o.seq = i.seq)
-			FROM unnest($2::bytea[]) AS k(key) JOIN %s.ids i ON i.dest = $1 AND i.event_key = k.key`), dest, bkeys, now.Add(-state.SentTTL))
+		found, err := s.findIDs(ctx, w, dest, keys)
 		if err != nil {
 			return nil, nil, err
 		}
-		for rows.Next() {
-			var key []byte
-			var recent, inOutbox bool
-			if err := rows.Scan(&key, &recent, &inOutbox); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
-			if recent || inOutbox {
-				remembered[string(key)] = true
-			} else {
-				stale = append(stale, key)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, nil, err
-		}
-		var take []int // indexes into idx of the events queued
+		seen := make(map[string]bool, len(idx)) // a repeat later in the same commit
+		take := make([]int, 0, len(idx))        // indexes into idx of the events queued
 		for j, i := range idx {
-			if remembered[keys[j]] {
+			rem := seen[keys[j]]
+			for _, m := range found[j] {
+				rem = rem || m.remembered(now)
+			}
+			if rem {
 				dups[i] = true
 				continue
 			}
-			remembered[keys[j]] = true // a repeat later in the same commit
+			seen[keys[j]] = true
 			take = append(take, j)
-		}
-		if len(stale) > 0 {
-			if _, err := tx.Exec(ctx, s.sql("DELETE FROM %s.ids WHERE dest = $1 AND event_key = ANY($2)"), dest, stale); err != nil {
-				return nil, nil, err
-			}
 		}
 		if len(take) == 0 {
 			continue
 		}
-		first, err := s.nextSeqs(ctx, tx, "outbox/"+dest, len(take))
+		first, err := s.nextSeqs(ctx, w, "outbox/"+dest, len(take))
 		if err != nil {
 			return nil, nil, err
 		}
-		n := len(take)
-		seqs, times := make([]int64, n), make([]int64, n)
-		rules, names, sources := make([]string, n), make([]string, n), make([]string, n)
-		ids, qkeys, jsons := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		var evBlob, keyBlob []byte
+		hashes := make([]byte, 0, 4*len(take))
 		for k, j := range take {
 			e := &events[idx[j]]
 			js := e.JSON
@@ -245,25 +271,36 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, events []state.Enqueue, 
 				if err := capi.AppendJSON(&scratch, &e.Event); err != nil {
 					return nil, nil, fmt.Errorf("encode event %s/%s: %w", e.Event.EventName, e.Event.EventID, err)
 				}
-				js = bytes.Clone(scratch.Bytes())
+				js = scratch.Bytes()
 			}
-			seqs[k], times[k] = first+int64(k), e.Event.EventTime
-			rules[k], names[k], ids[k], sources[k], qkeys[k] = e.Rule, e.Event.EventName, []byte(e.Event.EventID), e.Event.ActionSource, bkeys[j]
-			jsons[k] = js
+			seq := uint64(first) + uint64(k)
+			evBlob = appendPageEvent(evBlob, pageEvent{rule: e.Rule, name: e.Event.EventName, id: e.Event.EventID,
+				source: e.Event.ActionSource, time: e.Event.EventTime, json: js})
+			keyBlob = appendPageKey(keyBlob, keys[j])
+			h := keyHash(keys[j])
+			hashes = binary.LittleEndian.AppendUint32(hashes, h)
+			w.changes = append(w.changes, idChange{dest: dest, h: h, seq: seq})
 			if e.JSON != nil {
-				queued = append(queued, state.Queued{Seq: uint64(seqs[k]), Destination: dest, Rule: e.Rule, EventName: e.Event.EventName,
-					EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource, JSON: e.JSON, Enqueued: now, Attempts: attempts})
+				queued = append(queued, state.Queued{Seq: seq, Destination: dest, Rule: e.Rule, EventName: e.Event.EventName,
+					EventID: e.Event.EventID, EventTime: e.Event.EventTime, ActionSource: e.Event.ActionSource, JSON: e.JSON, Enqueued: now})
 			}
 		}
-		if _, err := tx.Exec(ctx, s.sql(`INSERT INTO %s.outbox (dest, seq, rule, event_name, event_id, event_time, action_source, json, enqueued, attempts)
-			SELECT $1, * , $9, $10 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::text[], $8::bytea[])`),
-			dest, seqs, rules, names, ids, times, sources, jsons, now, attempts); err != nil {
-			return nil, nil, fmt.Errorf("queue for %s: %w", dest, err)
-		}
-		if _, err := tx.Exec(ctx, s.sql(`INSERT INTO %s.ids (dest, event_key, seq, queued) SELECT $1, k, q, $4 FROM unnest($2::bytea[], $3::bigint[]) AS u(k, q)`),
-			dest, qkeys, seqs, now); err != nil {
-			return nil, nil, fmt.Errorf("remember ids for %s: %w", dest, err)
-		}
+		w.last[dest] = uint64(first) + uint64(len(take)) - 1
+		pDests, pFirsts, pNs = append(pDests, dest), append(pFirsts, first), append(pNs, int32(len(take)))
+		pEvents, pKeys, pHashes, pBits = append(pEvents, evBlob), append(pKeys, keyBlob), append(pHashes, hashes), append(pBits, newBitmap(len(take)))
+	}
+	if len(pDests) == 0 {
+		return dups, queued, nil
+	}
+	if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.outbox (dest, first_seq, n, enqueued, events, done)
+		SELECT d, f, n, $5, e, b FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[], $6::bytea[]) AS u(d, f, n, e, b)`),
+		pDests, pFirsts, pNs, pEvents, now, pBits); err != nil {
+		return nil, nil, fmt.Errorf("queue: %w", err)
+	}
+	if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.ids (dest, first_seq, n, queued, hashes, keys, forgotten)
+		SELECT d, f, n, $4, h, k, b FROM unnest($1::text[], $2::bigint[], $3::int[], $5::bytea[], $6::bytea[], $7::bytea[]) AS u(d, f, n, h, k, b)`),
+		pDests, pFirsts, pNs, now, pHashes, pKeys, pBits); err != nil {
+		return nil, nil, fmt.Errorf("remember ids: %w", err)
 	}
 	return dups, queued, nil
 }
