@@ -76,6 +76,9 @@ func resetCheckpoint(cfg *config.Config, source, slot string, stdout io.Writer) 
 	}
 	defer st.Close()
 	pos, err := st.ForgetCheckpoint(source)
+	if errors.Is(err, state.ErrLocked) {
+		return fmt.Errorf("%w: stop capisync before resetting a checkpoint", err)
+	}
 	if err != nil {
 		return fmt.Errorf("reset the checkpoint of %s: %w", source, err)
 	}

@@ -83,6 +83,11 @@ func withStore(cfg *config.Config, local func(state.Store) error, remote func(*o
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	return local(s)
+	err = local(s)
+	s.Close()
+	if errors.Is(err, state.ErrLocked) && cfg.HTTP.Listen != "" {
+		// A shared state whose leader is running: ask the daemon.
+		return remote(ops.NewClient(cfg.HTTP.Listen, cfg.HTTP.Token.Reveal()))
+	}
+	return err
 }

@@ -66,13 +66,29 @@ func (m *idMemory) apply(changes []idChange, last map[string]uint64) {
 	}
 }
 
+// lastSeq is dest's last sequence number, known when the memory was
+// loaded under epoch: only the store that holds the lease gives numbers.
+func (m *idMemory) lastSeq(epoch int64, dest string) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.loaded || m.epoch != epoch {
+		return 0, false
+	}
+	return m.last[dest], true
+}
+
+// epoch is the lease epoch the store is fenced with (0: none).
+func (s *Store) epoch() int64 {
+	if f := s.fence.Load(); f != nil {
+		return f.epoch
+	}
+	return 0
+}
+
 // loadIDs builds the memory in tx unless it was built under the epoch the
 // store is fenced with (0: none).
 func (s *Store) loadIDs(ctx context.Context, tx pgx.Tx) error {
-	epoch := int64(0)
-	if f := s.fence.Load(); f != nil {
-		epoch = f.epoch
-	}
+	epoch := s.epoch()
 	s.ids.mu.Lock()
 	fresh := s.ids.loaded && s.ids.epoch == epoch
 	s.ids.mu.Unlock()

@@ -115,12 +115,22 @@ func (s *Store) Leader(ctx context.Context) (state.Lease, error) {
 // checkFence fails with ErrFenced unless the store's epoch still holds the
 // lease; it keeps the lease row locked (FOR KEY SHARE) until tx ends: a
 // takeover (Acquire, FOR UPDATE) waits for it, a renewal (a plain update
-// of other columns) does not. A store
-// never fenced (a single daemon without a lease) checks nothing.
+// of other columns) does not. A store never fenced (a command run beside
+// the daemons, or a single process without a lease) may write only while
+// no daemon holds the lease: otherwise it fails with state.ErrLocked,
+// since the leader's id memory would not see what it queued.
 func (s *Store) checkFence(ctx context.Context, tx pgx.Tx) error {
 	f := s.fence.Load()
 	if f == nil {
-		return nil
+		var holder string
+		err := tx.QueryRow(ctx, s.sql(`SELECT holder FROM %s.lease WHERE name = 'leader' AND expires > now() FOR KEY SHARE`)).Scan(&holder)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("state schema %s: %w: the daemon %s leads", s.schema, state.ErrLocked, holder)
 	}
 	var one int
 	err := tx.QueryRow(ctx, s.sql(`SELECT 1 FROM %s.lease WHERE name = 'leader' AND holder = $1 AND epoch = $2 AND expires > now() FOR KEY SHARE`),

@@ -3,11 +3,14 @@ package pgstate_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/capisync/capisync/internal/capi"
+	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/testenv"
 	"github.com/capisync/capisync/state"
 	"github.com/capisync/capisync/state/pgstate"
@@ -115,5 +118,33 @@ func TestFencedLeaderCannotCommit(t *testing.T) {
 	}
 	if _, err := b.Commit(state.Batch{Source: "src", Position: []byte("p2"), Events: ev(2)}); err != nil {
 		t.Fatalf("the new leader commits: %v", err)
+	}
+}
+
+// TestUnfencedWriteWhileLed: a store that holds no lease (a command run
+// beside the daemons) may not write while a daemon leads: the leader's id
+// memory would not see what it queued. Once the lease is released it may.
+func TestUnfencedWriteWhileLed(t *testing.T) {
+	a, b, _ := pair(t)
+	ctx := context.Background()
+	epoch, ok, err := a.Acquire(ctx, "daemon-a", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	batch := state.Batch{Source: "src", Position: cdc.Position("1"), Events: []state.Enqueue{{Destination: "meta", Rule: "r",
+		Event: capi.Event{EventName: "Lead", EventID: "lead-1", EventTime: time.Now().Unix(), ActionSource: "system_generated"}}}}
+	_, err = b.Commit(batch)
+	if !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), "daemon-a") {
+		t.Fatalf("unfenced commit while daemon-a leads: %v, want state.ErrLocked naming daemon-a", err)
+	}
+	if _, err := a.Commit(batch); err != nil {
+		t.Fatalf("the leader's commit: %v", err)
+	}
+	if err := a.Release(ctx, "daemon-a", epoch); err != nil {
+		t.Fatal(err)
+	}
+	batch.Events[0].Event.EventID = "lead-2"
+	if r, err := b.Commit(batch); err != nil || r.Enqueued != 1 {
+		t.Fatalf("unfenced commit with no leader: %+v %v", r, err)
 	}
 }

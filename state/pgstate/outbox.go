@@ -85,6 +85,9 @@ func (s *Store) PendingAfter(dest string, after uint64, max int) ([]state.Queued
 // LastSeq returns the sequence number of the last event ever queued for
 // dest (0 when none).
 func (s *Store) LastSeq(dest string) (uint64, error) {
+	if last, ok := s.ids.lastSeq(s.epoch(), dest); ok {
+		return last, nil
+	}
 	ctx, cancel := s.call()
 	defer cancel()
 	var last int64
@@ -117,6 +120,10 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 	}
 	now := s.clock()
 	return s.write(false, func(ctx context.Context, w *wtx) error {
+		// A settle lost with the server's last moments only means its
+		// events are sent again, with their ids: it need not wait for the
+		// WAL flush (the commits that queue events do).
+		w.later("SET LOCAL synchronous_commit = off")
 		lo, hi := outcomes[0].Seq, outcomes[0].Seq
 		anyDead := false
 		for _, o := range outcomes {
@@ -190,11 +197,9 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 			}
 		}
 		if len(deferred) > 0 {
-			if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.attempts SELECT $1, seq, n, $4, $4 FROM unnest($2::bigint[], $3::int[]) AS u(seq, n)
+			w.later(s.sql(`INSERT INTO %s.attempts SELECT $1, seq, n, $4, $4 FROM unnest($2::bigint[], $3::int[]) AS u(seq, n)
 				ON CONFLICT (dest, seq) DO UPDATE SET attempts = attempts.attempts + excluded.attempts, last_attempt = excluded.last_attempt`),
-				dest, deferred, deferredN, now); err != nil {
-				return fmt.Errorf("settle %s: attempts: %w", dest, err)
-			}
+				dest, deferred, deferredN, now)
 		}
 		if len(deads) > 0 {
 			var entries []idMatch
@@ -214,9 +219,7 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 			}
 		}
 		if len(settled) > 0 {
-			if _, err := w.Exec(ctx, s.sql("DELETE FROM %s.attempts WHERE dest = $1 AND seq = ANY($2)"), dest, settled); err != nil {
-				return fmt.Errorf("settle %s: attempts: %w", dest, err)
-			}
+			w.later(s.sql("DELETE FROM %s.attempts WHERE dest = $1 AND seq = ANY($2)"), dest, settled)
 		}
 		var gone, upd []int64
 		var updDone [][]byte
@@ -230,20 +233,14 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 			}
 		}
 		if len(gone) > 0 {
-			if _, err := w.Exec(ctx, s.sql("DELETE FROM %s.outbox WHERE dest = $1 AND first_seq = ANY($2)"), dest, gone); err != nil {
-				return fmt.Errorf("settle %s: %w", dest, err)
-			}
+			w.later(s.sql("DELETE FROM %s.outbox WHERE dest = $1 AND first_seq = ANY($2)"), dest, gone)
 		}
 		if len(upd) > 0 {
-			if _, err := w.Exec(ctx, s.sql(`UPDATE %s.outbox o SET done = u.b FROM unnest($2::bigint[], $3::bytea[]) AS u(f, b)
-				WHERE o.dest = $1 AND o.first_seq = u.f`), dest, upd, updDone); err != nil {
-				return fmt.Errorf("settle %s: %w", dest, err)
-			}
+			w.later(s.sql(`UPDATE %s.outbox o SET done = u.b FROM unnest($2::bigint[], $3::bytea[]) AS u(f, b)
+				WHERE o.dest = $1 AND o.first_seq = u.f`), dest, upd, updDone)
 		}
 		counters[state.DepthCounter(dest)] -= removed
-		if err := s.addCounters(ctx, w, counters); err != nil {
-			return err
-		}
+		s.addCounters(w, counters)
 		return s.pruneIDs(ctx, w, dest, now)
 	})
 }
@@ -454,7 +451,8 @@ func (s *Store) takeDead(dest string, ids []uint64, take func(context.Context, *
 			counters[state.DeadCounter(l.dest)]--
 			n++
 		}
-		return s.addCounters(ctx, tx, counters)
+		s.addCounters(tx, counters)
+		return nil
 	})
 	return n, err
 }

@@ -88,17 +88,21 @@ func pageKeys(b []byte) ([]string, error) {
 	return keys, nil
 }
 
-func appendPageKey(b []byte, key string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(key)))
-	return append(b, key...)
-}
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // keyHash is the hash the id memory files a key under. It is stored with
 // the key (an ids page's hashes), so it must not change between versions
 // or processes: CRC-32C, which the CPU computes.
 func keyHash(key string) uint32 { return crc32.Checksum([]byte(key), castagnoli) }
+
+// appendPageKey appends key to an ids page's keys and returns its hash
+// (keyHash), computed without copying the key again.
+func appendPageKey(b []byte, key string) ([]byte, uint32) {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	start := len(b)
+	b = append(b, key...)
+	return b, crc32.Checksum(b[start:], castagnoli)
+}
 
 // idKey is the id memory's key of an event.
 func idKey(name, id string) string { return name + "\x00" + id }

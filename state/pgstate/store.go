@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/capisync/capisync/internal/capi"
@@ -110,11 +111,57 @@ func (s *Store) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 
 // wtx is a write transaction and the changes to the id memory that apply
 // once it committed.
+//
+// Writes whose results nothing reads are queued (later) and sent together
+// with the next statement, or before the transaction commits: one round
+// trip instead of one each.
 type wtx struct {
 	pgx.Tx
 	changes []idChange
 	last    map[string]uint64 // the last sequence number given, per destination
+	pending pgx.Batch
 }
+
+// later queues a write, sent with the next statement or at commit.
+func (w *wtx) later(sql string, args ...any) { w.pending.Queue(sql, args...) }
+
+// flush sends the queued writes.
+func (w *wtx) flush(ctx context.Context) error {
+	if w.pending.Len() == 0 {
+		return nil
+	}
+	b := w.pending
+	w.pending = pgx.Batch{}
+	return w.Tx.SendBatch(ctx, &b).Close()
+}
+
+// Exec, Query and QueryRow send the queued writes first, so that every
+// statement sees them.
+func (w *wtx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := w.flush(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return w.Tx.Exec(ctx, sql, args...)
+}
+
+func (w *wtx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := w.flush(ctx); err != nil {
+		return nil, err
+	}
+	return w.Tx.Query(ctx, sql, args...)
+}
+
+func (w *wtx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := w.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return w.Tx.QueryRow(ctx, sql, args...)
+}
+
+// errRow is a pgx.Row that fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // writeTx is inTx for a transaction that writes: it first checks that
 // the store still holds the leader lease it was fenced with.
@@ -141,7 +188,10 @@ func (s *Store) write(queues bool, fn func(ctx context.Context, w *wtx) error) e
 				return err
 			}
 		}
-		return fn(ctx, w)
+		if err := fn(ctx, w); err != nil {
+			return err
+		}
+		return w.flush(ctx)
 	})
 	if err == nil {
 		s.ids.apply(w.changes, w.last)
@@ -195,18 +245,14 @@ func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 		}
 		if len(sources) > 0 {
 			// Of two positions of one source, the later.
-			if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.checkpoints
+			w.later(s.sql(`INSERT INTO %s.checkpoints
 				SELECT DISTINCT ON (src) src, pos, $3 FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(src, pos, ord) ORDER BY src, ord DESC
-				ON CONFLICT (source) DO UPDATE SET position = excluded.position, at = excluded.at`), sources, positions, now); err != nil {
-				return fmt.Errorf("commit: checkpoints: %w", err)
-			}
+				ON CONFLICT (source) DO UPDATE SET position = excluded.position, at = excluded.at`), sources, positions, now)
 		}
 		for rule, n := range res.Repeats {
 			counters[state.RepeatCounter(rule)] += int64(n)
 		}
-		if err := s.addCounters(ctx, w, counters); err != nil {
-			return err
-		}
+		s.addCounters(w, counters)
 		return s.pruneWindows(ctx, w, now)
 	})
 	return res, err
@@ -261,7 +307,13 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 		if err != nil {
 			return nil, nil, err
 		}
-		var evBlob, keyBlob []byte
+		size, keySize := 0, 0
+		for _, j := range take {
+			e := &events[idx[j]]
+			size += len(e.JSON) + len(e.Rule) + len(e.Event.EventName) + len(e.Event.EventID) + len(e.Event.ActionSource) + 32
+			keySize += len(keys[j]) + 4
+		}
+		evBlob, keyBlob := make([]byte, 0, size), make([]byte, 0, keySize)
 		hashes := make([]byte, 0, 4*len(take))
 		for k, j := range take {
 			e := &events[idx[j]]
@@ -276,8 +328,8 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 			seq := uint64(first) + uint64(k)
 			evBlob = appendPageEvent(evBlob, pageEvent{rule: e.Rule, name: e.Event.EventName, id: e.Event.EventID,
 				source: e.Event.ActionSource, time: e.Event.EventTime, json: js})
-			keyBlob = appendPageKey(keyBlob, keys[j])
-			h := keyHash(keys[j])
+			var h uint32
+			keyBlob, h = appendPageKey(keyBlob, keys[j])
 			hashes = binary.LittleEndian.AppendUint32(hashes, h)
 			w.changes = append(w.changes, idChange{dest: dest, h: h, seq: seq})
 			if e.JSON != nil {
@@ -292,16 +344,12 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 	if len(pDests) == 0 {
 		return dups, queued, nil
 	}
-	if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.outbox (dest, first_seq, n, enqueued, events, done)
+	w.later(s.sql(`INSERT INTO %s.outbox (dest, first_seq, n, enqueued, events, done)
 		SELECT d, f, n, $5, e, b FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[], $6::bytea[]) AS u(d, f, n, e, b)`),
-		pDests, pFirsts, pNs, pEvents, now, pBits); err != nil {
-		return nil, nil, fmt.Errorf("queue: %w", err)
-	}
-	if _, err := w.Exec(ctx, s.sql(`INSERT INTO %s.ids (dest, first_seq, n, queued, hashes, keys, forgotten)
+		pDests, pFirsts, pNs, pEvents, now, pBits)
+	w.later(s.sql(`INSERT INTO %s.ids (dest, first_seq, n, queued, hashes, keys, forgotten)
 		SELECT d, f, n, $4, h, k, b FROM unnest($1::text[], $2::bigint[], $3::int[], $5::bytea[], $6::bytea[], $7::bytea[]) AS u(d, f, n, h, k, b)`),
-		pDests, pFirsts, pNs, now, pHashes, pKeys, pBits); err != nil {
-		return nil, nil, fmt.Errorf("remember ids: %w", err)
-	}
+		pDests, pFirsts, pNs, now, pHashes, pKeys, pBits)
 	return dups, queued, nil
 }
 
@@ -313,17 +361,16 @@ func (s *Store) nextSeqs(ctx context.Context, tx pgx.Tx, name string, n int) (in
 	return last - int64(n) + 1, err
 }
 
-func (s *Store) addCounters(ctx context.Context, tx pgx.Tx, counters map[string]int64) error {
+func (s *Store) addCounters(w *wtx, counters map[string]int64) {
 	if len(counters) == 0 {
-		return nil
+		return
 	}
 	names, vals := make([]string, 0, len(counters)), make([]int64, 0, len(counters))
 	for k, v := range counters {
 		names, vals = append(names, k), append(vals, v)
 	}
-	_, err := tx.Exec(ctx, s.sql(`INSERT INTO %s.counters SELECT * FROM unnest($1::text[], $2::bigint[])
+	w.later(s.sql(`INSERT INTO %s.counters SELECT * FROM unnest($1::text[], $2::bigint[])
 		ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`), names, vals)
-	return err
 }
 
 // pruneWindows drops hourly counters older than state.WindowRetention,
