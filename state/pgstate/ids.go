@@ -87,7 +87,7 @@ func (s *Store) epoch() int64 {
 
 // loadIDs builds the memory in tx unless it was built under the epoch the
 // store is fenced with (0: none).
-func (s *Store) loadIDs(ctx context.Context, tx pgx.Tx) error {
+func (s *Store) loadIDs(ctx context.Context, tx querier) error {
 	epoch := s.epoch()
 	s.ids.mu.Lock()
 	fresh := s.ids.loaded && s.ids.epoch == epoch
@@ -155,7 +155,7 @@ func (m idMatch) settled() bool { return m.done == nil || m.done.has(m.i) }
 
 // findIDs returns, for each of dest's keys, its entries that are not
 // forgotten (usually none or one).
-func (s *Store) findIDs(ctx context.Context, tx pgx.Tx, dest string, keys []string) ([][]idMatch, error) {
+func (s *Store) findIDs(ctx context.Context, tx querier, dest string, keys []string) ([][]idMatch, error) {
 	found := make([][]idMatch, len(keys))
 	s.ids.mu.Lock()
 	m, last := s.ids.dests[dest], s.ids.last[dest]

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/capisync/capisync/state"
 )
@@ -112,31 +113,61 @@ func (s *Store) Leader(ctx context.Context) (state.Lease, error) {
 	return l, err
 }
 
-// checkFence fails with ErrFenced unless the store's epoch still holds the
-// lease; it keeps the lease row locked (FOR KEY SHARE) until tx ends: a
+// checkFence queues, in w, the check that the store's epoch still holds
+// the lease; it keeps the lease row locked (FOR KEY SHARE) until w ends: a
 // takeover (Acquire, FOR UPDATE) waits for it, a renewal (a plain update
-// of other columns) does not. A store never fenced (a command run beside
-// the daemons, or a single process without a lease) may write only while
-// no daemon holds the lease: otherwise it fails with state.ErrLocked,
-// since the leader's id memory would not see what it queued.
-func (s *Store) checkFence(ctx context.Context, tx pgx.Tx) error {
-	f := s.fence.Load()
-	if f == nil {
-		var holder string
-		err := tx.QueryRow(ctx, s.sql(`SELECT holder FROM %s.lease WHERE name = 'leader' AND expires > now() FOR KEY SHARE`)).Scan(&holder)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("state schema %s: %w: the daemon %s leads", s.schema, state.ErrLocked, holder)
+// of other columns) does not. The transaction fails (leaseError: ErrFenced)
+// if the lease was lost. A store never fenced (a command run beside the
+// daemons, or a single process without a lease) may write only while no
+// daemon holds the lease: otherwise it fails with state.ErrLocked, since
+// the leader's id memory would not see what it queued. The check is a
+// function of the schema, so that it travels with the transaction's first
+// statements.
+func (s *Store) checkFence(w *wtx) {
+	if f := s.fence.Load(); f != nil {
+		w.later(s.sql("SELECT %s.check_lease($1, $2)"), f.holder, f.epoch)
+		return
 	}
-	var one int
-	err := tx.QueryRow(ctx, s.sql(`SELECT 1 FROM %s.lease WHERE name = 'leader' AND holder = $1 AND epoch = $2 AND expires > now() FOR KEY SHARE`),
-		f.holder, f.epoch).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w (this one held epoch %d)", ErrFenced, f.epoch)
+	w.later(s.sql("SELECT %s.check_lease(NULL, NULL)"))
+}
+
+// The SQLSTATEs check_lease raises.
+const (
+	codeFenced = "CSFEN" // the epoch given no longer holds the lease
+	codeLed    = "CSLED" // a daemon holds the lease (its holder is the message)
+)
+
+const checkLeaseSQL = `CREATE OR REPLACE FUNCTION %[1]s.check_lease(h text, e bigint) RETURNS void LANGUAGE plpgsql AS $f$
+DECLARE cur text;
+BEGIN
+	IF h IS NULL THEN
+		SELECT holder INTO cur FROM %[1]s.lease WHERE name = 'leader' AND expires > now() FOR KEY SHARE;
+		IF FOUND THEN
+			RAISE EXCEPTION USING ERRCODE = 'CSLED', MESSAGE = cur;
+		END IF;
+		RETURN;
+	END IF;
+	PERFORM 1 FROM %[1]s.lease WHERE name = 'leader' AND holder = h AND epoch = e AND expires > now() FOR KEY SHARE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'CSFEN', MESSAGE = 'the lease was lost';
+	END IF;
+END $f$;`
+
+// leaseError turns check_lease's errors into ErrFenced and state.ErrLocked.
+func (s *Store) leaseError(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case codeFenced:
+		epoch := int64(0)
+		if f := s.fence.Load(); f != nil {
+			epoch = f.epoch
+		}
+		return fmt.Errorf("%w (this one held epoch %d)", ErrFenced, epoch)
+	case codeLed:
+		return fmt.Errorf("state schema %s: %w: the daemon %s leads", s.schema, state.ErrLocked, pe.Message)
 	}
 	return err
 }

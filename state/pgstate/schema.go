@@ -99,7 +99,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("state schema %s has version %d, written by a development build of capisync: "+
 			"stop every daemon, drop it (DROP SCHEMA %s CASCADE) and start again", s.schema, v, s.q)
 	}
-	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaSQL+leaseSQL, s.q)); err != nil {
+	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaSQL+leaseSQL+checkLeaseSQL, s.q)); err != nil {
 		return fmt.Errorf("create schema %s: %w", s.schema, err)
 	}
 	if v == 0 {

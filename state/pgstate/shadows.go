@@ -120,7 +120,7 @@ func (s *Store) RewriteShadows(source, table, format string, fn func(value []byt
 			return nil
 		}
 		n += len(ks)
-		return s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
+		return s.writeTx(func(ctx context.Context, tx querier) error {
 			_, err := tx.Exec(ctx, s.sql(`UPDATE %s.shadows t SET value = u.v FROM unnest($3::bytea[], $4::bytea[]) AS u(k, v)
 				WHERE t.source = $1 AND t.tbl = $2 AND t.key = u.k`), source, table, ks, vs)
 			return err
@@ -129,7 +129,7 @@ func (s *Store) RewriteShadows(source, table, format string, fn func(value []byt
 	if err != nil {
 		return n, err
 	}
-	return n, s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
+	return n, s.writeTx(func(ctx context.Context, tx querier) error {
 		_, err := tx.Exec(ctx, s.sql(`INSERT INTO %s.shadow_formats VALUES ($1, $2, $3)
 			ON CONFLICT (source, tbl) DO UPDATE SET format = excluded.format`), source, table, []byte(format))
 		return err

@@ -109,53 +109,131 @@ func (s *Store) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
 }
 
-// wtx is a write transaction and the changes to the id memory that apply
-// once it committed.
+// querier runs statements: a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// wtx is a write transaction on one connection, and the changes to the id
+// memory that apply once it committed.
 //
-// Writes whose results nothing reads are queued (later) and sent together
-// with the next statement, or before the transaction commits: one round
-// trip instead of one each.
+// Statements whose results nothing reads (BEGIN, the lease check, writes,
+// COMMIT) are queued (later) and sent in one pipeline with the next
+// statement that returns something: a commit takes two round trips to the
+// server (one when it reads nothing), which matters most when the state
+// lives on another machine.
 type wtx struct {
-	pgx.Tx
+	conn    *pgxpool.Conn
 	changes []idChange
 	last    map[string]uint64 // the last sequence number given, per destination
 	pending pgx.Batch
 }
 
-// later queues a write, sent with the next statement or at commit.
+// later queues a statement, sent with the next one or at commit.
 func (w *wtx) later(sql string, args ...any) { w.pending.Queue(sql, args...) }
 
-// flush sends the queued writes.
+// send sends the queued statements and then sql, and returns sql's
+// results (with the batch to close after them).
+func (w *wtx) send(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	w.pending.Queue(sql, args...)
+	b := w.pending
+	w.pending = pgx.Batch{}
+	br := w.conn.SendBatch(ctx, &b)
+	return &skipped{BatchResults: br, n: b.Len() - 1}
+}
+
+// skipped is a batch's results past its first n statements, whose errors
+// it returns first.
+type skipped struct {
+	pgx.BatchResults
+	n   int
+	err error
+}
+
+func (r *skipped) skip() error {
+	for ; r.n > 0 && r.err == nil; r.n-- {
+		_, r.err = r.BatchResults.Exec()
+	}
+	return r.err
+}
+
+func (r *skipped) Exec() (pgconn.CommandTag, error) {
+	if err := r.skip(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return r.BatchResults.Exec()
+}
+
+// flush sends the queued statements.
 func (w *wtx) flush(ctx context.Context) error {
 	if w.pending.Len() == 0 {
 		return nil
 	}
 	b := w.pending
 	w.pending = pgx.Batch{}
-	return w.Tx.SendBatch(ctx, &b).Close()
+	return w.conn.SendBatch(ctx, &b).Close()
 }
 
-// Exec, Query and QueryRow send the queued writes first, so that every
-// statement sees them.
 func (w *wtx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := w.flush(ctx); err != nil {
-		return pgconn.CommandTag{}, err
+	br := w.send(ctx, sql, args)
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	return w.Tx.Exec(ctx, sql, args...)
+	return tag, err
 }
 
 func (w *wtx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := w.flush(ctx); err != nil {
+	br := w.send(ctx, sql, args).(*skipped)
+	if err := br.skip(); err != nil {
+		br.Close()
 		return nil, err
 	}
-	return w.Tx.Query(ctx, sql, args...)
+	rows, err := br.BatchResults.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
 }
 
 func (w *wtx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := w.flush(ctx); err != nil {
+	rows, err := w.Query(ctx, sql, args...)
+	if err != nil {
 		return errRow{err}
 	}
-	return w.Tx.QueryRow(ctx, sql, args...)
+	return rowOf{rows}
+}
+
+// batchRows closes its batch with the rows.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	r.br.Close()
+}
+
+// rowOf is the first row of rows, as pgx.Conn.QueryRow returns it.
+type rowOf struct{ rows pgx.Rows }
+
+func (r rowOf) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
 }
 
 // errRow is a pgx.Row that fails with err.
@@ -163,10 +241,10 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// writeTx is inTx for a transaction that writes: it first checks that
-// the store still holds the leader lease it was fenced with.
-func (s *Store) writeTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
-	return s.write(false, func(ctx context.Context, w *wtx) error { return fn(ctx, w.Tx) })
+// writeTx runs fn in a transaction that writes: it first checks that the
+// store still holds the leader lease it was fenced with (see checkFence).
+func (s *Store) writeTx(fn func(ctx context.Context, tx querier) error) error {
+	return s.write(false, func(ctx context.Context, w *wtx) error { return fn(ctx, w) })
 }
 
 // write runs fn in a transaction that writes (see writeTx) and applies
@@ -177,26 +255,38 @@ func (s *Store) write(queues bool, fn func(ctx context.Context, w *wtx) error) e
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
 	}
-	var w *wtx
-	err := s.inTx(func(ctx context.Context, tx pgx.Tx) error {
-		w = &wtx{Tx: tx, last: map[string]uint64{}}
-		if err := s.checkFence(ctx, tx); err != nil {
-			return err
-		}
+	ctx, cancel := s.call()
+	defer cancel()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release() // a connection left in a transaction is closed, not reused
+	w := &wtx{conn: conn, last: map[string]uint64{}}
+	w.later("BEGIN")
+	s.checkFence(w)
+	err = func() error {
 		if queues {
-			if err := s.loadIDs(ctx, tx); err != nil {
+			if err := s.loadIDs(ctx, w); err != nil {
 				return err
 			}
 		}
 		if err := fn(ctx, w); err != nil {
 			return err
 		}
+		w.later("COMMIT")
 		return w.flush(ctx)
-	})
-	if err == nil {
-		s.ids.apply(w.changes, w.last)
+	}()
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			conn.Exec(rctx, "ROLLBACK")
+			rcancel()
+		}
+		return s.leaseError(err)
 	}
-	return err
+	s.ids.apply(w.changes, w.last)
+	return nil
 }
 
 // Commit writes the batches in one transaction (see state.Batch).
@@ -354,7 +444,7 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 }
 
 // nextSeqs takes n numbers of the sequence name and returns the first.
-func (s *Store) nextSeqs(ctx context.Context, tx pgx.Tx, name string, n int) (int64, error) {
+func (s *Store) nextSeqs(ctx context.Context, tx querier, name string, n int) (int64, error) {
 	var last int64
 	err := tx.QueryRow(ctx, s.sql(`INSERT INTO %s.sequences VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET last = sequences.last + excluded.last RETURNING last`), name, n).Scan(&last)
@@ -375,7 +465,7 @@ func (s *Store) addCounters(w *wtx, counters map[string]int64) {
 
 // pruneWindows drops hourly counters older than state.WindowRetention,
 // on the first commit of each hour.
-func (s *Store) pruneWindows(ctx context.Context, tx pgx.Tx, now time.Time) error {
+func (s *Store) pruneWindows(ctx context.Context, tx querier, now time.Time) error {
 	hour := now.Unix() / 3600
 	if s.prunedHour.Load() == hour {
 		return nil
@@ -389,7 +479,7 @@ func (s *Store) pruneWindows(ctx context.Context, tx pgx.Tx, now time.Time) erro
 	return nil
 }
 
-func (s *Store) putDead(ctx context.Context, tx pgx.Tx, dl state.DeadLetter, now time.Time, counters map[string]int64) error {
+func (s *Store) putDead(ctx context.Context, tx querier, dl state.DeadLetter, now time.Time, counters map[string]int64) error {
 	id, err := s.nextSeqs(ctx, tx, "dead/"+dl.Destination, 1)
 	if err != nil {
 		return err
@@ -408,7 +498,7 @@ func (s *Store) putDead(ctx context.Context, tx pgx.Tx, dl state.DeadLetter, now
 
 // putShadows writes a batch's shadows; of two writes of one key the later
 // wins, a nil value deletes.
-func (s *Store) putShadows(ctx context.Context, tx pgx.Tx, source string, shadows []cdc.Shadow) error {
+func (s *Store) putShadows(ctx context.Context, tx querier, source string, shadows []cdc.Shadow) error {
 	if len(shadows) == 0 {
 		return nil
 	}
@@ -468,7 +558,7 @@ func (s *Store) Checkpoint(source string) (cdc.Position, error) {
 // ForgetCheckpoint removes source's checkpoint and returns what it was.
 func (s *Store) ForgetCheckpoint(source string) (cdc.Position, error) {
 	var pos []byte
-	err := s.writeTx(func(ctx context.Context, tx pgx.Tx) error {
+	err := s.writeTx(func(ctx context.Context, tx querier) error {
 		err := tx.QueryRow(ctx, s.sql("DELETE FROM %s.checkpoints WHERE source = $1 RETURNING position"), source).Scan(&pos)
 		if errors.Is(err, pgx.ErrNoRows) {
 			pos, err = nil, nil
