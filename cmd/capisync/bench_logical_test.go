@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,13 +120,32 @@ func TestBenchLogical(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	listen := freeAddr(t)
-	// CAPISYNC_BENCH_STATE=postgres keeps the state in PostgreSQL (a
-	// schema of its own in the same server and database as the source).
+	// CAPISYNC_BENCH_STATE=postgres keeps the state in PostgreSQL, as the
+	// README advises: a database of its own in the source's server (its
+	// writes share the server's WAL and fsyncs, and logical decoding steps
+	// over them). postgres-samedb puts it in the source's database (a
+	// schema of its own), whose walsender then decodes every state write.
 	stateYAML := fmt.Sprintf("{path: %s/state.db}", dir)
-	if os.Getenv("CAPISYNC_BENCH_STATE") == "postgres" {
+	switch st := os.Getenv("CAPISYNC_BENCH_STATE"); st {
+	case "", "bolt":
+	case "postgres":
+		name := fmt.Sprintf("capisync_bench_state_%d", time.Now().UnixNano()%1e9)
+		if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+			t.Fatal(err)
+		}
+		defer db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		stateYAML = fmt.Sprintf("{type: postgres, dsn: '%s'}", u)
+	case "postgres-samedb":
 		schema := fmt.Sprintf("bench_state_%d", time.Now().UnixNano()%1e9)
 		stateYAML = fmt.Sprintf("{type: postgres, dsn: '%s', schema: %s}", dsn, schema)
 		defer db.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE")
+	default:
+		t.Fatalf("CAPISYNC_BENCH_STATE=%s: bolt, postgres or postgres-samedb", st)
 	}
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: %s
 http: {listen: "`+listen+`"}

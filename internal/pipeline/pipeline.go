@@ -106,6 +106,9 @@ type Pipeline struct {
 	// see package slots): on two cores the evaluator and the committer
 	// take turns.
 	slots *slots.Slots
+	// remoteStore: the store's Commit mostly waits on a server (see
+	// Remote), so it runs outside the slots, beside the evaluator.
+	remoteStore bool
 
 	mu       sync.Mutex
 	blocked  string // why the committer waits, for status
@@ -114,6 +117,12 @@ type Pipeline struct {
 	// user_data values was last logged (see warnDropped).
 	droppedWarned map[string]time.Time
 }
+
+// Remote is implemented by a store whose Commit mostly waits on a server
+// rather than computing. Holding a CPU slot (see package slots) through
+// its round trips would keep the evaluator waiting, so the pipeline
+// commits to it outside the slots.
+type Remote interface{ Remote() bool }
 
 // New checks cfg and returns a Pipeline.
 func New(cfg Config) (*Pipeline, error) {
@@ -126,6 +135,9 @@ func New(cfg Config) (*Pipeline, error) {
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, sources: map[string]Source{}, dests: map[string]Destination{}, settled: make(chan struct{}, 1)}
 	if p.slots = cfg.Slots; p.slots == nil {
 		p.slots = slots.New(0)
+	}
+	if r, ok := cfg.Store.(Remote); ok {
+		p.remoteStore = r.Remote()
 	}
 	for _, s := range cfg.Sources {
 		p.sources[s.Name] = s.Source
@@ -300,8 +312,10 @@ func (p *Pipeline) commitLoop(ctx context.Context, in <-chan cdc.Batch) error {
 	for ev := range ready {
 		var res state.CommitResult
 		err := p.whileDiskFull(ctx, "commit", func() (err error) {
-			p.slots.Take()
-			defer p.slots.Give()
+			if !p.remoteStore {
+				p.slots.Take()
+				defer p.slots.Give()
+			}
 			res, err = p.cfg.Store.Commit(ev.sbs...)
 			return err
 		})

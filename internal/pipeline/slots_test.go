@@ -16,7 +16,8 @@ import (
 
 // TestSlots: evaluating waits for a free slot, and committing holds one,
 // so that with one slot (two cores) they never run at once; with two, one
-// may run while the other's slot is taken.
+// may run while the other's slot is taken. Committing to a remote store
+// holds none.
 func TestSlots(t *testing.T) {
 	cfg, err := config.Parse("p.yaml", []byte(`sources:
   src: {type: postgres, dsn: "postgres://u@h/db", tables: [public.t]}
@@ -89,7 +90,33 @@ rules:
 			t.Fatal(err)
 		}
 	}
+
+	// A remote store's commit mostly waits on its server: it holds no
+	// slot, so that the evaluator runs meanwhile.
+	spy := &remoteSpy{slotSpy{Store: store, held: make(chan int, 1)}}
+	p, err := New(Config{Store: spy, Rules: set, Slots: slots.New(1), Sources: []NamedSource{{Name: "src", Source: ackOnly{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spy.p = p
+	ctx, cancel := context.WithCancel(context.Background())
+	in := make(chan cdc.Batch, 1)
+	loop := make(chan error, 1)
+	go func() { loop <- p.commitLoop(ctx, in) }()
+	in <- batch("r")
+	if got := <-spy.held; got != 0 {
+		t.Errorf("%d slots taken while committing to a remote store, want 0", got)
+	}
+	cancel()
+	if err := <-loop; err != nil {
+		t.Fatal(err)
+	}
 }
+
+// remoteSpy is a slotSpy that says its commits wait on a server.
+type remoteSpy struct{ slotSpy }
+
+func (*remoteSpy) Remote() bool { return true }
 
 // ackOnly is a source the committer acknowledges to; it is never run.
 type ackOnly struct{}

@@ -88,6 +88,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// Remote says that a commit mostly waits on the server (pipeline.Remote).
+func (s *Store) Remote() bool { return true }
+
 // Schema is the schema the store's tables are in.
 func (s *Store) Schema() string { return s.schema }
 
