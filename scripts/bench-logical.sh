@@ -5,9 +5,10 @@
 # columns) and a narrow (5) table, each with event ids given by the rule
 # ("lead-" + id) and with the default ids (a hash). The machine is small and
 # noisy, so each shape runs RUNS times (default 3) and medians are printed.
-# STATE=postgres keeps capisync's state in PostgreSQL (a schema in the same
-# database) instead of the embedded file.
-# Usage: [RUNS=n] [SHAPES="wide/given narrow/default ..."] [STATE=postgres] scripts/bench-logical.sh [rows]
+# STATE=postgres keeps capisync's state in PostgreSQL (a database of its own
+# on the source's server) instead of the embedded file; STATE=postgres-samedb
+# in a schema of the source's database.
+# Usage: [RUNS=n] [SHAPES="wide/given narrow/default ..."] [STATE=postgres|postgres-samedb] scripts/bench-logical.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
