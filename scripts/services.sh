@@ -3,8 +3,10 @@
 #   PostgreSQL on 127.0.0.1:5432 with wal_level=logical, max_replication_slots
 #   and max_wal_senders >= 10, a role capisync (password capisync, may
 #   replicate) and a database capisync_test;
-#   MariaDB on 127.0.0.1:3306 with a user capisync (password capisync) and a
-#   database capisync_test;
+#   MariaDB on 127.0.0.1:3306 with a user capisync (password capisync, may
+#   read the binlog) and a database capisync_test, and its binlog on in the
+#   form a binlog source reads (log_bin, binlog_format=ROW,
+#   binlog_row_image=FULL, binlog_row_metadata=FULL, server_id set);
 #   promtool, systemd-analyze and chromium, which the tests of the deployment
 #   files and of the status page use.
 # Idempotent: installed but misconfigured -> configure and restart; absent and
@@ -14,6 +16,7 @@ set -euo pipefail
 
 PG_PORT=5432
 MY_PORT=3306
+MY_CNF=/etc/mysql/mariadb.conf.d/60-capisync-binlog.cnf # the binlog settings (ensure_binlog)
 OWN_MARK="created by capisync scripts/services.sh for its tests"
 log() { echo "services: $*" >&2; }
 die() { echo "services: $*" >&2; exit 1; }
@@ -113,18 +116,72 @@ ensure_mariadb() {
 		is_root || die "MariaDB is not running and starting it needs root"
 		log "starting MariaDB"
 		install -d -o mysql -g mysql /run/mysqld
-		start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+		if [ -f "$MY_CNF" ]; then
+			start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --defaults-extra-file="$MY_CNF"
+		else
+			start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+		fi
 		wait_for 60 "MariaDB" mariadb-admin --protocol=socket ping
 	fi
+	ensure_binlog
 	my_root <<'SQL'
 CREATE DATABASE IF NOT EXISTS capisync_test;
 CREATE USER IF NOT EXISTS 'capisync'@'127.0.0.1' IDENTIFIED BY 'capisync';
 CREATE USER IF NOT EXISTS 'capisync'@'localhost' IDENTIFIED BY 'capisync';
 GRANT ALL ON capisync_test.* TO 'capisync'@'127.0.0.1';
 GRANT ALL ON capisync_test.* TO 'capisync'@'localhost';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'capisync'@'127.0.0.1';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'capisync'@'localhost';
 SQL
 	mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -ucapisync -pcapisync capisync_test -e 'select 1' >/dev/null ||
 		die "cannot reach MariaDB on 127.0.0.1:$MY_PORT as capisync (is it bound to 127.0.0.1 and skip-networking off?)"
+}
+
+# The binlog settings a mysql_binlog source needs. log_bin takes a restart;
+# the others are set at once too (SET GLOBAL) and written to a file the
+# server reads at start (MY_CNF, given to mariadbd when this script starts
+# it, and included by Debian's my.cnf). A server already right is never
+# restarted.
+binlog_settings() {
+	my_root -N -e "select @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata, @@server_id" | tr '\t' ' '
+}
+binlog_ready() { # the settings given are what a binlog source needs (any server_id but 0)
+	local lb fmt img meta sid
+	read -r lb fmt img meta sid <<<"$1"
+	[ "$lb $fmt $img $meta" = "1 ROW FULL FULL" ] && [ "$sid" != 0 ]
+}
+ensure_binlog() {
+	local have lb
+	have=$(binlog_settings)
+	binlog_ready "$have" && return
+	is_root || die "MariaDB's binlog is not set up for a binlog source ($have; want log_bin=1 binlog_format=ROW binlog_row_image=FULL binlog_row_metadata=FULL server_id>0) and changing it needs root"
+	install -d "$(dirname "$MY_CNF")"
+	cat >"$MY_CNF" <<'CNF'
+# Written by capisync scripts/services.sh: the binlog a mysql_binlog source reads.
+[mariadbd]
+log_bin = capisync-bin
+binlog_format = ROW
+binlog_row_image = FULL
+binlog_row_metadata = FULL
+server_id = 1
+binlog_expire_logs_seconds = 172800
+CNF
+	read -r lb _ <<<"$have"
+	if [ "$lb" = 1 ]; then
+		log "setting MariaDB's binlog format ($have)"
+		my_root -e "SET GLOBAL binlog_format = ROW; SET GLOBAL binlog_row_image = FULL; SET GLOBAL binlog_row_metadata = FULL; SET GLOBAL server_id = IF(@@server_id = 0, 1, @@server_id)"
+		return
+	fi
+	log "turning MariaDB's binlog on ($have) and restarting it"
+	mariadb-admin --protocol=socket -uroot shutdown
+	wait_for 60 "MariaDB to stop" sh -c '! mariadb-admin --protocol=socket ping'
+	install -d -o mysql -g mysql /run/mysqld
+	# The file is named on the command line too: a my.cnf that includes no
+	# directory still gets it.
+	start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --defaults-extra-file="$MY_CNF"
+	wait_for 60 "MariaDB after restart" mariadb-admin --protocol=socket ping
+	have=$(binlog_settings)
+	binlog_ready "$have" || die "MariaDB's binlog is still not right after restart: $have"
 }
 
 # ---------- tools the tests use ----------

@@ -24,6 +24,7 @@ const (
 	TypeMySQL        = "mysql"         // cron polling of MySQL / MariaDB
 	TypeSQLite       = "sqlite"        // cron polling of a SQLite file
 	TypePostgresPoll = "postgres_poll" // cron polling of PostgreSQL (replicas)
+	TypeMySQLBinlog  = "mysql_binlog"  // the binlog of MySQL / MariaDB (row events)
 )
 
 // Destination types.
@@ -106,10 +107,14 @@ type Source struct {
 	OldValues   string   `yaml:"old_values"` // replica_identity (default) or shadow
 	Heartbeat   Duration `yaml:"heartbeat"`
 
-	// Polling.
+	// Binlog: the server id this reader registers with, unique among
+	// the server's replicas and readers.
+	ServerID uint32 `yaml:"server_id"`
+
+	// Polling (initial also for binlog).
 	Schedule        string   `yaml:"schedule"`
 	PageSize        int      `yaml:"page_size"`
-	Initial         string   `yaml:"initial"` // baseline (default) or emit
+	Initial         string   `yaml:"initial"` // polling: baseline (default) or emit; binlog: skip (default) or emit
 	Deletes         string   `yaml:"deletes"` // none (default) or full_scan
 	DeletesSchedule string   `yaml:"deletes_schedule"`
 	Tables          TableSet `yaml:"tables"`

@@ -57,6 +57,9 @@ func (c *Config) applyDefaults() {
 		if s.Timezone == "" {
 			s.Timezone = "UTC"
 		}
+		if s.Type == TypeMySQLBinlog && s.Initial == "" {
+			s.Initial = "skip"
+		}
 		if s.Type == TypePostgres {
 			if s.Slot == "" {
 				s.Slot = "capisync_" + identSafe(name)

@@ -18,7 +18,7 @@ func checkDSN(typ string, dsn Secret) error {
 	switch typ {
 	case TypePostgres, TypePostgresPoll:
 		_, err = pgconn.ParseConfig(raw)
-	case TypeMySQL:
+	case TypeMySQL, TypeMySQLBinlog:
 		_, err = mysql.ParseDSN(raw)
 	case TypeSQLite:
 		if strings.TrimSpace(raw) == "" {
@@ -72,7 +72,7 @@ func DescribeDSN(typ string, dsn Secret) string {
 		if c, err := pgconn.ParseConfig(raw); err == nil {
 			return fmt.Sprintf("postgres %s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 		}
-	case TypeMySQL:
+	case TypeMySQL, TypeMySQLBinlog:
 		if c, err := mysql.ParseDSN(raw); err == nil {
 			return fmt.Sprintf("mysql %s@%s/%s", c.User, c.Addr, c.DBName)
 		}

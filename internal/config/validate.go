@@ -31,7 +31,8 @@ var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 var (
 	pollOnly    = []string{"schedule", "page_size", "initial", "deletes", "deletes_schedule"}
 	logicalOnly = []string{"slot", "publication", "create", "old_values", "heartbeat"}
-	sourceTypes = []string{TypePostgres, TypeMySQL, TypeSQLite, TypePostgresPoll}
+	binlogOnly  = []string{"server_id"}
+	sourceTypes = []string{TypePostgres, TypeMySQL, TypeSQLite, TypePostgresPoll, TypeMySQLBinlog}
 )
 
 func (c *Config) has(path string) bool { _, ok := c.pos[path]; return ok }
@@ -128,11 +129,41 @@ func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	if len(s.Tables.Names) == 0 {
 		r.Add(keyPath(p, "tables"), "no tables: list the tables to read")
 	}
-	if s.Type == TypePostgres {
+	switch {
+	case s.Type == TypePostgres:
 		c.validateLogical(r, p, s)
-	} else {
+	case s.Type == TypeMySQLBinlog:
+		c.validateBinlog(r, p, s)
+	default:
 		c.validatePolling(r, p, s)
 	}
+	if s.Type != TypeMySQLBinlog {
+		for _, k := range binlogOnly {
+			if c.has(keyPath(p, k)) {
+				r.Add(keyPath(p, k), "%s applies only to type mysql_binlog, not to type %s", k, s.Type)
+			}
+		}
+	}
+}
+
+func (c *Config) validateBinlog(r *Reporter, p string, s *Source) {
+	for _, k := range append(append([]string{}, logicalOnly...), pollOnly...) {
+		if k != "initial" && c.has(keyPath(p, k)) {
+			r.Add(keyPath(p, k), "%s does not apply to type mysql_binlog", k)
+		}
+	}
+	if s.Tables.Tables != nil {
+		r.Add(keyPath(p, "tables"), "a mysql_binlog source lists its tables: tables: [leads, shop.orders]")
+	}
+	for i, t := range s.Tables.Names {
+		if !validQualified(t) {
+			r.Add(indexPath(keyPath(p, "tables"), i), "table %q: write table (in the DSN's database) or database.table with plain identifiers", t)
+		}
+	}
+	if s.ServerID == 0 {
+		r.Add(keyPath(p, "server_id"), "missing server_id: a number unique among the server's replicas and binlog readers, e.g. server_id: 4201")
+	}
+	oneOf(r, keyPath(p, "initial"), s.Initial, "skip", "emit")
 }
 
 func (c *Config) validateLogical(r *Reporter, p string, s *Source) {
@@ -279,7 +310,7 @@ func (c *Config) validateRule(r *Reporter, rule *Rule) {
 	switch {
 	case rule.Table == "":
 		r.Add(keyPath(p, "table"), "missing table")
-	case ok && src.Type == TypePostgres && !src.Tables.Has(rule.Table):
+	case ok && (src.Type == TypePostgres || src.Type == TypeMySQLBinlog) && !src.Tables.Has(rule.Table):
 		r.Add(keyPath(p, "table"), "table %q is not among source %q's tables (%s)", rule.Table, rule.Source, strings.Join(src.Tables.Names, ", "))
 	case ok && src.IsPolling() && !src.Tables.Has(rule.Table):
 		r.Add(keyPath(p, "table"), "table %q is not among source %q's tables (%s)%s", rule.Table, rule.Source, strings.Join(src.Tables.Names, ", "), didYouMean(rule.Table, src.Tables.Names))
