@@ -1,0 +1,530 @@
+package mysqlbinlog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/internal/config"
+)
+
+// Options tune a Source.
+type Options struct {
+	Logger *slog.Logger
+	// ChunkSize is how many changes of one transaction are handed over at
+	// once (default 1000): a 200,000-row transaction streams in bounded
+	// memory; only its last chunk carries the checkpoint.
+	ChunkSize int
+	// IdleCheckpoint is how often, at most, a position past transactions
+	// with no watched change is handed over as a checkpoint (default 1 s).
+	IdleCheckpoint time.Duration
+}
+
+// Source reads a MySQL or MariaDB binlog.
+type Source struct {
+	name   string
+	cfg    config.Source
+	opt    Options
+	log    *slog.Logger
+	loc    *time.Location
+	dsn    *mysql.Config
+	tables map[string]string // "db.table" -> the name in the config
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is what the source reports for readiness and status.
+type Status struct {
+	Flavor   string   // mysql or mariadb
+	Position position // the last position handed over
+	Err      string   // why the source stopped, when it did
+}
+
+// New checks the config; it connects nothing.
+func New(name string, cfg config.Source, opt Options) (*Source, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.ChunkSize <= 0 {
+		opt.ChunkSize = 1000
+	}
+	if opt.IdleCheckpoint <= 0 {
+		opt.IdleCheckpoint = time.Second
+	}
+	dsn, err := mysql.ParseDSN(cfg.DSN.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("source %s: invalid dsn: %s", name, config.Scrub(err.Error(), cfg.DSN.Reveal()))
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: timezone: %w", name, err)
+	}
+	s := &Source{name: name, cfg: cfg, opt: opt, log: opt.Logger.With("source", name), loc: loc, dsn: dsn, tables: map[string]string{}}
+	for _, t := range cfg.Tables.Names {
+		db, table, ok := strings.Cut(t, ".")
+		if !ok {
+			db, table = dsn.DBName, t
+		}
+		if db == "" {
+			return nil, fmt.Errorf("source %s: table %s names no database and the dsn has none: write database.table", name, t)
+		}
+		s.tables[db+"."+table] = t
+	}
+	return s, nil
+}
+
+// Status reports the source's state.
+func (s *Source) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+func (s *Source) setStatus(f func(*Status)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.mu.Unlock()
+}
+
+// Ack does nothing: a binlog keeps no reader position on the server; the
+// checkpoint is in the store.
+func (s *Source) Ack(context.Context, cdc.Position) error { return nil }
+
+// open connects with the driver, for queries.
+func (s *Source) open() (*sql.DB, error) {
+	cfg := s.dsn.Clone()
+	cfg.ParseTime = false
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// Check connects and says what the server lacks for a binlog reader: each
+// problem names the setting and what to change. It returns the flavor.
+func (s *Source) Check(ctx context.Context) (string, []string, error) {
+	db, err := s.open()
+	if err != nil {
+		return "", nil, err
+	}
+	defer db.Close()
+	return check(ctx, db, s.cfg.ServerID)
+}
+
+func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, error) {
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return "", nil, fmt.Errorf("connect: %w", err)
+	}
+	flavor := gomysql.MySQLFlavor
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		flavor = gomysql.MariaDBFlavor
+	}
+	var problems []string
+	vars := map[string]string{}
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'server_id')")
+	if err != nil {
+		return flavor, nil, fmt.Errorf("read the server's binlog settings: %w", err)
+	}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return flavor, nil, err
+		}
+		vars[strings.ToLower(k)] = strings.ToUpper(v)
+	}
+	rows.Close()
+	want := []struct{ name, value, how string }{
+		{"log_bin", "ON", "start the server with log_bin (a restart)"},
+		{"binlog_format", "ROW", "SET GLOBAL binlog_format = ROW, and in the server's config"},
+		{"binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = FULL, and in the server's config"},
+		{"binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = FULL (MariaDB 10.5+, MySQL 8.0.1+), and in the server's config: the table maps then carry column names"},
+	}
+	for _, w := range want {
+		if got := vars[w.name]; got != w.value && !(w.name == "log_bin" && got == "1") {
+			problems = append(problems, fmt.Sprintf("%s is %q, need %s: %s", w.name, strings.ToLower(got), w.value, w.how))
+		}
+	}
+	if vars["server_id"] == strconv.FormatUint(uint64(serverID), 10) {
+		problems = append(problems, fmt.Sprintf("server_id %d is the server's own: give the source another, unique among the server's replicas and readers", serverID))
+	}
+	var grants []string
+	if rows, err := db.QueryContext(ctx, "SHOW GRANTS"); err == nil {
+		for rows.Next() {
+			var g string
+			if rows.Scan(&g) == nil {
+				grants = append(grants, strings.ToUpper(g))
+			}
+		}
+		rows.Close()
+	}
+	all := strings.Join(grants, "\n")
+	for _, priv := range []string{"REPLICATION SLAVE", "REPLICATION CLIENT"} {
+		if !strings.Contains(all, priv) && !strings.Contains(all, "ALL PRIVILEGES ON *.*") &&
+			!(priv == "REPLICATION CLIENT" && strings.Contains(all, "BINLOG MONITOR")) {
+			problems = append(problems, fmt.Sprintf("the user lacks %s: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the source's user", priv))
+		}
+	}
+	return flavor, problems, nil
+}
+
+// current is the server's binlog position now.
+func current(ctx context.Context, db *sql.DB, flavor string) (position, error) {
+	var p position
+	var err error
+	if flavor == gomysql.MariaDBFlavor {
+		err = db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&p.GTID)
+	} else {
+		var mode string
+		if db.QueryRowContext(ctx, "SELECT @@gtid_mode").Scan(&mode) == nil && strings.EqualFold(mode, "ON") {
+			err = db.QueryRowContext(ctx, "SELECT @@gtid_executed").Scan(&p.GTID)
+			p.GTID = strings.ReplaceAll(p.GTID, "\n", "")
+		}
+	}
+	if err != nil {
+		return p, fmt.Errorf("read the GTID position: %w", err)
+	}
+	rows, err := db.QueryContext(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		return p, fmt.Errorf("read the binlog position: %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		return p, errors.New("SHOW MASTER STATUS returned nothing: is log_bin on?")
+	}
+	vals := make([]any, len(cols))
+	var file string
+	var pos uint64
+	vals[0], vals[1] = &file, &pos
+	for i := 2; i < len(cols); i++ {
+		vals[i] = new(sql.RawBytes)
+	}
+	if err := rows.Scan(vals...); err != nil {
+		return p, err
+	}
+	p.File, p.Pos = file, uint32(pos)
+	return p, rows.Err()
+}
+
+// Run streams from the position after from (nil: the server's position
+// now; with initial: emit the watched tables' rows first) until ctx ends.
+func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	err := s.run(ctx, from, out)
+	if err != nil && ctx.Err() == nil {
+		s.setStatus(func(st *Status) { st.Err = err.Error() })
+	}
+	return err
+}
+
+func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+	db, err := s.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	flavor, problems, err := check(ctx, db, s.cfg.ServerID)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the server is not ready for a binlog source: %s", strings.Join(problems, "; "))
+	}
+	s.setStatus(func(st *Status) { st.Flavor = flavor })
+	var start position
+	if from != nil {
+		if start, err = parsePosition(from); err != nil {
+			return err
+		}
+	} else {
+		if s.cfg.Initial == "emit" {
+			return errors.New("initial: emit is not supported yet by mysql_binlog; use initial: skip")
+		}
+		if start, err = current(ctx, db, flavor); err != nil {
+			return err
+		}
+		s.log.Info("no checkpoint: reading the binlog from the server's position now", "position", start.String())
+	}
+	return s.stream(ctx, flavor, start, out)
+}
+
+// stream reads events from start on.
+func (s *Source) stream(ctx context.Context, flavor string, start position, out chan<- cdc.Batch) error {
+	host, portStr, err := net.SplitHostPort(s.dsn.Addr)
+	if err != nil {
+		host, portStr = s.dsn.Addr, "3306"
+	}
+	port, _ := strconv.Atoi(portStr)
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port),
+		User: s.dsn.User, Password: s.dsn.Passwd,
+		TimestampStringLocation: time.UTC,
+		HeartbeatPeriod:         10 * time.Second, ReadTimeout: 30 * time.Second,
+		DisableRetrySync: true, // a lost connection ends Run; the daemon restarts it from the checkpoint
+		Logger:           slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+	var streamer *replication.BinlogStreamer
+	if start.GTID != "" {
+		set, err := gomysql.ParseGTIDSet(flavor, start.GTID)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w", start, err)
+		}
+		streamer, err = syncer.StartSyncGTID(set)
+		if err != nil {
+			return fmt.Errorf("start reading the binlog at %s: %w", start, err)
+		}
+	} else {
+		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
+		if err != nil {
+			return fmt.Errorf("start reading the binlog at %s: %w", start, err)
+		}
+	}
+	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}}
+	for {
+		ev, err := streamer.GetEvent(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var me *gomysql.MyError
+			if errors.As(err, &me) && me.Code == gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+				return fmt.Errorf("the server no longer has the binlog at %s (purged?): %s; "+
+					"to go on and accept the gap, forget the checkpoint (capisync slot reset %s) and start again", r.pos, me.Message, s.name)
+			}
+			return fmt.Errorf("read the binlog after %s: %w", r.pos, err)
+		}
+		if err := r.handle(ctx, ev); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// reader turns events into batches.
+type reader struct {
+	s      *Source
+	out    chan<- cdc.Batch
+	pos    position          // the last transaction end read
+	shapes map[uint64]*shape // table maps of watched tables by table id
+	// The transaction being read.
+	txGTID  string
+	changes []cdc.Change
+	rows    int // changes of this transaction so far (positions)
+	when    time.Time
+	// pending: a checkpoint past transactions with no watched change, not
+	// yet handed over.
+	pending  bool
+	lastSent time.Time
+}
+
+func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		r.pos.File, r.pos.Pos = string(e.NextLogName), uint32(e.Position)
+	case *replication.MariadbGTIDEvent:
+		r.begin(e.GTID.String())
+	case *replication.GTIDEvent:
+		gtid := ""
+		if set, err := e.GTIDNext(); err == nil {
+			gtid = set.String()
+		}
+		r.begin(gtid)
+	case *replication.HeartbeatEvent:
+		// The server is idle: hand over a checkpoint left pending.
+		if r.pending && r.txGTID == "" && len(r.changes) == 0 {
+			return r.send(ctx, cdc.Batch{Source: r.s.name, Position: r.pos.encode()})
+		}
+	case *replication.TableMapEvent:
+		key := string(e.Schema) + "." + string(e.Table)
+		name, ok := r.s.tables[key]
+		if !ok {
+			delete(r.shapes, e.TableID)
+			return nil
+		}
+		sh, err := newShape(name, e)
+		if err != nil {
+			return fmt.Errorf("at %s: %w", r.pos, err)
+		}
+		r.shapes[e.TableID] = sh
+	case *replication.RowsEvent:
+		sh := r.shapes[e.TableID]
+		if sh == nil {
+			return nil
+		}
+		if err := r.rowsEvent(ctx, ev.Header, sh, e); err != nil {
+			return err
+		}
+	case *replication.XIDEvent:
+		return r.commit(ctx, ev.Header, e.GSet)
+	case *replication.QueryEvent:
+		q := strings.TrimSpace(string(e.Query))
+		switch {
+		case strings.EqualFold(q, "BEGIN"):
+			if r.txGTID == "" {
+				r.begin("")
+			}
+		case strings.EqualFold(q, "COMMIT"):
+			return r.commit(ctx, ev.Header, e.GSet)
+		default:
+			// DDL, committed by itself. Every table map carries the
+			// table's column names, so rows after an ALTER TABLE map by
+			// their new names: nothing to reload. It is logged for a
+			// watched table.
+			for key, name := range r.s.tables {
+				db, table, _ := strings.Cut(key, ".")
+				if mentions(q, table) && (string(e.Schema) == db || mentions(q, db)) {
+					r.s.log.Info("schema change of a watched table read from the binlog; its rows are read by the column names the binlog gives from here on",
+						"table", name, "statement", truncate(q, 200))
+				}
+			}
+			return r.commit(ctx, ev.Header, e.GSet)
+		}
+	}
+	return nil
+}
+
+func (r *reader) begin(gtid string) {
+	r.txGTID, r.changes, r.rows = gtid, nil, 0
+}
+
+func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *shape, e *replication.RowsEvent) error {
+	when := time.Unix(int64(h.Timestamp), 0).UTC()
+	var op cdc.Op
+	step := 1
+	switch h.EventType {
+	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2:
+		op = cdc.Insert
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2:
+		op = cdc.Delete
+	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2:
+		op, step = cdc.Update, 2
+	default:
+		return fmt.Errorf("table %s at %s: row event %s is not supported (binlog_row_image must be FULL)", sh.table, r.pos, h.EventType)
+	}
+	for i := 0; i+step <= len(e.Rows); i += step {
+		c := cdc.Change{Source: r.s.name, Table: sh.table, Op: op, CommitTime: when}
+		row, err := sh.row(e.Rows[i], r.s.loc)
+		if err != nil {
+			return fmt.Errorf("at %s: %w", r.pos, err)
+		}
+		switch op {
+		case cdc.Insert:
+			c.New = row
+		case cdc.Delete:
+			c.Old = row
+		case cdc.Update:
+			c.Old = row
+			if c.New, err = sh.row(e.Rows[i+1], r.s.loc); err != nil {
+				return fmt.Errorf("at %s: %w", r.pos, err)
+			}
+		}
+		if op == cdc.Delete {
+			c.Key = sh.keyOf(c.Old)
+		} else {
+			c.Key = sh.keyOf(c.New)
+		}
+		r.rows++
+		// A change is named by its transaction's GTID, or without GTIDs
+		// by where the transaction starts (the end of the one before),
+		// and its place in it: the same whenever it is read.
+		p := position{GTID: r.txGTID, Row: r.rows}
+		if p.GTID == "" {
+			p.GTID, p.File, p.Pos = "-", r.pos.File, r.pos.Pos
+		}
+		c.Position = p.encode()
+		r.changes = append(r.changes, c)
+		if len(r.changes) >= r.s.opt.ChunkSize {
+			// Part of a large transaction: no checkpoint (a restart reads
+			// the whole transaction again, and the id memory refuses what
+			// was queued).
+			if err := r.send(ctx, cdc.Batch{Source: r.s.name, Changes: r.changes}); err != nil {
+				return err
+			}
+			r.changes = nil
+		}
+	}
+	return nil
+}
+
+// commit ends a transaction at the event whose header is h; gset is the
+// server's GTID set after it (nil when reading by file and position).
+func (r *reader) commit(ctx context.Context, h *replication.EventHeader, gset gomysql.GTIDSet) error {
+	r.pos.Pos = h.LogPos
+	if gset != nil {
+		r.pos.GTID = gset.String()
+	}
+	r.pos.Row = 0
+	changes, rows := r.changes, r.rows
+	r.begin("")
+	r.changes = nil // handed over below
+	if rows == 0 {
+		// Nothing watched in it: the checkpoint moves at most every
+		// IdleCheckpoint (or at the next heartbeat).
+		r.pending = true
+		if time.Since(r.lastSent) < r.s.opt.IdleCheckpoint {
+			return nil
+		}
+	}
+	return r.send(ctx, cdc.Batch{Source: r.s.name, Changes: changes, Position: r.pos.encode()})
+}
+
+func (r *reader) send(ctx context.Context, b cdc.Batch) error {
+	select {
+	case r.out <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if b.Position != nil {
+		r.pending, r.lastSent = false, time.Now()
+		pos := r.pos
+		r.s.setStatus(func(st *Status) { st.Position = pos })
+	}
+	return nil
+}
+
+// mentions says whether the statement q names ident as a word.
+func mentions(q, ident string) bool {
+	lq, li := strings.ToLower(q), strings.ToLower(ident)
+	for i := 0; ; {
+		j := strings.Index(lq[i:], li)
+		if j < 0 {
+			return false
+		}
+		j += i
+		before := j == 0 || !isIdentByte(lq[j-1])
+		after := j+len(li) == len(lq) || !isIdentByte(lq[j+len(li)])
+		if before && after {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= 0x80
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

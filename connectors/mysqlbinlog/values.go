@@ -1,0 +1,254 @@
+package mysqlbinlog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/capisync/capisync/internal/cdc"
+)
+
+// binaryCollation is the collation id of binary strings (BINARY,
+// VARBINARY, BLOB): their values are bytes, the others' text.
+const binaryCollation = 63
+
+// shape is how a table map's columns decode: names, and per column what
+// the polling reader would make of it, so that a rule sees the same value
+// whichever source reads the row (internal/cdc lists the types).
+type shape struct {
+	table string // as in the config
+	cols  *cdc.Columns
+	key   []int // primary-key column indexes
+	kinds []colKind
+}
+
+type colKind struct {
+	typ      byte // the column's real type (mysql.MYSQL_TYPE_*)
+	unsigned bool
+	binary   bool     // bytes, not text
+	names    []string // ENUM or SET members
+	bits     int      // BIT width
+}
+
+// newShape reads a table map with full metadata (binlog_row_metadata=FULL).
+func newShape(table string, tm *replication.TableMapEvent) (*shape, error) {
+	names := tm.ColumnNameString()
+	if len(names) != int(tm.ColumnCount) {
+		return nil, fmt.Errorf("table %s: the binlog carries no column names (binlog_row_metadata is not FULL)", table)
+	}
+	if len(tm.PrimaryKey) == 0 {
+		return nil, fmt.Errorf("table %s has no primary key: a binlog source needs one to tell rows apart", table)
+	}
+	sh := &shape{table: table, cols: cdc.NewColumns(names...), kinds: make([]colKind, len(names))}
+	for _, k := range tm.PrimaryKey {
+		sh.key = append(sh.key, int(k))
+	}
+	unsigned := tm.UnsignedMap()
+	collations := tm.CollationMap()
+	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
+	for i := range names {
+		k := colKind{typ: tm.ColumnType[i], unsigned: unsigned[i]}
+		meta := tm.ColumnMeta[i]
+		if k.typ == mysql.MYSQL_TYPE_STRING && meta >= 256 {
+			// The real type of a fixed-length string column is in its metadata.
+			if rt := byte(meta >> 8); rt == mysql.MYSQL_TYPE_ENUM || rt == mysql.MYSQL_TYPE_SET {
+				k.typ = rt
+			}
+		}
+		switch k.typ {
+		case mysql.MYSQL_TYPE_ENUM:
+			k.names = enums[i]
+		case mysql.MYSQL_TYPE_SET:
+			k.names = sets[i]
+		case mysql.MYSQL_TYPE_BIT:
+			k.bits = int(meta>>8)*8 + int(meta&0xFF)
+		case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
+			if c, ok := collations[i]; ok && c == binaryCollation {
+				k.binary = true
+			}
+		case mysql.MYSQL_TYPE_GEOMETRY:
+			k.binary = true
+		}
+		sh.kinds[i] = k
+	}
+	return sh, nil
+}
+
+// row converts one row image.
+func (sh *shape) row(vals []any, loc *time.Location) (cdc.Row, error) {
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		if i >= len(sh.kinds) {
+			return cdc.Row{}, fmt.Errorf("table %s: a row of %d values for %d columns", sh.table, len(vals), len(sh.kinds))
+		}
+		c, err := convert(sh.kinds[i], v, loc)
+		if err != nil {
+			return cdc.Row{}, fmt.Errorf("table %s column %s: %w", sh.table, sh.cols.Names()[i], err)
+		}
+		out[i] = c
+	}
+	return cdc.NewRow(sh.cols, out), nil
+}
+
+// keyOf is the key columns of row.
+func (sh *shape) keyOf(row cdc.Row) cdc.Row {
+	m := make(map[string]any, len(sh.key))
+	names := sh.cols.Names()
+	for _, i := range sh.key {
+		m[names[i]] = row.Value(names[i])
+	}
+	return cdc.RowOf(m)
+}
+
+// convert maps a decoded binlog value to capisync's value types as the
+// polling reader makes them from the same column.
+func convert(k colKind, v any, loc *time.Location) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch k.typ {
+	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_YEAR:
+		return integer(k, v)
+	case mysql.MYSQL_TYPE_FLOAT:
+		if f, ok := v.(float32); ok {
+			// As the text protocol writes it: the shortest decimal that
+			// reads back as this float32, not its float64 expansion.
+			return strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+		}
+	case mysql.MYSQL_TYPE_DOUBLE:
+		if f, ok := v.(float64); ok {
+			return f, nil
+		}
+	case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
+		return cdc.Decimal(fmt.Sprint(v)), nil
+	case mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
+		return parseTime(fmt.Sprint(v), loc) // wall-clock digits, in the source's timezone
+	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
+		return parseTime(fmt.Sprint(v), time.UTC) // decoded in UTC (TimestampStringLocation)
+	case mysql.MYSQL_TYPE_ENUM:
+		n, err := integer(colKind{unsigned: true}, v)
+		if err != nil {
+			return nil, err
+		}
+		i, _ := n.(int64)
+		if i == 0 {
+			return "", nil // the empty string an invalid value became
+		}
+		if int(i) > len(k.names) {
+			return nil, fmt.Errorf("ENUM index %d of %d members", i, len(k.names))
+		}
+		return k.names[i-1], nil
+	case mysql.MYSQL_TYPE_SET:
+		n, err := integer(colKind{unsigned: true}, v)
+		if err != nil {
+			return nil, err
+		}
+		bits, _ := n.(int64)
+		var members []string
+		for i, name := range k.names {
+			if bits&(1<<i) != 0 {
+				members = append(members, name)
+			}
+		}
+		return strings.Join(members, ","), nil
+	case mysql.MYSQL_TYPE_BIT:
+		n, err := integer(colKind{unsigned: true}, v)
+		if err != nil {
+			return nil, err
+		}
+		i, _ := n.(int64)
+		// As the text protocol sends it: the bits big-endian, in whole bytes.
+		b := binary.BigEndian.AppendUint64(nil, uint64(i))
+		return b[8-(k.bits+7)/8:], nil
+	case mysql.MYSQL_TYPE_JSON:
+		// MySQL's binary JSON, decoded to its text by the library.
+		return text(k, v, false)
+	case mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2:
+		return fmt.Sprint(v), nil
+	}
+	return text(k, v, k.binary)
+}
+
+// text is a string column's value: a string, or bytes for a binary one.
+// The library's strings share its read buffer: the value is copied.
+func text(_ colKind, v any, binary bool) (any, error) {
+	switch x := v.(type) {
+	case string:
+		if binary {
+			return []byte(x), nil
+		}
+		return strings.Clone(x), nil
+	case []byte:
+		if binary {
+			return append([]byte(nil), x...), nil
+		}
+		return string(x), nil
+	}
+	return fmt.Sprint(v), nil
+}
+
+// integer is an integer column's value as int64; an unsigned one above
+// MaxInt64 becomes a Decimal, as the polling reader makes it.
+func integer(k colKind, v any) (any, error) {
+	var n int64
+	var width uint
+	switch x := v.(type) {
+	case int8:
+		n, width = int64(x), 8
+	case int16:
+		n, width = int64(x), 16
+	case int32:
+		n, width = int64(x), 32
+	case int64:
+		n, width = x, 64
+	case uint8:
+		return int64(x), nil
+	case uint16:
+		return int64(x), nil
+	case uint32:
+		return int64(x), nil
+	case uint64:
+		if x > math.MaxInt64 {
+			return cdc.Decimal(strconv.FormatUint(x, 10)), nil
+		}
+		return int64(x), nil
+	case int:
+		return int64(x), nil
+	default:
+		return nil, fmt.Errorf("integer column holds %T", v)
+	}
+	if k.unsigned && n < 0 {
+		// A signed reading of an unsigned value (MEDIUMINT is 24 bits wide
+		// but arrives in an int32, already positive).
+		u := uint64(n) & (1<<width - 1)
+		if width == 64 {
+			u = uint64(n)
+		}
+		if u > math.MaxInt64 {
+			return cdc.Decimal(strconv.FormatUint(u, 10)), nil
+		}
+		return int64(u), nil
+	}
+	return n, nil
+}
+
+// parseTime reads a DATETIME, DATE or TIMESTAMP as the library writes it
+// ("2006-01-02 15:04:05.999999", "2006-01-02") in loc, and returns UTC. A
+// zero date stays its text, as MySQL shows it.
+func parseTime(s string, loc *time.Location) (any, error) {
+	if strings.HasPrefix(s, "0000-00-00") {
+		return s, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return nil, fmt.Errorf("unreadable time %q", s)
+}
