@@ -76,6 +76,16 @@ func TestCrashSafety(t *testing.T) {
     tables:
       %s: {key: [id], cursor: updated_at, lookback: 5s}`, dsn, table), table)
 	})
+	t.Run("mariadb-binlog", func(t *testing.T) {
+		dsn := testenv.MySQLDSN(t)
+		table := fmt.Sprintf("crash_%d", time.Now().UnixNano()%1e9)
+		crashTest(t, "mysql", dsn, table,
+			"CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100) NOT NULL, total DECIMAL(12,2) NOT NULL, updated_at DATETIME(6) NOT NULL)",
+			"NOW(6)", fmt.Sprintf(`    type: mysql_binlog
+    dsn: '%s'
+    server_id: %d
+    tables: [%s]`, dsn, 43000+time.Now().UnixNano()%1000, table), table)
+	})
 	t.Run("postgres-logical", func(t *testing.T) {
 		dsn := testenv.PostgresDSN(t)
 		n := time.Now().UnixNano() % 1e9

@@ -43,8 +43,12 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	src, ok := cfg.Sources[*source]
+	if verb == "reset" && ok && src.Type == config.TypeMySQLBinlog {
+		// A binlog reader holds no slot: forgetting the checkpoint is all.
+		return resetCheckpoint(cfg, *source, "", stdout)
+	}
 	if !ok || src.Type != config.TypePostgres {
-		return usagef("slot %s: --source must name a source of type postgres", verb)
+		return usagef("slot %s: --source must name a source of type postgres (or mysql_binlog, for reset)", verb)
 	}
 	if verb == "reset" {
 		return resetCheckpoint(cfg, *source, src.Slot, stdout)
@@ -84,6 +88,10 @@ func resetCheckpoint(cfg *config.Config, source, slot string, stdout io.Writer) 
 	}
 	if pos == nil {
 		fmt.Fprintf(stdout, "source %s had no checkpoint: nothing to reset\n", source)
+		return nil
+	}
+	if slot == "" {
+		fmt.Fprintf(stdout, "forgot the checkpoint of source %s (%s): the next start reads the binlog from the server's position then; changes after %s and before that are not read\n", source, pos, pos)
 		return nil
 	}
 	fmt.Fprintf(stdout, "forgot the checkpoint of source %s (LSN %s): the next start creates slot %s if it is missing and reads from then on; changes after %s and before that are not read\n", source, pos, slot, pos)

@@ -7,9 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/capisync/capisync/connectors/postgres"
-	"github.com/capisync/capisync/connectors/sqlpoll"
-
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/rules"
 	"github.com/capisync/capisync/state"
@@ -76,28 +73,13 @@ func reachAll(ctx context.Context, cfg *config.Config, set *rules.Set, stdout io
 	}
 	for _, name := range sortedNames(cfg.Sources) {
 		src := cfg.Sources[name]
-		switch src.Type {
-		case config.TypePostgres:
-			s, err := postgres.New(name, *src, nil, postgres.Options{
-				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
-				ColumnUsers:     func(table string) map[string][]string { return set.ColumnUsers(name, table) },
-				Track:           func(table string) []string { return set.Columns(name, table) },
-			})
-			note := ""
-			if err == nil {
-				note, err = s.Verify(ctx)
-			}
-			report("source", name, note, err)
-		default:
-			s, err := sqlpoll.New(name, *src, nil, sqlpoll.Options{
-				ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) },
-			})
-			if err == nil {
-				err = s.Check(ctx)
-				s.Close()
-			}
-			report("source", name, "", err)
+		kind, ok := sourceKinds[src.Type]
+		if !ok {
+			report("source", name, "", fmt.Errorf("unknown type %q", src.Type))
+			continue
 		}
+		note, err := kind.verify(ctx, name, src, set)
+		report("source", name, note, err)
 	}
 	for _, name := range sortedNames(cfg.Destinations) {
 		d := cfg.Destinations[name]

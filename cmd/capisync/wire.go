@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/connectors/metacapi"
-	"github.com/capisync/capisync/connectors/postgres"
-	"github.com/capisync/capisync/connectors/sqlpoll"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/ops"
 	"github.com/capisync/capisync/internal/pipeline"
@@ -30,8 +28,7 @@ type daemon struct {
 	store    state.Store
 	log      *slog.Logger
 	pipeline *pipeline.Pipeline
-	polls    map[string]*sqlpoll.Source
-	logical  map[string]*postgres.Source
+	sources  map[string]runningSource
 	dests    map[string]*metacapi.Destination
 	metrics  *ops.Metrics
 	closers  []io.Closer
@@ -43,10 +40,10 @@ type daemon struct {
 	validUntil atomic.Pointer[time.Time] // the lease, on this machine's monotonic clock
 }
 
-// wire builds sources, destinations and the pipeline: one explicit switch
-// per type, no registration magic.
+// wire builds sources (from the table of source types, sources.go),
+// destinations and the pipeline: no registration magic.
 func wire(cfg *config.Config, set *rules.Set, store state.Store, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, rules: set, store: store, log: log, polls: map[string]*sqlpoll.Source{}, logical: map[string]*postgres.Source{}, dests: map[string]*metacapi.Destination{},
+	d := &daemon{cfg: cfg, rules: set, store: store, log: log, sources: map[string]runningSource{}, dests: map[string]*metacapi.Destination{},
 		abort: make(chan error, 1)}
 	d.role.Store("leader") // a store of its own: always
 	d.leader.Store("")
@@ -63,39 +60,19 @@ func wire(cfg *config.Config, set *rules.Set, store state.Store, log *slog.Logge
 		OnSettle: d.metrics.ObserveSettle}
 	for _, name := range sortedNames(cfg.Sources) {
 		src := cfg.Sources[name]
-		switch src.Type {
-		case config.TypeMySQL, config.TypeSQLite, config.TypePostgresPoll:
-			s, err := sqlpoll.New(name, *src, store, sqlpoll.Options{
-				Logger:      log,
-				ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) },
-				OldColumns:  func(table string) []string { return set.OldColumns(name, table) },
-				Slots:       cpu,
-			})
-			if err != nil {
-				d.close()
-				return nil, err
-			}
-			d.polls[name] = s
-			d.closers = append(d.closers, s)
-			pc.Sources = append(pc.Sources, pipeline.NamedSource{Name: name, Source: s})
-		case config.TypePostgres:
-			s, err := postgres.New(name, *src, store, postgres.Options{
-				Logger:          log,
-				RulesReadingOld: func(table string, key ...string) []string { return set.RulesReadingOld(name, table, key...) },
-				ColumnUsers:     func(table string) map[string][]string { return set.ColumnUsers(name, table) },
-				Track:           func(table string) []string { return set.Columns(name, table) },
-				OldColumns:      func(table string) []string { return set.OldColumns(name, table) },
-			})
-			if err != nil {
-				d.close()
-				return nil, err
-			}
-			d.logical[name] = s
-			pc.Sources = append(pc.Sources, pipeline.NamedSource{Name: name, Source: s})
-		default:
+		kind, ok := sourceKinds[src.Type]
+		if !ok {
 			d.close()
 			return nil, fmt.Errorf("source %s: unknown type %q", name, src.Type)
 		}
+		s, err := kind.build(sourceEnv{name: name, src: src, set: set, store: store, log: log, cpu: cpu})
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.sources[name] = s
+		d.closers = append(d.closers, s)
+		pc.Sources = append(pc.Sources, pipeline.NamedSource{Name: name, Source: s})
 	}
 	for _, name := range sortedNames(cfg.Destinations) {
 		dc := cfg.Destinations[name]
@@ -166,21 +143,8 @@ func (d *daemon) gauges() (ops.Gauges, error) {
 		ok, _ := dest.Health()
 		g.Paused[name] = !ok
 	}
-	for name, s := range d.polls {
-		st := s.Stats()
-		sg := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: -1, LastCommitAge: -1, RowsScanned: float64(st.RowsScanned)}
-		if !st.LastPoll.IsZero() {
-			sg.LastPoll = float64(st.LastPoll.UnixNano()) / 1e9
-		}
-		g.Sources[name] = sg
-	}
-	for name, s := range d.logical {
-		st := s.Stats()
-		sg := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: float64(st.RetainedWAL), LastCommitAge: -1, RowsScanned: -1}
-		if !st.LastCommitSeen.IsZero() {
-			sg.LastCommitAge = time.Since(st.LastCommitSeen).Seconds()
-		}
-		g.Sources[name] = sg
+	for name, s := range d.sources {
+		g.Sources[name] = s.gauges()
 	}
 	return g, nil
 }
@@ -193,16 +157,8 @@ func (d *daemon) report(window time.Duration) (ops.Report, error) {
 	}
 	rep := ops.Build(st, sourceTypes(d.cfg), sortedNames(d.cfg.Destinations), d.rules.Names(), window, &ops.Live{
 		Source: func(name string) (bool, string, string) {
-			if s, ok := d.polls[name]; ok {
-				stats := s.Stats()
-				lag := ""
-				if !stats.LastPoll.IsZero() {
-					lag = "last poll " + time.Since(stats.LastPoll).Round(time.Second).String() + " ago"
-				}
-				return stats.Connected, stats.LastError, lag
-			}
-			if s, ok := d.logical[name]; ok {
-				return logicalStatus(s.Stats())
+			if s, ok := d.sources[name]; ok {
+				return s.health()
 			}
 			return false, "not running", ""
 		},
@@ -224,15 +180,8 @@ func (d *daemon) ready() (bool, []string) {
 	}
 	var reasons []string
 	for _, name := range sortedNames(d.cfg.Sources) {
-		if s, ok := d.polls[name]; ok {
-			if st := s.Stats(); !st.Connected {
-				reasons = append(reasons, fmt.Sprintf("source %s not connected: %s", name, st.LastError))
-			}
-		}
-		if s, ok := d.logical[name]; ok {
-			if st := s.Stats(); !st.Connected {
-				reasons = append(reasons, fmt.Sprintf("source %s not streaming: %s", name, st.LastError))
-			}
+		if ok, lastErr, _ := d.sources[name].health(); !ok {
+			reasons = append(reasons, fmt.Sprintf("source %s not connected: %s", name, lastErr))
 		}
 	}
 	for _, name := range sortedNames(d.cfg.Destinations) {
@@ -286,15 +235,6 @@ func (d *daemon) run(ctx context.Context) error {
 		return cause
 	}
 	return err
-}
-
-// logicalStatus describes a logical replication source's lag.
-func logicalStatus(st postgres.Stats) (bool, string, string) {
-	lag := "slot retains " + bytesText(st.RetainedWAL)
-	if !st.LastCommitSeen.IsZero() {
-		lag += ", last commit read " + time.Since(st.LastCommitSeen).Round(time.Second).String() + " ago"
-	}
-	return st.Connected, st.LastError, lag
 }
 
 func bytesText(n int64) string {

@@ -48,9 +48,12 @@ type Source struct {
 
 // Status is what the source reports for readiness and status.
 type Status struct {
-	Flavor   string   // mysql or mariadb
-	Position position // the last position handed over
-	Err      string   // why the source stopped, when it did
+	Flavor     string    // mysql or mariadb
+	Connected  bool      // streaming the binlog
+	Read       bool      // Position is set
+	Position   string    // the last checkpoint handed over
+	LastCommit time.Time // when the last transaction read was committed
+	Err        string    // why the source stopped, when it did
 }
 
 // New checks the config; it connects nothing.
@@ -226,9 +229,12 @@ func current(ctx context.Context, db *sql.DB, flavor string) (position, error) {
 // now; with initial: emit the watched tables' rows first) until ctx ends.
 func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
 	err := s.run(ctx, from, out)
-	if err != nil && ctx.Err() == nil {
-		s.setStatus(func(st *Status) { st.Err = err.Error() })
-	}
+	s.setStatus(func(st *Status) {
+		st.Connected = false
+		if err != nil && ctx.Err() == nil {
+			st.Err = err.Error()
+		}
+	})
 	return err
 }
 
@@ -259,6 +265,13 @@ func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			return err
 		}
 		s.log.Info("no checkpoint: reading the binlog from the server's position now", "position", start.String())
+		// Checkpointed at once: a daemon stopped before the first
+		// transaction it reads must not start again from a later "now".
+		select {
+		case out <- cdc.Batch{Source: s.name, Position: start.encode()}:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	return s.stream(ctx, flavor, start, out)
 }
@@ -296,6 +309,7 @@ func (s *Source) stream(ctx context.Context, flavor string, start position, out 
 		}
 	}
 	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}}
+	s.setStatus(func(st *Status) { st.Connected, st.Err = true, "" })
 	for {
 		ev, err := streamer.GetEvent(ctx)
 		if err != nil {
@@ -468,6 +482,8 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 // server's GTID set after it (nil when reading by file and position).
 func (r *reader) commit(ctx context.Context, h *replication.EventHeader, gset gomysql.GTIDSet) error {
 	r.pos.Pos = h.LogPos
+	when := time.Unix(int64(h.Timestamp), 0)
+	r.s.setStatus(func(st *Status) { st.LastCommit = when })
 	if gset != nil {
 		r.pos.GTID = gset.String()
 	}
@@ -494,8 +510,8 @@ func (r *reader) send(ctx context.Context, b cdc.Batch) error {
 	}
 	if b.Position != nil {
 		r.pending, r.lastSent = false, time.Now()
-		pos := r.pos
-		r.s.setStatus(func(st *Status) { st.Position = pos })
+		pos := r.pos.String()
+		r.s.setStatus(func(st *Status) { st.Position, st.Read = pos, true })
 	}
 	return nil
 }

@@ -219,6 +219,30 @@ func TestResumeAfterCheckpoint(t *testing.T) {
 	}
 }
 
+// TestFirstStartCheckpoints: with no checkpoint the source starts at the
+// server's position now and hands that over as a checkpoint at once, so
+// that a daemon stopped before the first change comes back to it.
+func TestFirstStartCheckpoints(t *testing.T) {
+	r := newRig(t, shopDDL)
+	r.start(nil)
+	var first cdc.Batch
+	select {
+	case first = <-r.out:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no first checkpoint")
+	}
+	if len(first.Changes) != 0 || first.Position == nil {
+		t.Fatalf("first batch %+v, want a checkpoint", first)
+	}
+	r.halt()
+	r.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, 'new', NULL, NULL)", r.table))
+	r.start(first.Position)
+	got, _ := r.changes(1)
+	if got[0].New.Value("id") != int64(1) {
+		t.Errorf("after restarting from the first checkpoint: %v", got[0])
+	}
+}
+
 // TestOtherTablesMoveTheCheckpoint: transactions on tables the source does
 // not watch hand over no change but move the checkpoint (at most every
 // IdleCheckpoint), so that a restart does not read them again.
