@@ -16,6 +16,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/capisync/capisync/internal/backoff"
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
 )
@@ -225,59 +226,99 @@ func current(ctx context.Context, db *sql.DB, flavor string) (position, error) {
 	return p, rows.Err()
 }
 
+// SetupError is a problem reconnecting cannot fix: the server's settings
+// or grants, a checkpoint that is not a binlog position.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
 // Run streams from the position after from (nil: the server's position
-// now; with initial: emit the watched tables' rows first) until ctx ends.
+// now) until ctx ends. A lost connection or a server restart is retried
+// with backoff, from the last checkpoint handed over; so is a position the
+// server no longer has (purged binlog), which Status and /readyz show
+// with the position until an operator acts. It returns an error only for
+// a SetupError.
 func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
-	err := s.run(ctx, from, out)
-	s.setStatus(func(st *Status) {
-		st.Connected = false
-		if err != nil && ctx.Err() == nil {
-			st.Err = err.Error()
+	var start *position
+	if from != nil {
+		p, err := parsePosition(from)
+		if err != nil {
+			err = &SetupError{fmt.Errorf("source %s: checkpoint: %w (was it written by another source type?)", s.name, err)}
+			s.setStatus(func(st *Status) { st.Err = err.Error() })
+			return err
 		}
-	})
-	return err
+		start = &p
+	}
+	bo := backoff.Backoff{Base: time.Second, Cap: 30 * time.Second}
+	for {
+		streamed, err := s.session(ctx, &start, out)
+		s.setStatus(func(st *Status) {
+			st.Connected = false
+			if err != nil && ctx.Err() == nil {
+				st.Err = err.Error()
+			}
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		var se *SetupError
+		if errors.As(err, &se) {
+			return err
+		}
+		if streamed {
+			bo.Reset()
+		}
+		wait := bo.Next()
+		s.log.Warn("binlog reading stopped; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
+		if !backoff.Sleep(ctx, wait, nil) {
+			return nil
+		}
+	}
 }
 
-func (s *Source) run(ctx context.Context, from cdc.Position, out chan<- cdc.Batch) error {
+// session is one connection's life. *start is the position to read after
+// (nil: the server's now, handed over at once as a checkpoint); it follows
+// the checkpoints handed over. streamed says whether events were read.
+func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.Batch) (bool, error) {
 	db, err := s.open()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer db.Close()
 	flavor, problems, err := check(ctx, db, s.cfg.ServerID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("the server is not ready for a binlog source: %s", strings.Join(problems, "; "))
+		return false, &SetupError{fmt.Errorf("source %s: the server is not ready for a binlog source: %s", s.name, strings.Join(problems, "; "))}
 	}
 	s.setStatus(func(st *Status) { st.Flavor = flavor })
-	var start position
-	if from != nil {
-		if start, err = parsePosition(from); err != nil {
-			return err
-		}
-	} else {
+	if *start == nil {
 		if s.cfg.Initial == "emit" {
-			return errors.New("initial: emit is not supported yet by mysql_binlog; use initial: skip")
+			return false, &SetupError{fmt.Errorf("source %s: initial: emit is not supported yet by mysql_binlog; use initial: skip", s.name)}
 		}
-		if start, err = current(ctx, db, flavor); err != nil {
-			return err
+		p, err := current(ctx, db, flavor)
+		if err != nil {
+			return false, err
 		}
-		s.log.Info("no checkpoint: reading the binlog from the server's position now", "position", start.String())
+		s.log.Info("no checkpoint: reading the binlog from the server's position now", "position", p.String())
 		// Checkpointed at once: a daemon stopped before the first
 		// transaction it reads must not start again from a later "now".
 		select {
-		case out <- cdc.Batch{Source: s.name, Position: start.encode()}:
+		case out <- cdc.Batch{Source: s.name, Position: p.encode()}:
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		}
+		*start = &p
 	}
 	return s.stream(ctx, flavor, start, out)
 }
 
-// stream reads events from start on.
-func (s *Source) stream(ctx context.Context, flavor string, start position, out chan<- cdc.Batch) error {
+// stream reads events after *start, moving *start to each checkpoint it
+// hands over.
+func (s *Source) stream(ctx context.Context, flavor string, startp **position, out chan<- cdc.Batch) (streamed bool, err error) {
+	start := **startp
 	host, portStr, err := net.SplitHostPort(s.dsn.Addr)
 	if err != nil {
 		host, portStr = s.dsn.Addr, "3306"
@@ -296,38 +337,45 @@ func (s *Source) stream(ctx context.Context, flavor string, start position, out 
 	if start.GTID != "" {
 		set, err := gomysql.ParseGTIDSet(flavor, start.GTID)
 		if err != nil {
-			return fmt.Errorf("checkpoint %s: %w", start, err)
+			return false, &SetupError{fmt.Errorf("source %s: checkpoint %s: %w", s.name, start, err)}
 		}
-		streamer, err = syncer.StartSyncGTID(set)
-		if err != nil {
-			return fmt.Errorf("start reading the binlog at %s: %w", start, err)
+		if streamer, err = syncer.StartSyncGTID(set); err != nil {
+			return false, fmt.Errorf("start reading the binlog at %s: %w", start, err)
 		}
 	} else {
-		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
-		if err != nil {
-			return fmt.Errorf("start reading the binlog at %s: %w", start, err)
+		if streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos}); err != nil {
+			return false, fmt.Errorf("start reading the binlog at %s: %w", start, err)
 		}
 	}
-	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}}
-	s.setStatus(func(st *Status) { st.Connected, st.Err = true, "" })
+	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp}
 	for {
 		ev, err := streamer.GetEvent(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return streamed, nil
 			}
 			var me *gomysql.MyError
 			if errors.As(err, &me) && me.Code == gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
-				return fmt.Errorf("the server no longer has the binlog at %s (purged?): %s; "+
-					"to go on and accept the gap, forget the checkpoint (capisync slot reset %s) and start again", r.pos, me.Message, s.name)
+				return streamed, fmt.Errorf("the server cannot send the binlog after %s (purged, or a GTID it does not have): %s; "+
+					"nothing after it is read. To go on and accept the gap: stop capisync, run capisync slot reset --source %s, start it",
+					start, me.Message, s.name)
 			}
-			return fmt.Errorf("read the binlog after %s: %w", r.pos, err)
+			return streamed, fmt.Errorf("read the binlog after %s: %w", r.pos, err)
+		}
+		switch ev.Event.(type) {
+		case *replication.RotateEvent, *replication.FormatDescriptionEvent, *replication.HeartbeatEvent:
+			// Sent at once, even before the server finds the position.
+		default:
+			if !streamed {
+				streamed = true
+				s.setStatus(func(st *Status) { st.Connected, st.Err = true, "" })
+			}
 		}
 		if err := r.handle(ctx, ev); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return streamed, nil
 			}
-			return err
+			return streamed, err
 		}
 	}
 }
@@ -347,6 +395,7 @@ type reader struct {
 	// yet handed over.
 	pending  bool
 	lastSent time.Time
+	sent     **position // the last checkpoint handed over (Run restarts there)
 }
 
 func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -510,6 +559,8 @@ func (r *reader) send(ctx context.Context, b cdc.Batch) error {
 	}
 	if b.Position != nil {
 		r.pending, r.lastSent = false, time.Now()
+		p := r.pos
+		*r.sent = &p
 		pos := r.pos.String()
 		r.s.setStatus(func(st *Status) { st.Position, st.Read = pos, true })
 	}

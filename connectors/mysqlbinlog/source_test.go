@@ -3,6 +3,7 @@ package mysqlbinlog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -262,5 +263,50 @@ func TestOtherTablesMoveTheCheckpoint(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no checkpoint after a transaction on another table")
+	}
+}
+
+// TestPositionTheServerLacks: a checkpoint the server cannot serve (a
+// purged binlog, a GTID it never had) is never skipped: Run keeps trying,
+// and Status says why, naming the position, until an operator acts.
+func TestPositionTheServerLacks(t *testing.T) {
+	r := newRig(t, shopDDL)
+	gone := position{GTID: "0-1-999999999", File: "capisync-bin.000001", Pos: 4}
+	r.start(gone.encode())
+	deadline := time.Now().Add(20 * time.Second)
+	for r.src.Status().Err == "" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := r.src.Status()
+	t.Logf("status: %s", st.Err)
+	if !strings.Contains(st.Err, "cannot send the binlog after "+gone.String()) || !strings.Contains(st.Err, "slot reset") || st.Connected {
+		t.Fatalf("status %+v, want an error naming %s and what to do", st, gone)
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run ended (%v); it must keep trying", err)
+	case b := <-r.out:
+		t.Fatalf("batch %+v from a position the server lacks", b)
+	case <-time.After(1500 * time.Millisecond):
+	}
+}
+
+// TestServerNotReady: a server without what a binlog reader needs is a
+// SetupError naming the setting and what to do, at Check and at Run.
+func TestServerNotReady(t *testing.T) {
+	r := newRig(t, shopDDL)
+	var own uint32
+	if err := r.db.QueryRow("SELECT @@server_id").Scan(&own); err != nil {
+		t.Fatal(err)
+	}
+	r.src.cfg.ServerID = own
+	_, problems, err := r.src.Check(context.Background())
+	if err != nil || len(problems) != 1 || !strings.Contains(problems[0], "is the server's own") {
+		t.Fatalf("Check with the server's own server_id: %v %v", problems, err)
+	}
+	err = r.src.Run(context.Background(), nil, make(chan cdc.Batch, 1))
+	var se *SetupError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "server_id") {
+		t.Fatalf("Run: %v, want a SetupError about server_id", err)
 	}
 }
