@@ -67,5 +67,8 @@ func parsePosition(b cdc.Position) (position, error) {
 	if p.GTID == "" && p.File == "" {
 		return position{}, fmt.Errorf("binlog position %q: neither a GTID set nor a file", b)
 	}
+	if p.File == "" && p.Pos != 0 {
+		return position{}, fmt.Errorf("binlog position %q: a pos without a file", b)
+	}
 	return p, nil
 }

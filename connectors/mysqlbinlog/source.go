@@ -294,6 +294,10 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		return false, &SetupError{fmt.Errorf("source %s: the server is not ready for a binlog source: %s", s.name, strings.Join(problems, "; "))}
 	}
 	s.setStatus(func(st *Status) { st.Flavor = flavor })
+	cs, err := charsets(ctx, db)
+	if err != nil {
+		return false, err
+	}
 	if *start == nil {
 		if s.cfg.Initial == "emit" {
 			return false, &SetupError{fmt.Errorf("source %s: initial: emit is not supported yet by mysql_binlog; use initial: skip", s.name)}
@@ -312,12 +316,12 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		}
 		*start = &p
 	}
-	return s.stream(ctx, flavor, start, out)
+	return s.stream(ctx, flavor, cs, start, out)
 }
 
 // stream reads events after *start, moving *start to each checkpoint it
 // hands over.
-func (s *Source) stream(ctx context.Context, flavor string, startp **position, out chan<- cdc.Batch) (streamed bool, err error) {
+func (s *Source) stream(ctx context.Context, flavor string, charsets map[uint64]string, startp **position, out chan<- cdc.Batch) (streamed bool, err error) {
 	start := **startp
 	host, portStr, err := net.SplitHostPort(s.dsn.Addr)
 	if err != nil {
@@ -347,7 +351,7 @@ func (s *Source) stream(ctx context.Context, flavor string, startp **position, o
 			return false, fmt.Errorf("start reading the binlog at %s: %w", start, err)
 		}
 	}
-	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp}
+	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp, charsets: charsets}
 	for {
 		ev, err := streamer.GetEvent(ctx)
 		if err != nil {
@@ -382,10 +386,11 @@ func (s *Source) stream(ctx context.Context, flavor string, startp **position, o
 
 // reader turns events into batches.
 type reader struct {
-	s      *Source
-	out    chan<- cdc.Batch
-	pos    position          // the last transaction end read
-	shapes map[uint64]*shape // table maps of watched tables by table id
+	s        *Source
+	out      chan<- cdc.Batch
+	pos      position          // the last transaction end read
+	shapes   map[uint64]*shape // table maps of watched tables by table id
+	charsets map[uint64]string // collation id -> character set
 	// The transaction being read.
 	txGTID  string
 	changes []cdc.Change
@@ -422,7 +427,7 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			delete(r.shapes, e.TableID)
 			return nil
 		}
-		sh, err := newShape(name, e)
+		sh, err := newShape(name, e, r.charsets)
 		if err != nil {
 			return fmt.Errorf("at %s: %w", r.pos, err)
 		}

@@ -34,10 +34,13 @@ type colKind struct {
 	binary   bool     // bytes, not text
 	names    []string // ENUM or SET members
 	bits     int      // BIT width
+	// decode turns a text column's bytes into UTF-8 (nil: they are).
+	decode func([]byte) (string, error)
 }
 
-// newShape reads a table map with full metadata (binlog_row_metadata=FULL).
-func newShape(table string, tm *replication.TableMapEvent) (*shape, error) {
+// newShape reads a table map with full metadata (binlog_row_metadata=FULL);
+// charsets maps collation ids to character sets (see charsets).
+func newShape(table string, tm *replication.TableMapEvent, charsets map[uint64]string) (*shape, error) {
 	names := tm.ColumnNameString()
 	if len(names) != int(tm.ColumnCount) {
 		return nil, fmt.Errorf("table %s: the binlog carries no column names (binlog_row_metadata is not FULL)", table)
@@ -50,7 +53,7 @@ func newShape(table string, tm *replication.TableMapEvent) (*shape, error) {
 		sh.key = append(sh.key, int(k))
 	}
 	unsigned := tm.UnsignedMap()
-	collations := tm.CollationMap()
+	collations, enumSetCollations := tm.CollationMap(), tm.EnumSetCollationMap()
 	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
 	for i := range names {
 		k := colKind{typ: tm.ColumnType[i], unsigned: unsigned[i]}
@@ -62,16 +65,33 @@ func newShape(table string, tm *replication.TableMapEvent) (*shape, error) {
 			}
 		}
 		switch k.typ {
-		case mysql.MYSQL_TYPE_ENUM:
+		case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
 			k.names = enums[i]
-		case mysql.MYSQL_TYPE_SET:
-			k.names = sets[i]
+			if k.typ == mysql.MYSQL_TYPE_SET {
+				k.names = sets[i]
+			}
+			if dec, err := decoderFor(charsets[enumSetCollations[i]]); err != nil {
+				return nil, fmt.Errorf("table %s column %s: %w", table, names[i], err)
+			} else if dec != nil {
+				for j, n := range k.names {
+					if k.names[j], err = dec([]byte(n)); err != nil {
+						return nil, fmt.Errorf("table %s column %s: member %q: %w", table, names[i], n, err)
+					}
+				}
+			}
 		case mysql.MYSQL_TYPE_BIT:
 			k.bits = int(meta>>8)*8 + int(meta&0xFF)
 		case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
-			if c, ok := collations[i]; ok && c == binaryCollation {
+			c, ok := collations[i]
+			if ok && c == binaryCollation {
 				k.binary = true
+				break
 			}
+			dec, err := decoderFor(charsets[c])
+			if err != nil {
+				return nil, fmt.Errorf("table %s column %s: %w", table, names[i], err)
+			}
+			k.decode = dec
 		case mysql.MYSQL_TYPE_GEOMETRY:
 			k.binary = true
 		}
@@ -158,39 +178,48 @@ func convert(k colKind, v any, loc *time.Location) (any, error) {
 		}
 		return strings.Join(members, ","), nil
 	case mysql.MYSQL_TYPE_BIT:
-		n, err := integer(colKind{unsigned: true}, v)
-		if err != nil {
-			return nil, err
+		i, ok := v.(int64)
+		if !ok {
+			return nil, fmt.Errorf("BIT column holds %T", v)
 		}
-		i, _ := n.(int64)
 		// As the text protocol sends it: the bits big-endian, in whole bytes.
 		b := binary.BigEndian.AppendUint64(nil, uint64(i))
 		return b[8-(k.bits+7)/8:], nil
 	case mysql.MYSQL_TYPE_JSON:
 		// MySQL's binary JSON, decoded to its text by the library.
-		return text(k, v, false)
+		return text(colKind{}, v, false)
 	case mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2:
 		return fmt.Sprint(v), nil
 	}
 	return text(k, v, k.binary)
 }
 
-// text is a string column's value: a string, or bytes for a binary one.
-// The library's strings share its read buffer: the value is copied.
-func text(_ colKind, v any, binary bool) (any, error) {
+// text is a string column's value: a string (in UTF-8), or bytes for a
+// binary one. The library's strings share its read buffer: the value is
+// copied.
+func text(k colKind, v any, binary bool) (any, error) {
+	var b []byte
 	switch x := v.(type) {
 	case string:
 		if binary {
 			return []byte(x), nil
 		}
-		return strings.Clone(x), nil
+		if k.decode == nil {
+			return strings.Clone(x), nil
+		}
+		b = []byte(x)
 	case []byte:
 		if binary {
 			return append([]byte(nil), x...), nil
 		}
-		return string(x), nil
+		b = x
+	default:
+		return fmt.Sprint(v), nil
 	}
-	return fmt.Sprint(v), nil
+	if k.decode != nil {
+		return k.decode(b)
+	}
+	return string(b), nil
 }
 
 // integer is an integer column's value as int64; an unsigned one above
