@@ -337,3 +337,41 @@ func TestSchemaChangeMidStream(t *testing.T) {
 		t.Errorf("update after the ALTER: %v -> %v", upd.Old, upd.New)
 	}
 }
+
+// TestLargeTransactionInChunks: a transaction larger than ChunkSize is
+// handed over in chunks, only the last with the checkpoint. Stopped after
+// the first chunk and started again from the checkpoint before it, the
+// source reads the whole transaction again, each change at the position it
+// had (so the store's id memory refuses what was already queued).
+func TestLargeTransactionInChunks(t *testing.T) {
+	r := newRig(t, shopDDL)
+	r.src.opt.ChunkSize = 10
+	before := r.now()
+	r.start(before)
+	var vals []string
+	for i := 1; i <= 25; i++ {
+		vals = append(vals, fmt.Sprintf("(%d, 'new', NULL, NULL)", i))
+	}
+	r.exec(fmt.Sprintf("INSERT INTO %s VALUES %s", r.table, strings.Join(vals, ",")))
+	var first cdc.Batch
+	select {
+	case first = <-r.out:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no first chunk")
+	}
+	if len(first.Changes) != 10 || first.Position != nil {
+		t.Fatalf("first chunk: %d changes, position %q; want 10 and none", len(first.Changes), first.Position)
+	}
+	r.halt()
+
+	r.start(before)
+	again, pos := r.changes(25)
+	if pos == nil {
+		t.Fatal("no checkpoint after the transaction")
+	}
+	for i, c := range first.Changes {
+		if string(again[i].Position) != string(c.Position) || again[i].New.Value("id") != c.New.Value("id") {
+			t.Errorf("change %d read again at %s (id %v), first at %s (id %v)", i, again[i].Position, again[i].New.Value("id"), c.Position, c.New.Value("id"))
+		}
+	}
+}
