@@ -333,8 +333,13 @@ func (s *Source) stream(ctx context.Context, flavor string, charsets map[uint64]
 		User: s.dsn.User, Password: s.dsn.Passwd,
 		TimestampStringLocation: time.UTC,
 		HeartbeatPeriod:         10 * time.Second, ReadTimeout: 30 * time.Second,
-		DisableRetrySync: true, // a lost connection ends Run; the daemon restarts it from the checkpoint
+		DisableRetrySync: true, // a lost connection ends the session; Run starts again from the checkpoint
 		Logger:           slog.New(slog.DiscardHandler),
+		// Events parsed ahead of the reader: a rows event holds up to
+		// binlog_row_event_max_size (8 KiB) of rows, so the library's
+		// default of 10,240 could hold a million rows of a large
+		// transaction in memory. 64 keep the reader busy.
+		EventCacheCount: 64,
 	})
 	defer syncer.Close()
 	var streamer *replication.BinlogStreamer

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"cmp"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/capisync/capisync/connectors/metacapi/metacapitest"
+	"github.com/capisync/capisync/internal/testenv"
+)
+
+// TestBenchBinlog is the binlog benchmark (scripts/bench-binlog.sh): one
+// UPDATE of 200,000 rows in one transaction on MariaDB; capisync's
+// end-to-end rows/s (binlog -> rules -> outbox -> fake Graph API, the real
+// binary) next to mariadb-binlog reading the same events from the server
+// (--read-from-remote-server --raw), and capisync's peak RSS.
+// CAPISYNC_BENCH_IDS is given (event_id "lead-" + id, the default) or
+// default (the default hash).
+func TestBenchBinlog(t *testing.T) {
+	rows := benchRows(t, "scripts/bench-binlog.sh", 200000)
+	eventID := `event_id: '"lead-" + string(new.id)'`
+	switch ids := cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"); ids {
+	case "given":
+	case "default":
+		eventID = "# no event_id: the default hash"
+	default:
+		t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
+	}
+	dsn := testenv.MySQLDSN(t)
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	table := fmt.Sprintf("bench_binlog_%d", time.Now().UnixNano()%1e9)
+	mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100), total DECIMAL(12,2), updated_at DATETIME(6))")
+	defer db.Exec("DROP TABLE " + table)
+	mustExec(t, db, fmt.Sprintf("INSERT INTO %s SELECT seq, 'contacted', CONCAT('lead', seq, '@example.com'), (seq %% 1000) + 0.99, NOW(6) FROM seq_1_to_%d", table, rows))
+
+	bin := buildBinary(t)
+	fake := metacapitest.New("1234567890", "EAAbench")
+	fake.CountOnly = true
+	fake.SampleEvery = 10
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	listen := freeAddr(t)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {path: %s/state.db}
+http: {listen: "%s"}
+log: {level: warn}
+sources:
+  shop:
+    type: mysql_binlog
+    dsn: '%s'
+    server_id: %d
+    tables: [%s]
+destinations:
+  meta:
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: EAAbench
+    base_url: %s
+    max_outbox: 5000
+rules:
+  - name: qualified
+    source: shop
+    table: %s
+    when: changed_to("status", "qualified")
+    event: Lead
+    event_time: new.updated_at
+    %s
+    user_data: {em: new.email, external_id: string(new.id)}
+    custom_data: {value: new.total, currency: '"USD"'}
+`, dir, listen, dsn, 44000+time.Now().UnixNano()%1000, table, fake.URL, table, eventID)), 0o600)
+
+	// A first run checkpoints the position before the UPDATE, and stops.
+	first := exec.Command(bin, "run", "--config", cfg)
+	first.Stderr = os.Stderr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitLock(t, dir, first)
+	time.Sleep(time.Second)
+	first.Process.Signal(syscall.SIGTERM)
+	first.Wait()
+
+	// The binlog's end now: the UPDATE is what comes after it.
+	var file string
+	var pos uint64
+	var doDB, ignoreDB string
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "UPDATE "+table+" SET status = 'qualified', updated_at = NOW(6)")
+
+	// mariadb-binlog reads the same events from the server: copied as
+	// they are (--raw), and decoded row by row (-v, to /dev/null), as
+	// capisync must.
+	cfgDSN, _ := mysql.ParseDSN(dsn)
+	host, port, _ := strings.Cut(cfgDSN.Addr, ":")
+	remote := []string{"--read-from-remote-server", "--host=" + host, "--port=" + cmp.Or(port, "3306"),
+		"--user=" + cfgDSN.User, "--password=" + cfgDSN.Passwd, fmt.Sprintf("--start-position=%d", pos)}
+	rawDir := t.TempDir()
+	start := time.Now()
+	if out, err := exec.Command("mariadb-binlog", append(remote, "--raw", "--result-file="+rawDir+"/", file)...).CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-binlog --raw: %v\n%s", err, out)
+	}
+	rawTook := time.Since(start)
+	var rawBytes int64
+	if fi, err := os.Stat(filepath.Join(rawDir, file)); err == nil {
+		rawBytes = fi.Size()
+	}
+	start = time.Now()
+	decode := exec.Command("mariadb-binlog", append(remote, "-v", "--base64-output=DECODE-ROWS", file)...)
+	decode.Stdout = nil // /dev/null
+	if out, err := decode.Output(); err != nil {
+		t.Fatalf("mariadb-binlog -v: %v\n%s", err, out)
+	}
+	refTook := time.Since(start)
+
+	start = time.Now()
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "CAPISYNC_CPUPROFILE="+os.Getenv("CAPISYNC_BENCH_PROFILE"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	peak, peakAnon := 0, 0
+	deadline := time.Now().Add(10 * time.Minute)
+	for fake.Stats().Accepted < rows && time.Now().Before(deadline) {
+		peak = max(peak, vmHWM(cmd.Process.Pid))
+		peakAnon = max(peakAnon, procField(cmd.Process.Pid, "RssAnon:"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	capTook := time.Since(start)
+	peak = max(peak, vmHWM(cmd.Process.Pid))
+	cpu := procCPU(cmd.Process.Pid)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if got := fake.Stats().Accepted; got != rows {
+		t.Fatalf("fake received %d events, want %d", got, rows)
+	}
+	refRate, capRate := float64(rows)/refTook.Seconds(), float64(rows)/capTook.Seconds()
+	t.Logf("%d-row UPDATE, one transaction, MariaDB binlog (ROW, FULL image and metadata), event ids %s", rows, cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"))
+	t.Logf("mariadb-binlog --raw (a copy of %.1f MiB, nothing decoded): %s, %.0f rows/s; capisync / it: %.3f",
+		float64(rawBytes)/(1<<20), rawTook.Round(time.Millisecond), float64(rows)/rawTook.Seconds(), capRate/(float64(rows)/rawTook.Seconds()))
+	t.Logf("mariadb-binlog -v (every row decoded, to /dev/null): %s, %.0f rows/s", refTook.Round(time.Millisecond), refRate)
+	t.Logf("capisync end to end (binlog -> rules -> outbox -> fake Graph API): %s, %.0f rows/s", capTook.Round(time.Millisecond), capRate)
+	t.Logf("ratio capisync / mariadb-binlog -v: %.2f (goal >= 0.5); capisync peak RSS %.1f MiB (goal < 100), anonymous %.1f MiB; capisync CPU %.1fs on %d cores",
+		capRate/refRate, float64(peak)/1024, float64(peakAnon)/1024, cpu, runtime.NumCPU())
+}

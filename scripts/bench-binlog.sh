@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Binlog benchmark: a 200,000-row UPDATE in one transaction on MariaDB (the
+# binlog ROW, FULL image and metadata); capisync end to end (the binary, a
+# mysql_binlog source, every row an event delivered to the fake Graph API)
+# next to mariadb-binlog reading the same events from the server, decoded
+# row by row to /dev/null (and, for scale, copied raw), and capisync's peak
+# RSS. Event ids given and default; RUNS times each (default 3), medians.
+# Usage: [RUNS=n] scripts/bench-binlog.sh [rows]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
+export CAPISYNC_TEST_MYSQL_DSN="${CAPISYNC_TEST_MYSQL_DSN:-capisync:capisync@tcp(127.0.0.1:3306)/capisync_test}"
+runs="${RUNS:-3}"
+summary=$(mktemp)
+trap 'rm -f "$out" "$summary"' EXIT
+for ids in given default; do
+	: >"$out"
+	bench_runs "$runs" "$out" ./cmd/capisync/ TestBenchBinlog CAPISYNC_BENCH_ROWS="${1:-200000}" CAPISYNC_BENCH_IDS="$ids"
+	{
+		echo "event ids $ids, medians over $runs runs:"
+		echo "  ratio capisync / mariadb-binlog -v: $(grep -o 'mariadb-binlog -v: [0-9.]* (goal' "$out" | awk '{print $3}' | median) (goal >= 0.5)"
+		echo "  capisync rows/s: $(grep -o 'fake Graph API): [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $5}' | median); mariadb-binlog -v rows/s: $(grep -o 'to /dev/null): [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $4}' | median); --raw rows/s: $(grep -o 'nothing decoded): [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $4}' | median)"
+		echo "  capisync peak RSS: median $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | median) MiB, highest $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | sort -n | tail -1) MiB (goal < 100)"
+	} >>"$summary"
+done
+cat "$summary"
