@@ -299,20 +299,24 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		return false, err
 	}
 	if *start == nil {
+		var p position
 		if s.cfg.Initial == "emit" {
-			return false, &SetupError{fmt.Errorf("source %s: initial: emit is not supported yet by mysql_binlog; use initial: skip", s.name)}
-		}
-		p, err := current(ctx, db, flavor)
-		if err != nil {
-			return false, err
-		}
-		s.log.Info("no checkpoint: reading the binlog from the server's position now", "position", p.String())
-		// Checkpointed at once: a daemon stopped before the first
-		// transaction it reads must not start again from a later "now".
-		select {
-		case out <- cdc.Batch{Source: s.name, Position: p.encode()}:
-		case <-ctx.Done():
-			return false, nil
+			// The last chunk of the load carries the checkpoint.
+			if p, err = s.snapshot(ctx, flavor, out); err != nil {
+				return false, err
+			}
+		} else {
+			if p, err = current(ctx, db, flavor); err != nil {
+				return false, err
+			}
+			s.log.Info("no checkpoint: reading the binlog from the server's position now", "position", p.String())
+			// Checkpointed at once: a daemon stopped before the first
+			// transaction it reads must not start again from a later "now".
+			select {
+			case out <- cdc.Batch{Source: s.name, Position: p.encode()}:
+			case <-ctx.Done():
+				return false, nil
+			}
 		}
 		*start = &p
 	}

@@ -125,3 +125,52 @@ func sample(ctx context.Context, d dialect, db *sql.DB, conn *sql.Conn, table st
 	}
 	return s, rows.Err()
 }
+
+// OpenMySQL opens a MySQL or MariaDB database as the polling reader does
+// (the session in UTC, times parsed by the driver), for another reader of
+// the same server whose values must be the polling reader's (the binlog
+// source's initial load).
+func OpenMySQL(dsn string, log *slog.Logger) (*sql.DB, error) {
+	return mysqlDialect{}.open(dsn, log)
+}
+
+// ConvertRows reads rows (of a database opened as the polling source of
+// sourceType opens it) as the polling reader does: fn gets the column
+// names and each row's values in the common forms (internal/cdc), times
+// without a zone read in loc. The values are fn's to keep.
+func ConvertRows(rows *sql.Rows, sourceType string, loc *time.Location, fn func(columns []string, values []any) error) error {
+	d, err := newDialect(sourceType)
+	if err != nil {
+		return err
+	}
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(types))
+	kinds := make([]valueKind, len(types))
+	zoneless := make([]bool, len(types))
+	for i, ct := range types {
+		name := strings.ToUpper(ct.DatabaseTypeName())
+		names[i], kinds[i], zoneless[i] = ct.Name(), d.kind(name), d.zoneless(name)
+	}
+	for rows.Next() {
+		raw := make([]any, len(types))
+		ptrs := make([]any, len(types))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i, v := range raw {
+			if raw[i], err = convert(kinds[i], zoneless[i], loc, v); err != nil {
+				return fmt.Errorf("column %s: %w", names[i], err)
+			}
+		}
+		if err := fn(names, raw); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
