@@ -83,6 +83,11 @@ type Source struct {
 	emitted   int64
 	acked     atomic.Int64
 	ackNotify chan struct{}
+	// unacked are the positions handed over and not yet acknowledged, in
+	// order, each with the emitted count its batch made (Ack is
+	// cumulative by position).
+	ackMu   sync.Mutex
+	unacked []sentPosition
 
 	mu     sync.Mutex
 	stats  Stats
@@ -209,9 +214,26 @@ type ConfigError struct{ Msg string }
 
 func (e *ConfigError) Error() string { return e.Msg }
 
-// Ack implements pipeline.Source: the batch up to pos is committed.
-func (s *Source) Ack(_ context.Context, _ cdc.Position) error {
-	s.acked.Add(1)
+// sentPosition is a position handed over and the emitted count its batch
+// made.
+type sentPosition struct {
+	pos     string
+	emitted int64
+}
+
+// Ack implements pipeline.Source: every batch handed over up to the one
+// with position pos is committed (the pipeline acks in order; an ack may
+// stand for several batches).
+func (s *Source) Ack(_ context.Context, pos cdc.Position) error {
+	s.ackMu.Lock()
+	for i, u := range s.unacked {
+		if u.pos == string(pos) {
+			s.acked.Store(u.emitted)
+			s.unacked = s.unacked[i+1:]
+			break
+		}
+	}
+	s.ackMu.Unlock()
 	select {
 	case s.ackNotify <- struct{}{}:
 	default:
@@ -359,6 +381,9 @@ func (s *Source) send(ctx context.Context, out chan<- cdc.Batch, b cdc.Batch) er
 	case out <- b:
 		if b.Position != nil { // the pipeline acks only batches with a position
 			s.emitted++
+			s.ackMu.Lock()
+			s.unacked = append(s.unacked, sentPosition{string(b.Position), s.emitted})
+			s.ackMu.Unlock()
 		}
 		return nil
 	case <-ctx.Done():
