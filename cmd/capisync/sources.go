@@ -154,15 +154,17 @@ func (logicalSource) Close() error { return nil }
 type binlogSource struct{ *mysqlbinlog.Source }
 
 func buildBinlog(e sourceEnv) (runningSource, error) {
-	s, err := mysqlbinlog.New(e.name, *e.src, mysqlbinlog.Options{Logger: e.log})
+	s, err := mysqlbinlog.New(e.name, *e.src, mysqlbinlog.Options{Logger: e.log,
+		ColumnUsers: func(table string) map[string][]string { return e.set.ColumnUsers(e.name, table) }})
 	if err != nil {
 		return nil, err
 	}
 	return binlogSource{s}, nil
 }
 
-func verifyBinlog(ctx context.Context, name string, src *config.Source, _ *rules.Set) (string, error) {
-	s, err := mysqlbinlog.New(name, *src, mysqlbinlog.Options{})
+func verifyBinlog(ctx context.Context, name string, src *config.Source, set *rules.Set) (string, error) {
+	s, err := mysqlbinlog.New(name, *src, mysqlbinlog.Options{
+		ColumnUsers: func(table string) map[string][]string { return set.ColumnUsers(name, table) }})
 	if err != nil {
 		return "", err
 	}

@@ -24,6 +24,10 @@ import (
 // Options tune a Source.
 type Options struct {
 	Logger *slog.Logger
+	// ColumnUsers maps each column rules read on a table to the names of
+	// those rules: a column the table lacks is an error naming them, at
+	// start and at validate --connect.
+	ColumnUsers func(table string) map[string][]string
 	// ChunkSize is how many changes of one transaction are handed over at
 	// once (default 1000): a 200,000-row transaction streams in bounded
 	// memory; only its last chunk carries the checkpoint.
@@ -119,14 +123,20 @@ func (s *Source) open() (*sql.DB, error) {
 }
 
 // Check connects and says what the server lacks for a binlog reader: each
-// problem names the setting and what to change. It returns the flavor.
+// problem names the setting and what to change. It returns the flavor. A
+// watched table that is missing, has no primary key, or lacks a column a
+// rule reads is the error.
 func (s *Source) Check(ctx context.Context) (string, []string, error) {
 	db, err := s.open()
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("connect to %s: %s", config.DescribeDSN(s.cfg.Type, s.cfg.DSN), config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
 	}
 	defer db.Close()
-	return check(ctx, db, s.cfg.ServerID)
+	flavor, problems, err := check(ctx, db, s.cfg.ServerID)
+	if err != nil {
+		return flavor, problems, fmt.Errorf("%s: %s", config.DescribeDSN(s.cfg.Type, s.cfg.DSN), config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
+	}
+	return flavor, problems, s.checkTables(ctx, db)
 }
 
 func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, error) {
@@ -294,6 +304,9 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		return false, &SetupError{fmt.Errorf("source %s: the server is not ready for a binlog source: %s", s.name, strings.Join(problems, "; "))}
 	}
 	s.setStatus(func(st *Status) { st.Flavor = flavor })
+	if err := s.checkTables(ctx, db); err != nil {
+		return false, err
+	}
 	cs, err := charsets(ctx, db)
 	if err != nil {
 		return false, err

@@ -468,3 +468,27 @@ func TestInitialEmitUnderWrites(t *testing.T) {
 	}
 	t.Logf("of the %d rows written during the load, %d were read by the load and %d by the stream", extra, loadedExtra, extra-loadedExtra)
 }
+
+// TestTablesChecked: a watched table that is missing, or lacks a column a
+// rule reads, is an error naming the table, the column, the rules and the
+// columns there are, at Check (validate --connect) and at Run.
+func TestTablesChecked(t *testing.T) {
+	r := newRig(t, shopDDL)
+	r.src.opt.ColumnUsers = func(table string) map[string][]string {
+		return map[string][]string{"emial": {"qualified"}, "status": {"qualified", "won"}}
+	}
+	_, problems, err := r.src.Check(context.Background())
+	if len(problems) != 0 || err == nil || !strings.Contains(err.Error(), "has no column emial, read by rule(s) qualified (did you mean email?)") {
+		t.Fatalf("Check: %v %v", problems, err)
+	}
+	runErr := r.src.Run(context.Background(), nil, make(chan cdc.Batch, 1))
+	var se *SetupError
+	if !errors.As(runErr, &se) || !strings.Contains(runErr.Error(), "emial") {
+		t.Fatalf("Run: %v, want a SetupError naming the column", runErr)
+	}
+	r.src.opt.ColumnUsers = nil
+	r.src.cfg.Tables.Names = append(r.src.cfg.Tables.Names, "no_such_table")
+	if _, _, err := r.src.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "table no_such_table does not exist") {
+		t.Fatalf("Check with a missing table: %v", err)
+	}
+}
