@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,5 +49,27 @@ func TestValidateConnect(t *testing.T) {
 	conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'capisync_example_ctwa'").Scan(&slots)
 	if slots != 0 {
 		t.Error("validate --connect created a slot")
+	}
+
+	// A binlog source: the server's settings and grants, and the table.
+	t.Setenv("SHOP_MYSQL_DSN", testenv.MySQLDSN(t))
+	t.Setenv("CAPISYNC_STATE", filepath.Join(t.TempDir(), "state.db"))
+	code, out, errOut = runCLI(t, "validate", "--connect", "--config", "../../examples/mariadb-binlog/config.yaml")
+	if code != 1 || !strings.Contains(out, "table binlog_orders does not exist") {
+		t.Errorf("binlog source, missing table: exit %d\n%s%s", code, out, errOut)
+	}
+	my, err := sql.Open("mysql", testenv.MySQLDSN(t)+"?multiStatements=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer my.Close()
+	mysqlSchema, _ := os.ReadFile("../../examples/mariadb-binlog/schema.sql")
+	if _, err := my.Exec(string(mysqlSchema)); err != nil {
+		t.Fatal(err)
+	}
+	defer my.Exec("DROP TABLE IF EXISTS binlog_orders")
+	code, out, errOut = runCLI(t, "validate", "--connect", "--config", "../../examples/mariadb-binlog/config.yaml")
+	if code != 0 || !strings.Contains(out, "source shop: ok (mariadb binlog: ROW, FULL row image and metadata, grants present)") {
+		t.Errorf("binlog source: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -40,6 +40,7 @@ type example struct {
 
 var examples = []example{
 	{name: "crm-leads", db: "postgres", dsnEnv: "CRM_PG_DSN", source: "crm", drop: []string{"DROP SCHEMA IF EXISTS crm CASCADE"}, slot: "capisync_example_crm"},
+	{name: "mariadb-binlog", db: "mysql", dsnEnv: "SHOP_MYSQL_DSN", source: "shop", drop: []string{"DROP TABLE IF EXISTS binlog_orders"}},
 	{name: "ecommerce-refunds", db: "mysql", dsnEnv: "SHOP_MYSQL_DSN", source: "shop", polling: true, envs: []string{"SHOP_SCHEDULE=@every 1s"}, drop: []string{"DROP TABLE IF EXISTS shop_orders"}},
 	{name: "bookings", db: "postgres", dsnEnv: "BOOKINGS_PG_DSN", source: "app", drop: []string{"DROP SCHEMA IF EXISTS bookings CASCADE"}, slot: "capisync_example_bookings"},
 	{name: "offline-sales", db: "mysql", dsnEnv: "POS_MYSQL_DSN", source: "pos", polling: true, envs: []string{"POS_SCHEDULE=@every 1s"}, drop: []string{"DROP TABLE IF EXISTS pos_sales"}},

@@ -374,6 +374,7 @@ func (s *Source) stream(ctx context.Context, flavor string, charsets map[uint64]
 		}
 	}
 	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp, charsets: charsets}
+	connected := false
 	for {
 		ev, err := streamer.GetEvent(ctx)
 		if err != nil {
@@ -388,14 +389,16 @@ func (s *Source) stream(ctx context.Context, flavor string, charsets map[uint64]
 			}
 			return streamed, fmt.Errorf("read the binlog after %s: %w", r.pos, err)
 		}
+		if !connected {
+			// The server answers: reading (an error about the position,
+			// if any, comes before the first event).
+			connected = true
+			s.setStatus(func(st *Status) { st.Connected, st.Err = true, "" })
+		}
 		switch ev.Event.(type) {
 		case *replication.RotateEvent, *replication.FormatDescriptionEvent, *replication.HeartbeatEvent:
-			// Sent at once, even before the server finds the position.
 		default:
-			if !streamed {
-				streamed = true
-				s.setStatus(func(st *Status) { st.Connected, st.Err = true, "" })
-			}
+			streamed = true // backoff starts over after the next failure
 		}
 		if err := r.handle(ctx, ev); err != nil {
 			if ctx.Err() != nil {
