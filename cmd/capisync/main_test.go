@@ -20,6 +20,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestValidate(t *testing.T) {
 	t.Setenv("CRM_PG_DSN", "postgres://capisync:pw@127.0.0.1:5432/crm")
 	t.Setenv("SHOP_MYSQL_DSN", "capisync:pw@tcp(127.0.0.1:3306)/shop")
+	t.Setenv("ORDERS_MYSQL_DSN", "capisync:pw@tcp(127.0.0.1:3306)/orders")
 	t.Setenv("META_PIXEL_ID", "1234567890")
 	t.Setenv("META_ACCESS_TOKEN", "EAAsecrettoken")
 	tests := []struct {
@@ -28,7 +29,7 @@ func TestValidate(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		{"example", []string{"validate", "--config", "../../config.example.yaml"}, 0, []string{"ok (2 sources, 1 destinations, 2 rules)"}},
+		{"example", []string{"validate", "--config", "../../config.example.yaml"}, 0, []string{"ok (3 sources, 1 destinations, 2 rules)"}},
 		{"three mistakes", []string{"validate", "--config", "../../internal/config/testdata/bad/three_mistakes.yaml"}, 2, []string{
 			"three_mistakes.yaml:6:5: sources.shop.pagesize:",
 			"three_mistakes.yaml:14:17: destinations.meta.batch_size:",

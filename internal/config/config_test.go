@@ -15,6 +15,7 @@ func exampleEnv(name string) (string, bool) {
 	v, ok := map[string]string{
 		"CRM_PG_DSN":        "postgres://capisync:pw@127.0.0.1:5432/crm",
 		"SHOP_MYSQL_DSN":    "capisync:pw@tcp(127.0.0.1:3306)/shop",
+		"ORDERS_MYSQL_DSN":  "capisync:pw@tcp(127.0.0.1:3306)/orders",
 		"META_PIXEL_ID":     "1234567890",
 		"META_ACCESS_TOKEN": "EAAexample",
 	}[name]
@@ -35,6 +36,9 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if cfg.Destinations["meta"].AccessToken.Reveal() != "EAAexample" {
 		t.Error("access token not expanded")
+	}
+	if o := cfg.Sources["orders"]; o.Type != TypeMySQLBinlog || o.ServerID != 4201 || o.Initial != "skip" || len(o.Tables.Names) != 2 {
+		t.Errorf("binlog source: %+v", o)
 	}
 }
 
