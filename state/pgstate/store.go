@@ -432,7 +432,7 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 		}
 		w.last[dest] = uint64(first) + uint64(len(take)) - 1
 		pDests, pFirsts, pNs = append(pDests, dest), append(pFirsts, first), append(pNs, int32(len(take)))
-		pEvents, pKeys, pHashes, pBits = append(pEvents, evBlob), append(pKeys, keyBlob), append(pHashes, hashes), append(pBits, newBitmap(len(take)))
+		pEvents, pKeys, pHashes, pBits = append(pEvents, compressPage(evBlob)), append(pKeys, compressPage(keyBlob)), append(pHashes, hashes), append(pBits, newBitmap(len(take)))
 	}
 	if len(pDests) == 0 {
 		return dups, queued, nil
