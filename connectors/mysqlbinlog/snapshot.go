@@ -79,7 +79,10 @@ func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Bat
 		}
 		pk, err := primaryKey(ctx, conn, db, name)
 		if err != nil {
-			return position{}, err
+			return position{}, fmt.Errorf("initial load of %s: %w", table, err)
+		}
+		if len(pk) == 0 {
+			return position{}, &SetupError{fmt.Errorf("table %s has no primary key (or does not exist): a binlog source needs one to tell rows apart", table)}
 		}
 		rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT * FROM `%s`.`%s`", db, name))
 		if err != nil {
@@ -122,26 +125,4 @@ func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Bat
 	}
 	s.log.Info("initial load done; streaming the binlog from its position", "rows", total, "position", p.String())
 	return p, nil
-}
-
-// primaryKey lists a table's primary-key columns.
-func primaryKey(ctx context.Context, conn *sql.Conn, db, table string) ([]string, error) {
-	rows, err := conn.QueryContext(ctx, `SELECT column_name FROM information_schema.key_column_usage
-		WHERE constraint_name = 'PRIMARY' AND table_schema = ? AND table_name = ? ORDER BY ordinal_position`, db, table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		cols = append(cols, c)
-	}
-	if len(cols) == 0 {
-		return nil, &SetupError{fmt.Errorf("table %s.%s has no primary key (or does not exist): a binlog source needs one to tell rows apart", db, table)}
-	}
-	return cols, rows.Err()
 }

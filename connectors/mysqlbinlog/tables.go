@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/capisync/capisync/internal/config"
@@ -31,7 +29,7 @@ func (s *Source) checkTables(ctx context.Context, db *sql.DB) error {
 			problems = append(problems, fmt.Sprintf("table %s does not exist in database %s (or the user may not read it)", name, schema))
 			continue
 		}
-		key, err := queryStrings(ctx, db, "SELECT column_name FROM information_schema.key_column_usage WHERE constraint_name = 'PRIMARY' AND table_schema = ? AND table_name = ?", schema, name)
+		key, err := primaryKey(ctx, db, schema, name)
 		if err != nil {
 			return fmt.Errorf("read the primary key of %s: %w", table, err)
 		}
@@ -41,15 +39,7 @@ func (s *Source) checkTables(ctx context.Context, db *sql.DB) error {
 		if s.opt.ColumnUsers == nil {
 			continue
 		}
-		users := s.opt.ColumnUsers(table)
-		for _, col := range slices.Sorted(maps.Keys(users)) {
-			if col == "*" || slices.Contains(cols, col) {
-				continue
-			}
-			msg := fmt.Sprintf("table %s has no column %s, read by rule(s) %s", table, col, strings.Join(users[col], ", "))
-			if near := config.Suggest(col, cols); near != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", near)
-			}
+		for _, msg := range config.MissingColumns(table, cols, s.opt.ColumnUsers(table)) {
 			problems = append(problems, msg+"; its columns are "+strings.Join(cols, ", "))
 		}
 	}
@@ -59,7 +49,19 @@ func (s *Source) checkTables(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+// querier is a *sql.DB or a *sql.Conn.
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// queryStrings runs a query returning one string per row.
+// primaryKey lists a table's primary-key columns, in order.
+func primaryKey(ctx context.Context, db querier, schema, table string) ([]string, error) {
+	return queryStrings(ctx, db, `SELECT column_name FROM information_schema.key_column_usage
+		WHERE constraint_name = 'PRIMARY' AND table_schema = ? AND table_name = ? ORDER BY ordinal_position`, schema, table)
+}
+
+func queryStrings(ctx context.Context, db querier, q string, args ...any) ([]string, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -161,18 +159,7 @@ func (s *Source) checkColumns(ctx context.Context, conn *pgx.Conn, name string, 
 	if err != nil {
 		return fmt.Errorf("read the columns of %s: %w", name, err)
 	}
-	var problems []string
-	for _, col := range slices.Sorted(maps.Keys(users)) {
-		if col == "*" || slices.Contains(cols, col) {
-			continue
-		}
-		msg := fmt.Sprintf("table %s has no column %s, read by rule(s) %s", name, col, strings.Join(users[col], ", "))
-		if near := config.Suggest(col, cols); near != "" {
-			msg += fmt.Sprintf(" (did you mean %s?)", near)
-		}
-		problems = append(problems, msg)
-	}
-	if len(problems) > 0 {
+	if problems := config.MissingColumns(name, cols, users); len(problems) > 0 {
 		return setupErr("source %s: %s; its columns are %s", s.name, strings.Join(problems, "; "), strings.Join(cols, ", "))
 	}
 	return nil

@@ -97,33 +97,12 @@ func sample(ctx context.Context, d dialect, db *sql.DB, conn *sql.Conn, table st
 		return s, err
 	}
 	defer rows.Close()
-	types, err := rows.ColumnTypes()
-	if err != nil {
-		return s, err
-	}
-	kinds := make([]valueKind, len(types))
-	zoneless := make([]bool, len(types))
-	for i, ct := range types {
-		name := strings.ToUpper(ct.DatabaseTypeName())
-		kinds[i], zoneless[i] = d.kind(name), d.zoneless(name)
-	}
-	for rows.Next() {
-		raw := make([]any, len(types))
-		ptrs := make([]any, len(types))
-		for i := range raw {
-			ptrs[i] = &raw[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return s, err
-		}
-		for i, v := range raw {
-			if raw[i], err = convert(kinds[i], zoneless[i], time.UTC, v); err != nil {
-				raw[i] = nil // a value that does not convert is not needed to draft a config
-			}
-		}
-		s.Rows = append(s.Rows, raw)
-	}
-	return s, rows.Err()
+	// A value that does not convert is not needed to draft a config.
+	err = convertRows(rows, d, time.UTC, true, func(_ []string, vals []any) error {
+		s.Rows = append(s.Rows, vals)
+		return nil
+	})
+	return s, err
 }
 
 // OpenMySQL opens a MySQL or MariaDB database as the polling reader does
@@ -143,6 +122,12 @@ func ConvertRows(rows *sql.Rows, sourceType string, loc *time.Location, fn func(
 	if err != nil {
 		return err
 	}
+	return convertRows(rows, d, loc, false, fn)
+}
+
+// convertRows is ConvertRows; lenient makes a value that does not convert
+// nil instead of an error.
+func convertRows(rows *sql.Rows, d dialect, loc *time.Location, lenient bool, fn func(columns []string, values []any) error) error {
 	types, err := rows.ColumnTypes()
 	if err != nil {
 		return err
@@ -165,7 +150,10 @@ func ConvertRows(rows *sql.Rows, sourceType string, loc *time.Location, fn func(
 		}
 		for i, v := range raw {
 			if raw[i], err = convert(kinds[i], zoneless[i], loc, v); err != nil {
-				return fmt.Errorf("column %s: %w", names[i], err)
+				if !lenient {
+					return fmt.Errorf("column %s: %w", names[i], err)
+				}
+				raw[i] = nil
 			}
 		}
 		if err := fn(names, raw); err != nil {

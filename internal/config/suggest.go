@@ -1,5 +1,12 @@
 package config
 
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
 // Suggest returns the candidate closest to s when it is close enough to be a
 // likely typo, or "".
 func Suggest(s string, candidates []string) string {
@@ -38,4 +45,24 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// MissingColumns describes each column rules read (users: column -> the
+// rules that read it; "*" is every column) that table lacks among have:
+// "table T has no column C, read by rule(s) R (did you mean D?)". A source
+// refuses to start on them: a typo such as new.emial would otherwise read
+// nil and drop the key silently.
+func MissingColumns(table string, have []string, users map[string][]string) []string {
+	var out []string
+	for _, col := range slices.Sorted(maps.Keys(users)) {
+		if col == "*" || slices.Contains(have, col) {
+			continue
+		}
+		msg := fmt.Sprintf("table %s has no column %s, read by rule(s) %s", table, col, strings.Join(users[col], ", "))
+		if near := Suggest(col, have); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		out = append(out, msg)
+	}
+	return out
 }
