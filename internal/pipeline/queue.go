@@ -32,16 +32,23 @@ type queue struct {
 	stop          <-chan struct{}
 
 	mu sync.Mutex
-	// mem is a ring of memCap items (made at the first push): n of them
-	// from head on, with consecutive sequence numbers.
+	// mem is a ring (made at the first push, grown by doubling up to
+	// memCap): n items from head on, with consecutive sequence numbers.
 	mem     []metacapi.Item
 	head, n int
 	memFrom uint64 // 0: mem speaks for nothing
 	memNext uint64 // the sequence number the next event must have to join mem
 }
 
-// memCap bounds the events a queue keeps in memory (~1 KiB each).
-const memCap = 4096
+// memCap bounds the events a queue keeps in memory (~1 KiB each, only
+// while they wait to be sent). It is above a commit group and the
+// senders' batches together, so that a healthy destination reads nothing
+// back from the store: with the store on a server, a read back decodes
+// whole pages. memStart is the ring's first size.
+const (
+	memCap   = 16384
+	memStart = 256
+)
 
 // push adds events a commit queued (any destination's; in sequence order).
 func (q *queue) push(queued []state.Queued) {
@@ -52,15 +59,28 @@ func (q *queue) push(queued []state.Queued) {
 			continue
 		}
 		if q.mem == nil {
-			q.mem = make([]metacapi.Item, memCap)
+			q.mem = make([]metacapi.Item, memStart)
 		}
-		if e.Seq != q.memNext || q.n == memCap {
-			// A gap (an event queued another way) or too many: mem starts
-			// over here, and the store serves what lies before.
+		if e.Seq != q.memNext {
+			// A gap (an event queued another way): mem starts over here,
+			// and the store serves what lies before.
 			clear(q.mem)
 			q.head, q.n, q.memFrom = 0, 0, e.Seq
 		}
-		q.mem[(q.head+q.n)%memCap] = metacapi.Item{Seq: e.Seq, JSON: e.JSON, Enqueued: e.Enqueued,
+		if q.n == len(q.mem) {
+			if len(q.mem) < memCap {
+				grown := make([]metacapi.Item, 2*len(q.mem))
+				copy(grown, q.mem[q.head:])
+				copy(grown[len(q.mem)-q.head:], q.mem[:q.head])
+				q.mem, q.head = grown, 0
+			} else {
+				// Too many waiting: the oldest is left to the store.
+				q.mem[q.head] = metacapi.Item{}
+				q.head, q.n = (q.head+1)%len(q.mem), q.n-1
+				q.memFrom = q.mem[q.head].Seq
+			}
+		}
+		q.mem[(q.head+q.n)%len(q.mem)] = metacapi.Item{Seq: e.Seq, JSON: e.JSON, Enqueued: e.Enqueued,
 			Event: capi.Event{EventName: e.EventName, EventID: e.EventID, EventTime: e.EventTime, ActionSource: e.ActionSource}}
 		q.n++
 		q.memNext = e.Seq + 1
@@ -79,7 +99,7 @@ func (q *queue) fromMemory(after, last uint64, max int) ([]metacapi.Item, bool) 
 	}
 	for q.n > 0 && q.mem[q.head].Seq <= after { // taken by the sender
 		q.mem[q.head] = metacapi.Item{} // its record is the sender's now
-		q.head, q.n = (q.head+1)%memCap, q.n-1
+		q.head, q.n = (q.head+1)%len(q.mem), q.n-1
 	}
 	if q.memFrom != 0 && after+1 > q.memFrom {
 		// What was taken may yet come back (deferred by a pause): from
@@ -91,10 +111,10 @@ func (q *queue) fromMemory(after, last uint64, max int) ([]metacapi.Item, bool) 
 	}
 	n := min(max, q.n)
 	out := make([]metacapi.Item, 0, n)
-	if end := q.head + n; end <= memCap {
+	if end := q.head + n; end <= len(q.mem) {
 		out = append(out, q.mem[q.head:end]...)
 	} else {
-		out = append(append(out, q.mem[q.head:]...), q.mem[:end-memCap]...)
+		out = append(append(out, q.mem[q.head:]...), q.mem[:end-len(q.mem)]...)
 	}
 	return out, true
 }

@@ -78,9 +78,15 @@ func TestQueueMemory(t *testing.T) {
 			{after: 120, max: memCap, want: seqs(121, memCap+50)},
 			{after: memCap + 50, max: 10, want: nil},
 		}},
-		{"overflow", []step{
+		{"overflow: the oldest are left to the store", []step{
 			{push: queuedSeqs("meta", 1, memCap+10), after: 0, max: 10, fromStore: true},
+			{after: 9, max: 10, fromStore: true},
+			{after: 10, max: 20, want: seqs(11, 30)},
 			{after: memCap, max: 20, want: seqs(memCap+1, memCap+10)},
+		}},
+		{"the ring grows, keeping order", []step{
+			{push: queuedSeqs("meta", 1, memStart-10), after: 0, max: 5, want: seqs(1, 5)},
+			{push: queuedSeqs("meta", memStart-9, 3*memStart), after: 5, max: 3 * memStart, want: seqs(6, 3*memStart)},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -380,7 +380,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		if err := s.forget(ctx, w, dl.Destination, settled, hashes); err != nil {
 			return false, err
 		}
-		dups, _, err := s.enqueue(ctx, w, []state.Enqueue{{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}}, now)
+		dups, _, err := s.enqueue(ctx, w, []*state.Enqueue{{Destination: dl.Destination, Rule: dl.Rule, Event: *dl.Event}}, now)
 		if err != nil {
 			return false, err
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,8 @@ type Store struct {
 	ids        idMemory
 	// wmu is held by the writes that queue events (Commit, RetryDead),
 	// from their lookups in the id memory until it has their changes.
-	wmu sync.Mutex
+	wmu  sync.Mutex
+	bufs pageBufs // under wmu
 }
 
 // Open connects to the server at dsn and creates or checks the schema.
@@ -257,6 +259,7 @@ func (s *Store) write(queues bool, fn func(ctx context.Context, w *wtx) error) e
 	if queues {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
+		defer s.bufs.reset() // after the transaction: it sent them
 	}
 	ctx, cancel := s.call()
 	defer cancel()
@@ -296,12 +299,14 @@ func (s *Store) write(queues bool, fn func(ctx context.Context, w *wtx) error) e
 func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 	var res state.CommitResult
 	now := s.clock()
-	var events []state.Enqueue
-	if len(batches) == 1 {
-		events = batches[0].Events
-	} else {
-		for _, b := range batches {
-			events = append(events, b.Events...)
+	n := 0
+	for _, b := range batches {
+		n += len(b.Events)
+	}
+	events := make([]*state.Enqueue, 0, n) // pointers: an Enqueue is large
+	for _, b := range batches {
+		for i := range b.Events {
+			events = append(events, &b.Events[i])
 		}
 	}
 	err := s.write(true, func(ctx context.Context, w *wtx) error {
@@ -353,7 +358,7 @@ func (s *Store) Commit(batches ...state.Batch) (state.CommitResult, error) {
 
 // enqueue queues events, in order, refusing those the id memory holds,
 // and says which were refused. Each destination's events go in one page.
-func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now time.Time) ([]bool, []state.Queued, error) {
+func (s *Store) enqueue(ctx context.Context, w *wtx, events []*state.Enqueue, now time.Time) ([]bool, []state.Queued, error) {
 	dups := make([]bool, len(events))
 	var queued []state.Queued
 	byDest := map[string][]int{}
@@ -402,14 +407,17 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 		}
 		size, keySize := 0, 0
 		for _, j := range take {
-			e := &events[idx[j]]
+			e := events[idx[j]]
 			size += len(e.JSON) + len(e.Rule) + len(e.Event.EventName) + len(e.Event.EventID) + len(e.Event.ActionSource) + 32
 			keySize += len(keys[j]) + 4
 		}
-		evBlob, keyBlob := make([]byte, 0, size), make([]byte, 0, keySize)
-		hashes := make([]byte, 0, 4*len(take))
+		// The raw pages in the store's buffers (queueing writes hold wmu),
+		// kept for the next commit; the compressed ones and the hashes in
+		// its arena, until the transaction has sent them.
+		evBlob, keyBlob := slices.Grow(s.bufs.ev[:0], size), slices.Grow(s.bufs.key[:0], keySize)
+		hashes := s.bufs.take(4 * len(take))
 		for k, j := range take {
-			e := &events[idx[j]]
+			e := events[idx[j]]
 			js := e.JSON
 			if js == nil {
 				scratch.Reset()
@@ -432,7 +440,9 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []state.Enqueue, now
 		}
 		w.last[dest] = uint64(first) + uint64(len(take)) - 1
 		pDests, pFirsts, pNs = append(pDests, dest), append(pFirsts, first), append(pNs, int32(len(take)))
-		pEvents, pKeys, pHashes, pBits = append(pEvents, compressPage(evBlob)), append(pKeys, compressPage(keyBlob)), append(pHashes, hashes), append(pBits, newBitmap(len(take)))
+		s.bufs.ev, s.bufs.key = evBlob, keyBlob
+		pEvents, pKeys = append(pEvents, s.bufs.compress(evBlob)), append(pKeys, s.bufs.compress(keyBlob))
+		pHashes, pBits = append(pHashes, hashes), append(pBits, newBitmap(len(take)))
 	}
 	if len(pDests) == 0 {
 		return dups, queued, nil
