@@ -139,7 +139,12 @@ rules:
 	deadline := time.Now().Add(10 * time.Minute)
 	for fake.Stats().Accepted < rows && time.Now().Before(deadline) {
 		peak = max(peak, vmHWM(cmd.Process.Pid))
-		peakAnon = max(peakAnon, procField(cmd.Process.Pid, "RssAnon:"))
+		if a := procField(cmd.Process.Pid, "RssAnon:"); a > peakAnon {
+			peakAnon = a
+			if p := os.Getenv("CAPISYNC_BENCH_HEAP"); p != "" {
+				saveDebug(listen, "/debug/pprof/heap", p)
+			}
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	capTook := time.Since(start)

@@ -23,15 +23,20 @@ type position struct {
 	Row  int
 }
 
-func (p position) encode() cdc.Position {
-	s := "gtid=" + p.GTID
+func (p position) encode() cdc.Position { return p.appendTo(nil) }
+
+// appendTo appends the encoded position to b.
+func (p position) appendTo(b []byte) cdc.Position {
+	start := len(b)
+	b = append(append(b, "gtid="...), p.GTID...)
 	if p.File != "" {
-		s += fmt.Sprintf(" file=%s pos=%d", p.File, p.Pos)
+		b = append(append(b, " file="...), p.File...)
+		b = strconv.AppendUint(append(b, " pos="...), uint64(p.Pos), 10)
 	}
 	if p.Row > 0 {
-		s += " row=" + strconv.Itoa(p.Row)
+		b = strconv.AppendInt(append(b, " row="...), int64(p.Row), 10)
 	}
-	return cdc.Position(s)
+	return cdc.Position(b[start:len(b):len(b)])
 }
 
 func (p position) String() string { return string(p.encode()) }
