@@ -369,10 +369,6 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []*state.Enqueue, no
 		}
 		byDest[e.Destination] = append(byDest[e.Destination], i)
 	}
-	var pDests []string
-	var pFirsts []int64
-	var pNs []int32
-	var pEvents, pKeys, pHashes, pBits [][]byte
 	var scratch bytes.Buffer
 	for _, dest := range order {
 		idx := byDest[dest]
@@ -439,20 +435,15 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []*state.Enqueue, no
 			}
 		}
 		w.last[dest] = uint64(first) + uint64(len(take)) - 1
-		pDests, pFirsts, pNs = append(pDests, dest), append(pFirsts, first), append(pNs, int32(len(take)))
 		s.bufs.ev, s.bufs.key = evBlob, keyBlob
-		pEvents, pKeys = append(pEvents, s.bufs.compress(evBlob)), append(pKeys, s.bufs.compress(keyBlob))
-		pHashes, pBits = append(pHashes, hashes), append(pBits, newBitmap(len(take)))
+		// One statement per page, with plain parameters: an array
+		// parameter would copy the page once more.
+		bits := newBitmap(len(take))
+		w.later(s.sql(`INSERT INTO %s.outbox (dest, first_seq, n, enqueued, events, done) VALUES ($1, $2, $3, $4, $5, $6)`),
+			dest, first, int32(len(take)), now, s.bufs.compress(evBlob), []byte(bits))
+		w.later(s.sql(`INSERT INTO %s.ids (dest, first_seq, n, queued, hashes, keys, forgotten) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+			dest, first, int32(len(take)), now, hashes, s.bufs.compress(keyBlob), []byte(bits))
 	}
-	if len(pDests) == 0 {
-		return dups, queued, nil
-	}
-	w.later(s.sql(`INSERT INTO %s.outbox (dest, first_seq, n, enqueued, events, done)
-		SELECT d, f, n, $5, e, b FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[], $6::bytea[]) AS u(d, f, n, e, b)`),
-		pDests, pFirsts, pNs, pEvents, now, pBits)
-	w.later(s.sql(`INSERT INTO %s.ids (dest, first_seq, n, queued, hashes, keys, forgotten)
-		SELECT d, f, n, $4, h, k, b FROM unnest($1::text[], $2::bigint[], $3::int[], $5::bytea[], $6::bytea[], $7::bytea[]) AS u(d, f, n, h, k, b)`),
-		pDests, pFirsts, pNs, now, pHashes, pKeys, pBits)
 	return dups, queued, nil
 }
 
