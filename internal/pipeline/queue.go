@@ -16,10 +16,11 @@ import (
 // commit returned them, so that the sender takes them from there instead
 // of reading back from the store what was just written. mem holds every
 // event queued from sequence number memFrom on that the sender has not
-// taken; when the sender reads from below memFrom (after a restart, or
-// events deferred by a pause), mem overflowed, or the outbox's last
-// sequence number is not mem's (an event queued another way: a dead letter
-// retried through the HTTP port), the store serves.
+// taken; when the sender reads from below memFrom (after a restart,
+// events deferred by a pause, or the oldest of a backlog mem had no room
+// for), or the outbox's last sequence number is not mem's (an event queued
+// another way: a dead letter retried through the HTTP port), the store
+// serves.
 type queue struct {
 	store    Store
 	dest     string
