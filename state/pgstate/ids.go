@@ -153,16 +153,16 @@ func (m idMatch) remembered(now time.Time) bool { return remembered(m.queued, no
 // settled says whether the entry's event left the outbox.
 func (m idMatch) settled() bool { return m.done == nil || m.done.has(m.i) }
 
-// findIDs returns, for each of dest's keys, its entries that are not
-// forgotten (usually none or one).
-func (s *Store) findIDs(ctx context.Context, tx querier, dest string, keys []string) ([][]idMatch, error) {
+// findIDs returns, for each of dest's keys (whose keyHash are hashes), its
+// entries that are not forgotten (usually none or one).
+func (s *Store) findIDs(ctx context.Context, tx querier, dest string, keys []string, hashes []uint32) ([][]idMatch, error) {
 	found := make([][]idMatch, len(keys))
 	s.ids.mu.Lock()
 	m, last := s.ids.dests[dest], s.ids.last[dest]
 	cands := make([][]uint64, len(keys))
 	var seqs []int64
-	for i, k := range keys {
-		cands[i] = m.Candidates(nil, keyHash(k), last)
+	for i := range keys {
+		cands[i] = m.Candidates(nil, hashes[i], last)
 		for _, c := range cands[i] {
 			seqs = append(seqs, int64(c))
 		}

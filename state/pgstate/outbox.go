@@ -366,7 +366,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		// A delivered event's id is forgotten; one still queued stays
 		// (and refuses the retry).
 		key := idKey(dl.Event.EventName, dl.Event.EventID)
-		found, err := s.findIDs(ctx, w, dl.Destination, []string{key})
+		found, err := s.findIDs(ctx, w, dl.Destination, []string{key}, []uint32{keyHash(key)})
 		if err != nil {
 			return false, err
 		}

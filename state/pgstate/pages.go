@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 
@@ -136,15 +137,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // keyHash is the hash the id memory files a key under. It is stored with
 // the key (an ids page's hashes), so it must not change between versions
 // or processes: CRC-32C, which the CPU computes.
-func keyHash(key string) uint32 { return crc32.Checksum([]byte(key), castagnoli) }
+// The key's bytes are read in place (crc32 only reads them): no copy per
+// key on the commit path.
+func keyHash(key string) uint32 {
+	return crc32.Checksum(unsafe.Slice(unsafe.StringData(key), len(key)), castagnoli)
+}
 
-// appendPageKey appends key to an ids page's keys and returns its hash
-// (keyHash), computed without copying the key again.
-func appendPageKey(b []byte, key string) ([]byte, uint32) {
+// appendPageKey appends key to an ids page's keys.
+func appendPageKey(b []byte, key string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(key)))
-	start := len(b)
-	b = append(b, key...)
-	return b, crc32.Checksum(b[start:], castagnoli)
+	return append(b, key...)
 }
 
 // idKey is the id memory's key of an event.

@@ -372,11 +372,12 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []*state.Enqueue, no
 	var scratch bytes.Buffer
 	for _, dest := range order {
 		idx := byDest[dest]
-		keys := make([]string, len(idx))
+		keys, khashes := make([]string, len(idx)), make([]uint32, len(idx))
 		for j, i := range idx {
 			keys[j] = idKey(events[i].Event.EventName, events[i].Event.EventID)
+			khashes[j] = keyHash(keys[j])
 		}
-		found, err := s.findIDs(ctx, w, dest, keys)
+		found, err := s.findIDs(ctx, w, dest, keys, khashes)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -425,8 +426,8 @@ func (s *Store) enqueue(ctx context.Context, w *wtx, events []*state.Enqueue, no
 			seq := uint64(first) + uint64(k)
 			evBlob = appendPageEvent(evBlob, pageEvent{rule: e.Rule, name: e.Event.EventName, id: e.Event.EventID,
 				source: e.Event.ActionSource, time: e.Event.EventTime, json: js})
-			var h uint32
-			keyBlob, h = appendPageKey(keyBlob, keys[j])
+			h := khashes[j]
+			keyBlob = appendPageKey(keyBlob, keys[j])
 			hashes = binary.LittleEndian.AppendUint32(hashes, h)
 			w.changes = append(w.changes, idChange{dest: dest, h: h, seq: seq})
 			if e.JSON != nil {
