@@ -181,7 +181,7 @@ func verifyBinlog(ctx context.Context, name string, src *config.Source, set *rul
 func (b binlogSource) health() (bool, string, string) {
 	st := b.Status()
 	lag := ""
-	if st.Read {
+	if st.Position != "" {
 		lag = "read " + st.Position
 		if !st.LastCommit.IsZero() {
 			lag += ", last commit read " + time.Since(st.LastCommit).Round(time.Second).String() + " ago"

@@ -73,18 +73,19 @@ func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Bat
 	var chunk []cdc.Change
 	total := 0
 	for _, table := range s.cfg.Tables.Names {
-		db, name, ok := strings.Cut(table, ".")
-		if !ok {
-			db, name = s.dsn.DBName, table
-		}
-		pk, err := primaryKey(ctx, conn, db, name)
+		// The key, from the catalog (checkTables saw one at the session's start).
+		_, pk, err := sqlpoll.MySQLTable(ctx, db, table)
 		if err != nil {
 			return position{}, fmt.Errorf("initial load of %s: %w", table, err)
 		}
 		if len(pk) == 0 {
 			return position{}, &SetupError{fmt.Errorf("table %s has no primary key (or does not exist): a binlog source needs one to tell rows apart", table)}
 		}
-		rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT * FROM `%s`.`%s`", db, name))
+		schema, name, ok := strings.Cut(table, ".")
+		if !ok {
+			schema, name = s.dsn.DBName, table
+		}
+		rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT * FROM `%s`.`%s`", schema, name))
 		if err != nil {
 			return position{}, fmt.Errorf("initial load of %s: %w", table, err)
 		}

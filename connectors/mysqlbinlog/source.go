@@ -55,8 +55,7 @@ type Source struct {
 type Status struct {
 	Flavor     string    // mysql or mariadb
 	Connected  bool      // streaming the binlog
-	Read       bool      // Position is set
-	Position   string    // the last checkpoint handed over
+	Position   string    // the last checkpoint handed over ("": none yet)
 	LastCommit time.Time // when the last transaction read was committed
 	Err        string    // why the source stopped, when it did
 }
@@ -602,7 +601,7 @@ func (r *reader) send(ctx context.Context, b cdc.Batch) error {
 		p := r.pos
 		*r.sent = &p
 		pos := r.pos.String()
-		r.s.setStatus(func(st *Status) { st.Position, st.Read = pos, true })
+		r.s.setStatus(func(st *Status) { st.Position = pos })
 	}
 	return nil
 }

@@ -113,6 +113,18 @@ func OpenMySQL(dsn string, log *slog.Logger) (*sql.DB, error) {
 	return mysqlDialect{}.open(dsn, log)
 }
 
+// MySQLTable reads a MySQL/MariaDB table's columns, in order, and its
+// primary key, as the polling reader does (table or database.table; no
+// columns: it does not exist, or the user may not read it).
+func MySQLTable(ctx context.Context, db *sql.DB, table string) (columns, key []string, err error) {
+	d := mysqlDialect{}
+	if columns, err = d.columns(ctx, db, table); err != nil || len(columns) == 0 {
+		return columns, nil, err
+	}
+	key, err = d.primaryKey(ctx, db, table)
+	return columns, key, err
+}
+
 // ConvertRows reads rows (of a database opened as the polling source of
 // sourceType opens it) as the polling reader does: fn gets the column
 // names and each row's values in the common forms (internal/cdc), times
