@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"database/sql"
 	"fmt"
 	"os"
@@ -23,15 +22,7 @@ import (
 // ("order-" + id).
 func TestBenchBackfill(t *testing.T) {
 	rows := benchRows(t, "scripts/bench-backfill.sh", 1_000_000)
-	ids := cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "default")
-	eventID := "# no event_id: the default hash"
-	switch ids {
-	case "default":
-	case "given":
-		eventID = `event_id: '"order-" + string(new.id)'`
-	default:
-		t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
-	}
+	ids, eventID := benchEventID(t, "default", `'"order-" + string(new.id)'`)
 	pageSize := "" // the default
 	if n := os.Getenv("CAPISYNC_BENCH_PAGE"); n != "" {
 		pageSize = "    page_size: " + n + "\n"

@@ -28,14 +28,7 @@ import (
 // default (the default hash).
 func TestBenchBinlog(t *testing.T) {
 	rows := benchRows(t, "scripts/bench-binlog.sh", 200000)
-	eventID := `event_id: '"lead-" + string(new.id)'`
-	switch ids := cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"); ids {
-	case "given":
-	case "default":
-		eventID = "# no event_id: the default hash"
-	default:
-		t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
-	}
+	ids, eventID := benchEventID(t, "given", `'"lead-" + string(new.id)'`)
 	dsn := testenv.MySQLDSN(t)
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -156,7 +149,7 @@ rules:
 		t.Fatalf("fake received %d events, want %d", got, rows)
 	}
 	refRate, capRate := float64(rows)/refTook.Seconds(), float64(rows)/capTook.Seconds()
-	t.Logf("%d-row UPDATE, one transaction, MariaDB binlog (ROW, FULL image and metadata), event ids %s", rows, cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"))
+	t.Logf("%d-row UPDATE, one transaction, MariaDB binlog (ROW, FULL image and metadata), event ids %s", rows, ids)
 	t.Logf("mariadb-binlog --raw (a copy of %.1f MiB, nothing decoded): %s, %.0f rows/s; capisync / it: %.3f",
 		float64(rawBytes)/(1<<20), rawTook.Round(time.Millisecond), float64(rows)/rawTook.Seconds(), capRate/(float64(rows)/rawTook.Seconds()))
 	t.Logf("mariadb-binlog -v (every row decoded, to /dev/null): %s, %.0f rows/s", refTook.Round(time.Millisecond), refRate)

@@ -61,14 +61,7 @@ func TestBenchLogical(t *testing.T) {
 	if !ok {
 		t.Fatalf("CAPISYNC_BENCH_TABLE=%s: wide or narrow", table)
 	}
-	eventID := `event_id: '"lead-" + string(new.id)'`
-	switch ids := cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"); ids {
-	case "given":
-	case "default":
-		eventID = "# no event_id: the default hash"
-	default:
-		t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
-	}
+	ids, eventID := benchEventID(t, "given", `'"lead-" + string(new.id)'`)
 	dsn := testenv.PostgresDSN(t)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -248,7 +241,7 @@ rules:
 	}
 	recvRate := float64(rows) / recvTook.Seconds()
 	capRate := float64(rows) / capTook.Seconds()
-	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, table %s, event ids %s, state %s", rows, table, cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), "given"), cmp.Or(os.Getenv("CAPISYNC_BENCH_STATE"), "bolt"))
+	t.Logf("%d-row UPDATE, one transaction, REPLICA IDENTITY FULL, table %s, event ids %s, state %s", rows, table, ids, cmp.Or(os.Getenv("CAPISYNC_BENCH_STATE"), "bolt"))
 	t.Logf("progress: %s", strings.Join(curve, "; "))
 	t.Logf("pg_recvlogical: %s, %.0f rows/s", recvTook.Round(time.Millisecond), recvRate)
 	t.Logf("capisync end to end (WAL -> rules -> outbox -> fake Graph API): %s, %.0f rows/s", capTook.Round(time.Millisecond), capRate)
@@ -310,6 +303,21 @@ func saveDebug(addr, path, file string) {
 		io.Copy(f, resp.Body)
 		f.Close()
 	}
+}
+
+// benchEventID is the shape of event ids a benchmark's rule gives
+// (CAPISYNC_BENCH_IDS, def when unset) and the rule's event_id line for
+// it: given, the expression given; default, none (the default hash).
+func benchEventID(t *testing.T, def, given string) (ids, line string) {
+	t.Helper()
+	switch ids = cmp.Or(os.Getenv("CAPISYNC_BENCH_IDS"), def); ids {
+	case "given":
+		return ids, "event_id: " + given
+	case "default":
+		return ids, "# no event_id: the default hash"
+	}
+	t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
+	return "", ""
 }
 
 // benchRows skips a benchmark test unless CAPISYNC_BENCH is set (the
