@@ -161,7 +161,7 @@ func (q *enqueuer) add(e *state.Enqueue, attempts int) (dup bool, err error) {
 			return true, nil // queued, or sent within Meta's de-duplication window
 		}
 		// Forgotten but not yet pruned: the new entry replaces it.
-		if err := q.ids.forget(e.Destination, log, key, h, seq); err != nil {
+		if err := q.ids.forget(e.Destination, log, h, seq); err != nil {
 			return false, err
 		}
 	}

@@ -71,7 +71,7 @@ func (s *Store) RetryDead(dest string, ids []uint64) (int, error) {
 		key := dl.Event.EventName + "\x00" + dl.Event.EventID
 		h := idtx.x.hash(key)
 		if seq, _, found := idtx.find(dl.Destination, ob, log, key, h); found && ob.Get(u64(seq)) == nil { // sent, not queued
-			if err := idtx.forget(dl.Destination, log, key, h, seq); err != nil {
+			if err := idtx.forget(dl.Destination, log, h, seq); err != nil {
 				return false, err
 			}
 		}

@@ -94,10 +94,10 @@ func (x *idIndex) load(tx *bolt.Tx) error {
 
 // idChange is an id added to or removed from a destination's memory.
 type idChange struct {
-	dest, key string
-	h         uint32
-	seq       uint64
-	add       bool
+	dest string
+	h    uint32
+	seq  uint64
+	add  bool
 }
 
 // idTx is the id memory as one write transaction sees it: the committed
@@ -173,20 +173,20 @@ func (t *idTx) put(dest string, log *bolt.Bucket, key string, h uint32, seq uint
 		t.added[dest] = m
 	}
 	m.Add(h, seq)
-	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq, add: true})
+	t.changes = append(t.changes, idChange{dest: dest, h: h, seq: seq, add: true})
 	return nil
 }
 
-// forget removes the log entry at seq, which holds key (whose hash is h),
+// forget removes the log entry at seq, which holds a key whose hash is h,
 // for dest.
-func (t *idTx) forget(dest string, log *bolt.Bucket, key string, h uint32, seq uint64) error {
+func (t *idTx) forget(dest string, log *bolt.Bucket, h uint32, seq uint64) error {
 	if err := log.Delete(u64(seq)); err != nil {
 		return fmt.Errorf("id log %s: %w", dest, err)
 	}
 	if m := t.added[dest]; m != nil {
 		m.Remove(h, seq)
 	}
-	t.changes = append(t.changes, idChange{dest: dest, key: key, h: h, seq: seq})
+	t.changes = append(t.changes, idChange{dest: dest, h: h, seq: seq})
 	return nil
 }
 
@@ -287,7 +287,7 @@ func (s *Store) pruneIDs(ids *idTx, dest string, ob, log *bolt.Bucket, now time.
 		}
 		if ob.Get(k) == nil {
 			seq, key := binary.BigEndian.Uint64(k), string(v[8:])
-			if err := ids.forget(dest, log, key, ids.x.hash(key), seq); err != nil {
+			if err := ids.forget(dest, log, ids.x.hash(key), seq); err != nil {
 				return err
 			}
 			k, v = c.Seek(u64(seq + 1))

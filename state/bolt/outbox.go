@@ -137,7 +137,7 @@ func (s *Store) Settle(dest string, outcomes []state.Outcome) error {
 				// Forgotten, so that the same change read again (or a
 				// retried dead letter) is queued again.
 				key := rec.EventName + "\x00" + rec.EventID
-				if err := ids.forget(dest, log, key, ids.x.hash(key), o.Seq); err != nil {
+				if err := ids.forget(dest, log, ids.x.hash(key), o.Seq); err != nil {
 					return err
 				}
 			default:
