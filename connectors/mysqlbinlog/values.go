@@ -146,11 +146,24 @@ func convert(k colKind, v any, loc *time.Location) (any, error) {
 			return f, nil
 		}
 	case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
+		if s, ok := v.(string); ok {
+			return cdc.Decimal(s), nil
+		}
 		return cdc.Decimal(fmt.Sprint(v)), nil
 	case mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
+		if t, ok := v.(time.Time); ok {
+			// The wall-clock fields, read in the source's timezone (as
+			// ParseInLocation does: a time in a DST gap moves the same way).
+			y, m, d := t.Date()
+			hh, mm, ss := t.Clock()
+			return time.Date(y, m, d, hh, mm, ss, t.Nanosecond(), loc).UTC(), nil
+		}
 		return parseTime(fmt.Sprint(v), loc) // wall-clock digits, in the source's timezone
 	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
-		return parseTime(fmt.Sprint(v), time.UTC) // decoded in UTC (TimestampStringLocation)
+		if t, ok := v.(time.Time); ok {
+			return t.UTC(), nil // the instant
+		}
+		return parseTime(fmt.Sprint(v), time.UTC) // a zero TIMESTAMP's text
 	case mysql.MYSQL_TYPE_ENUM:
 		n, err := integer(colKind{unsigned: true}, v)
 		if err != nil {
