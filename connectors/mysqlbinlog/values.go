@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +25,11 @@ const binaryCollation = 63
 type shape struct {
 	table string // as in the config
 	cols  *cdc.Columns
-	key   []int // primary-key column indexes
-	kinds []colKind
+	key   []int // primary-key column indexes, in name order
+	// keyCols names the key columns in name order (as cdc.RowOf would),
+	// made once for every change's Key.
+	keyCols *cdc.Columns
+	kinds   []colKind
 }
 
 type colKind struct {
@@ -52,6 +56,12 @@ func newShape(table string, tm *replication.TableMapEvent, charsets map[uint64]s
 	for _, k := range tm.PrimaryKey {
 		sh.key = append(sh.key, int(k))
 	}
+	slices.SortFunc(sh.key, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	keyNames := make([]string, len(sh.key))
+	for j, i := range sh.key {
+		keyNames[j] = names[i]
+	}
+	sh.keyCols = cdc.NewColumns(keyNames...)
 	unsigned := tm.UnsignedMap()
 	collations, enumSetCollations := tm.CollationMap(), tm.EnumSetCollationMap()
 	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
@@ -118,12 +128,12 @@ func (sh *shape) row(vals []any, loc *time.Location) (cdc.Row, error) {
 
 // keyOf is the key columns of row.
 func (sh *shape) keyOf(row cdc.Row) cdc.Row {
-	m := make(map[string]any, len(sh.key))
+	vals := make([]any, len(sh.key))
 	names := sh.cols.Names()
-	for _, i := range sh.key {
-		m[names[i]] = row.Value(names[i])
+	for j, i := range sh.key {
+		vals[j] = row.Value(names[i])
 	}
-	return cdc.RowOf(m)
+	return cdc.NewRow(sh.keyCols, vals)
 }
 
 // convert maps a decoded binlog value to capisync's value types as the

@@ -155,11 +155,10 @@ func validLocal(l string) bool {
 }
 
 func validDomain(d string) bool {
-	labels := strings.Split(d, ".")
-	if len(labels) < 2 || len(d) > 253 {
+	if !strings.Contains(d, ".") || len(d) > 253 {
 		return false
 	}
-	for _, l := range labels {
+	for l := range strings.SplitSeq(d, ".") {
 		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
 			return false
 		}
