@@ -2,9 +2,11 @@
 # Binlog benchmark: a 200,000-row UPDATE in one transaction on MariaDB (the
 # binlog ROW, FULL image and metadata); capisync end to end (the binary, a
 # mysql_binlog source, every row an event delivered to the fake Graph API)
-# next to mariadb-binlog reading the same events from the server, decoded
-# row by row to /dev/null (and, for scale, copied raw), and capisync's peak
-# RSS. Event ids given and default; RUNS times each (default 3), medians.
+# and the binlog source alone (changes read, decoded and acknowledged, no
+# rules, store or delivery), each next to mariadb-binlog reading the same
+# events from the server, decoded row by row to /dev/null (and, for scale,
+# copied raw), and capisync's peak RSS. Event ids given and default; RUNS
+# times each (default 3), medians.
 # Usage: [RUNS=n] scripts/bench-binlog.sh [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,12 @@ for ids in given default; do
 		echo "  capisync peak RSS: median $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | median) MiB, highest $(grep -o 'peak RSS [0-9.]* MiB' "$out" | awk '{print $3}' | sort -n | tail -1) MiB (goal < 100)"
 	} >>"$summary"
 done
+
+: >"$out"
+bench_runs "$runs" "$out" ./connectors/mysqlbinlog/ TestBenchSource CAPISYNC_BENCH_ROWS="${1:-200000}"
+{
+	echo "binlog source alone, medians over $runs runs:"
+	echo "  ratio source / mariadb-binlog -v: $(grep -o 'ratio source alone / mariadb-binlog -v: [0-9.]*' "$out" | awk '{print $NF}' | median)"
+	echo "  source rows/s: $(grep -o 'in [0-9.]*m\?s, [0-9]* rows/s' "$out" | awk '{print $3}' | median); allocations per row: $(grep -o '[0-9.]* allocations per row' "$out" | awk '{print $1}' | median)"
+} >>"$summary"
 cat "$summary"

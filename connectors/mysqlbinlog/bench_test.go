@@ -1,0 +1,74 @@
+package mysqlbinlog
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/capisync/capisync/internal/cdc"
+	"github.com/capisync/capisync/internal/testenv"
+)
+
+// TestBenchSource is the binlog source alone (scripts/bench-binlog.sh):
+// one UPDATE of CAPISYNC_BENCH_ROWS rows (default 200,000) in one
+// transaction, read from the server, decoded and converted to changes
+// that are acknowledged as they come, next to mariadb-binlog decoding the
+// same events to /dev/null. What the source costs, without the rules, the
+// store and the delivery that every source shares.
+func TestBenchSource(t *testing.T) {
+	if os.Getenv("CAPISYNC_BENCH") == "" {
+		t.Skip("a benchmark: run scripts/bench-binlog.sh")
+	}
+	rows := 200000
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
+		rows = n
+	}
+	r := newRig(t, "CREATE TABLE %s (id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100), total DECIMAL(12,2), updated_at DATETIME(6))")
+	r.exec(fmt.Sprintf("INSERT INTO %s SELECT seq, 'contacted', CONCAT('lead', seq, '@example.com'), (seq %% 1000) + 0.99, NOW(6) FROM seq_1_to_%d", r.table, rows))
+	var file string
+	var pos uint64
+	var doDB, ignoreDB string
+	if err := r.db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	before := r.now()
+	r.exec("UPDATE " + r.table + " SET status = 'qualified', updated_at = NOW(6)")
+	ref := testenv.DecodeBinlog(t, testenv.MySQLDSN(t), file, pos, 3)
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocs0 := ms.Mallocs
+	start := time.Now()
+	r.start(before)
+	n := 0
+	deadline := time.After(5 * time.Minute)
+	for n < rows {
+		select {
+		case b := <-r.out:
+			n += len(b.Changes)
+			if b.Position != nil {
+				r.src.Ack(context.Background(), b.Position)
+			}
+			for _, c := range b.Changes {
+				if c.Op != cdc.Update {
+					t.Fatalf("%s, want updates", c.Op)
+				}
+			}
+		case err := <-r.done:
+			t.Fatalf("Run ended after %d changes: %v", n, err)
+		case <-deadline:
+			t.Fatalf("%d of %d changes after 5 minutes", n, rows)
+		}
+	}
+	took := time.Since(start)
+	runtime.ReadMemStats(&ms)
+	r.halt()
+	rate, refRate := float64(rows)/took.Seconds(), float64(rows)/ref[1].Seconds()
+	t.Logf("binlog source alone: %d-row UPDATE in %s, %.0f rows/s, %.1f allocations per row", rows, took.Round(time.Millisecond), rate, float64(ms.Mallocs-allocs0)/float64(rows))
+	t.Logf("mariadb-binlog -v (every row decoded, to /dev/null): %s, %.0f rows/s (median of %v)", ref[1].Round(time.Millisecond), refRate, ref)
+	t.Logf("ratio source alone / mariadb-binlog -v: %.2f", rate/refRate)
+}
