@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/connectors/sqlpoll"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/internal/initcfg"
@@ -33,7 +34,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	switch *typ {
-	case config.TypePostgres, config.TypePostgresPoll, config.TypeMySQL, config.TypeSQLite:
+	case postgres.Type, sqlpoll.TypePostgres, sqlpoll.TypeMySQL, sqlpoll.TypeSQLite:
 	default:
 		return usagef("init: --source-type must be postgres, postgres_poll, mysql or sqlite")
 	}
@@ -66,7 +67,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("init: %w", err)
 	}
 	in := initcfg.Input{SourceName: *name, SourceType: *typ, DSNVar: envName}
-	if *typ == config.TypeSQLite {
+	if *typ == sqlpoll.TypeSQLite {
 		in.DSNDefault = raw // a path, no secret
 	}
 	for _, s := range samples {

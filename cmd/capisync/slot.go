@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/capisync/capisync/connectors/mysqlbinlog"
 	"github.com/capisync/capisync/connectors/postgres"
 	"github.com/capisync/capisync/internal/config"
 	"github.com/capisync/capisync/state"
@@ -43,11 +44,11 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	src, ok := cfg.Sources[*source]
-	if verb == "reset" && ok && src.Type == config.TypeMySQLBinlog {
+	if verb == "reset" && ok && src.Type == mysqlbinlog.Type {
 		// A binlog reader holds no slot: forgetting the checkpoint is all.
 		return resetCheckpoint(cfg, *source, "", stdout)
 	}
-	if !ok || src.Type != config.TypePostgres {
+	if !ok || src.Type != postgres.Type {
 		return usagef("slot %s: --source must name a source of type postgres (or mysql_binlog, for reset)", verb)
 	}
 	if verb == "reset" {

@@ -20,14 +20,16 @@ import (
 
 // The source types, in one table: how each is built for the daemon and
 // checked by validate --connect. The daemon's metrics, /readyz and
-// /status ask every running source the same questions (runningSource), so
-// a new type is a connector package and one entry here.
+// /status ask every running source the same questions (runningSource).
+// The config side of a type (its keys, defaults and checks) is declared by
+// its connector package (config.RegisterSource), so a new type is a
+// connector package and one entry here (TestEverySourceTypeIsWired).
 var sourceKinds = map[string]sourceKind{
-	config.TypePostgres:     {build: buildLogical, verify: verifyLogical},
-	config.TypeMySQL:        {build: buildPoll, verify: verifyPoll},
-	config.TypeSQLite:       {build: buildPoll, verify: verifyPoll},
-	config.TypePostgresPoll: {build: buildPoll, verify: verifyPoll},
-	config.TypeMySQLBinlog:  {build: buildBinlog, verify: verifyBinlog},
+	postgres.Type:        {build: buildLogical, verify: verifyLogical},
+	sqlpoll.TypeMySQL:    {build: buildPoll, verify: verifyPoll},
+	sqlpoll.TypeSQLite:   {build: buildPoll, verify: verifyPoll},
+	sqlpoll.TypePostgres: {build: buildPoll, verify: verifyPoll},
+	mysqlbinlog.Type:     {build: buildBinlog, verify: verifyBinlog},
 }
 
 // sourceKind is what cmd knows of one source type.

@@ -63,7 +63,7 @@ func TestSameValuesAsPolling(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	poll, err := sqlpoll.New("poll", config.Source{Type: config.TypeMySQL, DSN: config.Secret(dsn), Timezone: "Europe/Berlin",
+	poll, err := sqlpoll.New("poll", config.Source{Type: sqlpoll.TypeMySQL, DSN: config.Secret(dsn), Timezone: "Europe/Berlin",
 		Schedule: "@every 1h", PageSize: 100, Initial: "emit", Deletes: "none",
 		Tables: config.TableSet{Names: []string{r.table}, Tables: map[string]*config.PollTable{r.table: {Key: []string{"id"}, Cursor: "updated_at",
 			Track: slices.Collect(func(yield func(string) bool) {

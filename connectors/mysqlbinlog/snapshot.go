@@ -90,7 +90,7 @@ func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Bat
 			return position{}, fmt.Errorf("initial load of %s: %w", table, err)
 		}
 		var cols *cdc.Columns
-		err = sqlpoll.ConvertRows(rows, config.TypeMySQL, s.loc, func(names []string, vals []any) error {
+		err = sqlpoll.ConvertRows(rows, sqlpoll.TypeMySQL, s.loc, func(names []string, vals []any) error {
 			if cols == nil {
 				cols = cdc.NewColumns(names...)
 			}

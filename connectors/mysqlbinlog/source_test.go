@@ -48,7 +48,7 @@ func newRig(t *testing.T, ddl string) *rig {
 	r := &rig{t: t, db: db, table: fmt.Sprintf("binlog_%d", time.Now().UnixNano()%1e9)}
 	r.exec(fmt.Sprintf(ddl, r.table))
 	t.Cleanup(func() { db.Exec("DROP TABLE IF EXISTS " + r.table); db.Close() })
-	r.src, err = New("shop", config.Source{Type: config.TypeMySQLBinlog, DSN: config.Secret(dsn), Timezone: "UTC",
+	r.src, err = New("shop", config.Source{Type: Type, DSN: config.Secret(dsn), Timezone: "UTC",
 		ServerID: nextServerID(), Tables: config.TableSet{Names: []string{r.table}}, Initial: "skip"}, Options{IdleCheckpoint: time.Hour})
 	if err != nil {
 		t.Fatal(err)

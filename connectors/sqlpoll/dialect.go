@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/capisync/capisync/internal/config"
 )
 
 // dialect is what differs between databases.
@@ -52,11 +50,11 @@ const (
 
 func newDialect(typ string) (dialect, error) {
 	switch typ {
-	case config.TypeMySQL:
+	case TypeMySQL:
 		return mysqlDialect{}, nil
-	case config.TypePostgresPoll:
+	case TypePostgres:
 		return postgresDialect{}, nil
-	case config.TypeSQLite:
+	case TypeSQLite:
 		return sqliteDialect{}, nil
 	}
 	return nil, fmt.Errorf("no polling dialect for source type %q", typ)

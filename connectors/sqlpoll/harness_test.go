@@ -40,13 +40,13 @@ type dbKind struct {
 }
 
 var kinds = []dbKind{
-	{name: config.TypeMySQL, driver: "mysql", dsn: func(t *testing.T) string { return testenv.MySQLDSN(t) },
+	{name: sqlpoll.TypeMySQL, driver: "mysql", dsn: func(t *testing.T) string { return testenv.MySQLDSN(t) },
 		ddl: "CREATE TABLE %s (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100), total DECIMAL(12,2), updated_at DATETIME(6) NOT NULL, INDEX (updated_at, id))",
 		now: "NOW(6)"},
-	{name: config.TypePostgresPoll, driver: "pgx", dsn: func(t *testing.T) string { return testenv.PostgresDSN(t) },
+	{name: sqlpoll.TypePostgres, driver: "pgx", dsn: func(t *testing.T) string { return testenv.PostgresDSN(t) },
 		ddl: "CREATE TABLE %s (id bigint PRIMARY KEY, status text NOT NULL, email text, total numeric(12,2), updated_at timestamptz NOT NULL); CREATE INDEX ON %[1]s (updated_at, id)",
 		now: "clock_timestamp()"},
-	{name: config.TypeSQLite, driver: "sqlite", dsn: func(t *testing.T) string { return filepath.Join(t.TempDir(), "src.db") },
+	{name: sqlpoll.TypeSQLite, driver: "sqlite", dsn: func(t *testing.T) string { return filepath.Join(t.TempDir(), "src.db") },
 		ddl: "CREATE TABLE %s (id INTEGER PRIMARY KEY, status TEXT NOT NULL, email TEXT, total TEXT, updated_at TEXT NOT NULL); CREATE INDEX %[1]s_upd ON %[1]s (updated_at, id)",
 		now: "strftime('%Y-%m-%d %H:%M:%f','now')"},
 }

@@ -26,8 +26,8 @@ type TableSample struct {
 // (sourceType is mysql, postgres_poll or sqlite; a logical postgres source
 // is read as postgres_poll).
 func Sample(ctx context.Context, sourceType string, dsn config.Secret, tables []string, n int) ([]TableSample, error) {
-	if sourceType == config.TypePostgres {
-		sourceType = config.TypePostgresPoll
+	if sourceType == "postgres" { // a logical source's tables
+		sourceType = TypePostgres
 	}
 	d, err := newDialect(sourceType)
 	if err != nil {
@@ -45,10 +45,10 @@ func Sample(ctx context.Context, sourceType string, dsn config.Secret, tables []
 		return nil, fmt.Errorf("connect to %s: %s", config.DescribeDSN(sourceType, dsn), config.Scrub(err.Error(), dsn.Reveal()))
 	}
 	defer conn.Close()
-	if sourceType != config.TypeSQLite {
+	if sourceType != TypeSQLite {
 		// Read-only: nothing of the session can write.
 		stmt := "SET SESSION TRANSACTION READ ONLY"
-		if sourceType == config.TypePostgresPoll {
+		if sourceType == TypePostgres {
 			stmt = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
 		}
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {

@@ -34,14 +34,14 @@ func TestReadValues(t *testing.T) {
 		insert      string // %s: table; rows a (full), b (NULLs), c
 		extra       map[string]any
 	}{
-		{typ: config.TypeMySQL, dsn: func(t *testing.T) string { return testenv.MySQLDSN(t) },
+		{typ: TypeMySQL, dsn: func(t *testing.T) string { return testenv.MySQLDSN(t) },
 			ddl: "CREATE TABLE %s (code VARCHAR(20) PRIMARY KEY, updated_at DATETIME(6) NOT NULL, name VARCHAR(50), note TEXT, bin VARBINARY(10), doc JSON, amount DECIMAL(12,2), ratio DOUBLE, n INT, big BIGINT UNSIGNED)",
 			insert: `INSERT INTO %s VALUES ('a', '2026-11-26 09:30:15.123456', 'Zoë', '', x'00ff', '{"k": [1, "x"]}', 12.50, 0.25, -5, 18446744073709551615),
 				('b', '2026-11-26 09:30:15.123456', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 				('c', '2026-11-26 09:30:15.123456', 'c', 'c', x'', '[]', 0, 0, 0, 7)`,
 			// MariaDB's JSON is LONGTEXT with a check: its text, as stored.
 			extra: map[string]any{"big": cdc.Decimal("18446744073709551615"), "doc": `{"k": [1, "x"]}`}},
-		{typ: config.TypePostgresPoll, dsn: func(t *testing.T) string { return testenv.PostgresDSN(t) },
+		{typ: TypePostgres, dsn: func(t *testing.T) string { return testenv.PostgresDSN(t) },
 			ddl: "CREATE TABLE %s (code text PRIMARY KEY, updated_at timestamptz NOT NULL, name text, note text, bin bytea, doc jsonb, amount numeric(12,2), ratio double precision, n integer, big bigint)",
 			insert: `INSERT INTO %s VALUES ('a', '2026-11-26 09:30:15.123456+00', 'Zoë', '', '\x00ff', '{"k": [1, "x"]}', 12.50, 0.25, -5, 9223372036854775807),
 				('b', '2026-11-26 09:30:15.123456+00', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),

@@ -18,15 +18,6 @@ package config
 
 import "time"
 
-// Source types.
-const (
-	TypePostgres     = "postgres"      // logical replication (pgoutput)
-	TypeMySQL        = "mysql"         // cron polling of MySQL / MariaDB
-	TypeSQLite       = "sqlite"        // cron polling of a SQLite file
-	TypePostgresPoll = "postgres_poll" // cron polling of PostgreSQL (replicas)
-	TypeMySQLBinlog  = "mysql_binlog"  // the binlog of MySQL / MariaDB (row events)
-)
-
 // Destination types.
 const (
 	TypeMetaCAPI = "meta_capi"
@@ -90,8 +81,9 @@ type Log struct {
 }
 
 // Source is one database capisync reads changes from. Which fields apply
-// depends on Type: logical replication (postgres) or polling (mysql, sqlite,
-// postgres_poll).
+// depends on Type; the connector package that reads a type declares its
+// keys, defaults and checks (RegisterSource), and a key set for a type
+// that does not read it is refused.
 type Source struct {
 	Type     string `yaml:"type"`
 	DSN      Secret `yaml:"dsn"`
@@ -118,11 +110,6 @@ type Source struct {
 	Deletes         string   `yaml:"deletes"` // none (default) or full_scan
 	DeletesSchedule string   `yaml:"deletes_schedule"`
 	Tables          TableSet `yaml:"tables"`
-}
-
-// IsPolling reports whether the source is read by cron polling.
-func (s *Source) IsPolling() bool {
-	return s.Type == TypeMySQL || s.Type == TypeSQLite || s.Type == TypePostgresPoll
 }
 
 // TableSet holds a source's tables: a list of names for logical replication

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"bufio"
@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/capisync/capisync/connectors/mysqlbinlog"
+	"github.com/capisync/capisync/connectors/postgres"
+	_ "github.com/capisync/capisync/connectors/sqlpoll"
+	"github.com/capisync/capisync/internal/config"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -27,7 +32,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse("config.example.yaml", data, exampleEnv)
+	cfg, err := config.Parse("config.example.yaml", data, exampleEnv)
 	if err != nil {
 		t.Fatalf("config.example.yaml does not validate:\n%v", err)
 	}
@@ -37,7 +42,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if cfg.Destinations["meta"].AccessToken.Reveal() != "EAAexample" {
 		t.Error("access token not expanded")
 	}
-	if o := cfg.Sources["orders"]; o.Type != TypeMySQLBinlog || o.ServerID != 4201 || o.Initial != "skip" || len(o.Tables.Names) != 2 {
+	if o := cfg.Sources["orders"]; o.Type != mysqlbinlog.Type || o.ServerID != 4201 || o.Initial != "skip" || len(o.Tables.Names) != 2 {
 		t.Errorf("binlog source: %+v", o)
 	}
 }
@@ -45,25 +50,25 @@ func TestExampleConfigIsValid(t *testing.T) {
 func TestBaseDefaults(t *testing.T) {
 	cfg := mustParse(t, "testdata/base.yaml")
 	src := cfg.Sources["crm"]
-	if src.Slot != "capisync_crm" || src.Publication != "capisync_crm" || !Bool(src.Create, false) || src.Heartbeat.Duration != DefaultHeartbeat {
+	if src.Slot != "capisync_crm" || src.Publication != "capisync_crm" || !config.Bool(src.Create, false) || src.Heartbeat.Duration != postgres.DefaultHeartbeat {
 		t.Errorf("postgres defaults not applied: %+v", src)
 	}
 	d := cfg.Destinations["meta"]
-	if d.BatchSize != 1000 || d.InFlight != 2 || d.APIVersion != DefaultAPIVersion || d.BaseURL != DefaultBaseURL || d.MaxOutbox != DefaultMaxOutbox {
+	if d.BatchSize != 1000 || d.InFlight != 2 || d.APIVersion != config.DefaultAPIVersion || d.BaseURL != config.DefaultBaseURL || d.MaxOutbox != config.DefaultMaxOutbox {
 		t.Errorf("destination defaults not applied: %+v", d)
 	}
-	if r := cfg.Rules[0]; r.ActionSource != "system_generated" || r.When.Src != `new.status == "qualified"` || r.When.Pos != (Pos{16, 11}) {
+	if r := cfg.Rules[0]; r.ActionSource != "system_generated" || r.When.Src != `new.status == "qualified"` || r.When.Pos != (config.Pos{16, 11}) {
 		t.Errorf("rule = %+v", r)
 	}
 }
 
-func mustParse(t *testing.T, file string) *Config {
+func mustParse(t *testing.T, file string) *config.Config {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse(file, data, noEnv)
+	cfg, err := config.Parse(file, data, noEnv)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
@@ -86,10 +91,10 @@ func TestBadConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			wants, forbids := expectations(t, file)
-			_, err = Parse(file, data, noEnv)
-			var problems Problems
+			_, err = config.Parse(file, data, noEnv)
+			var problems config.Problems
 			if !errors.As(err, &problems) {
-				t.Fatalf("want Problems, got %v", err)
+				t.Fatalf("want config.Problems, got %v", err)
 			}
 			out := err.Error()
 			for _, w := range wants {
@@ -153,15 +158,15 @@ func TestExpand(t *testing.T) {
 		{"${1A}", "", "invalid variable name"},
 	}
 	for _, tt := range tests {
-		got, err := Expand(tt.in, env)
+		got, err := config.Expand(tt.in, env)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("Expand(%q) error = %v, want %q", tt.in, err, tt.err)
+				t.Errorf("config.Expand(%q) error = %v, want %q", tt.in, err, tt.err)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("config.Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -179,12 +184,12 @@ destinations:
 rules:
   - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
 `)
-	_, err := Parse("x.yaml", data, noEnv)
+	_, err := config.Parse("x.yaml", data, noEnv)
 	if err == nil || !strings.Contains(err.Error(), `batch_size: expected a whole number, got "250"`) {
 		t.Fatalf("a quoted value stays a string: %v", err)
 	}
 	data = []byte(strings.Replace(string(data), `"${BATCH:-250}"`, `${BATCH:-250}`, 1))
-	cfg, err := Parse("x.yaml", data, noEnv)
+	cfg, err := config.Parse("x.yaml", data, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +199,7 @@ rules:
 }
 
 func TestSecretNeverPrints(t *testing.T) {
-	s := Secret("hunter2")
+	s := config.Secret("hunter2")
 	for _, got := range []string{s.String(), s.GoString(), fmtAll(s)} {
 		if strings.Contains(got, "hunter2") {
 			t.Errorf("secret leaked: %q", got)
@@ -213,9 +218,9 @@ func TestScrub(t *testing.T) {
 		"host=db password='hunter2' dbname=crm",
 		"bob:hunter2@tcp(db:3306)/shop",
 	} {
-		msg := Scrub("failed to connect to "+dsn+" (password hunter2)", dsn)
+		msg := config.Scrub("failed to connect to "+dsn+" (password hunter2)", dsn)
 		if strings.Contains(msg, "hunter2") {
-			t.Errorf("Scrub(%q) left the password: %s", dsn, msg)
+			t.Errorf("config.Scrub(%q) left the password: %s", dsn, msg)
 		}
 	}
 }
@@ -225,7 +230,7 @@ func FuzzExpand(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out, err := Expand(s, func(string) (string, bool) { return "v", true })
+		out, err := config.Expand(s, func(string) (string, bool) { return "v", true })
 		if err == nil && !strings.Contains(s, "$") && out != s {
 			t.Fatalf("text without $ changed: %q -> %q", s, out)
 		}
@@ -239,7 +244,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = Parse("fuzz.yaml", data, exampleEnv) // must never panic
+		_, _ = config.Parse("fuzz.yaml", data, exampleEnv) // must never panic
 	})
 }
 
@@ -258,12 +263,12 @@ destinations:
 rules:
   - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
 `), 0o600)
-	if _, err := Load(good); err == nil {
-		t.Fatal("Load accepted unset variables")
+	if _, err := config.Load(good); err == nil {
+		t.Fatal("config.Load accepted unset variables")
 	}
-	cfg, err := LoadForInspection(good)
+	cfg, err := config.LoadForInspection(good)
 	if err != nil {
-		t.Fatalf("LoadForInspection: %v", err)
+		t.Fatalf("config.LoadForInspection: %v", err)
 	}
 	if cfg.State.Path != "/tmp/x.db" || cfg.Destinations["meta"] == nil {
 		t.Errorf("config = %+v", cfg)
@@ -276,10 +281,10 @@ destinations:
 rules:
   - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
 `), 0o600)
-	_, err = LoadForInspection(bad)
-	var ps Problems
+	_, err = config.LoadForInspection(bad)
+	var ps config.Problems
 	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != "destinations.meta.batch_size" {
-		t.Errorf("LoadForInspection of a bad config: %v", err)
+		t.Errorf("config.LoadForInspection of a bad config: %v", err)
 	}
 }
 
@@ -310,7 +315,7 @@ rules:
     event: Lead
 ` + tt.rule + `    user_data: {ph: new.phone}
 `
-		cfg, err := Parse("t.yaml", []byte(src), noEnv)
+		cfg, err := config.Parse("t.yaml", []byte(src), noEnv)
 		if err != nil {
 			t.Fatal(err)
 		}

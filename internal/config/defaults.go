@@ -9,9 +9,6 @@ import (
 const (
 	DefaultStatePath       = "./capisync.db"
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultHeartbeat       = 5 * time.Minute
-	DefaultPageSize        = 5000
-	DefaultLookback        = time.Minute
 	DefaultAPIVersion      = "v24.0"
 	DefaultBaseURL         = "https://graph.facebook.com"
 	DefaultBatchSize       = 1000
@@ -57,47 +54,20 @@ func (c *Config) applyDefaults() {
 		if s.Timezone == "" {
 			s.Timezone = "UTC"
 		}
-		if s.Type == TypeMySQLBinlog && s.Initial == "" {
-			s.Initial = "skip"
+		t, ok := sourceType(s.Type)
+		if !ok {
+			continue // validation names the type
 		}
-		if s.Type == TypePostgres {
-			if s.Slot == "" {
-				s.Slot = "capisync_" + identSafe(name)
-			}
-			if s.Publication == "" {
-				s.Publication = "capisync_" + identSafe(name)
-			}
-			if s.Create == nil {
-				t := true
-				s.Create = &t
-			}
-			if s.OldValues == "" {
-				s.OldValues = "replica_identity"
-			}
-			if _, set := c.pos[keyPath(keyPath("sources", name), "heartbeat")]; !set {
-				s.Heartbeat.Duration = DefaultHeartbeat
-			}
-			for i, t := range s.Tables.Names {
-				if !strings.Contains(t, ".") {
-					s.Tables.Names[i] = "public." + t
+		if t.DefaultSchema != "" {
+			for i, tname := range s.Tables.Names {
+				if !strings.Contains(tname, ".") {
+					s.Tables.Names[i] = t.DefaultSchema + "." + tname
 				}
 			}
 		}
-		if s.IsPolling() {
-			if s.PageSize == 0 {
-				s.PageSize = DefaultPageSize
-			}
-			if s.Initial == "" {
-				s.Initial = "baseline"
-			}
-			if s.Deletes == "" {
-				s.Deletes = "none"
-			}
-			for tname, t := range s.Tables.Tables {
-				if _, set := c.pos[keyPath(keyPath(keyPath(keyPath("sources", name), "tables"), tname), "lookback")]; !set {
-					t.Lookback.Duration = DefaultLookback
-				}
-			}
+		if t.Defaults != nil {
+			p := keyPath("sources", name)
+			t.Defaults(name, s, func(key string) bool { return c.has(keyPath(p, key)) })
 		}
 	}
 	for _, d := range c.Destinations {
@@ -142,22 +112,9 @@ func (c *Config) applyDefaults() {
 			if r.DefaultCountry == "" {
 				r.DefaultCountry = src.DefaultCountry
 			}
-			if src.Type == TypePostgres && r.Table != "" && !strings.Contains(r.Table, ".") {
-				r.Table = "public." + r.Table
+			if t, ok := sourceType(src.Type); ok && t.DefaultSchema != "" && r.Table != "" && !strings.Contains(r.Table, ".") {
+				r.Table = t.DefaultSchema + "." + r.Table
 			}
 		}
 	}
-}
-
-// identSafe turns a source name into something usable in a slot name.
-func identSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
-			return r
-		}
-		if r >= 'A' && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return '_'
-	}, s)
 }

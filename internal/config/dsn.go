@@ -10,17 +10,27 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// checkDSN parses a source's DSN with the driver that will use it and
-// returns what is wrong, never including the password.
+// dsnForm is the form of a source type's DSN (a registered type's, or
+// the form itself).
+func dsnForm(typ string) string {
+	if t, ok := sourceType(typ); ok {
+		return t.DSN
+	}
+	return typ
+}
+
+// checkDSN parses a DSN with the driver that will use it (typ is a source
+// type or a DSN form) and returns what is wrong, never including the
+// password.
 func checkDSN(typ string, dsn Secret) error {
 	raw := dsn.Reveal()
 	var err error
-	switch typ {
-	case TypePostgres, TypePostgresPoll:
+	switch dsnForm(typ) {
+	case DSNPostgres:
 		_, err = pgconn.ParseConfig(raw)
-	case TypeMySQL, TypeMySQLBinlog:
+	case DSNMySQL:
 		_, err = mysql.ParseDSN(raw)
-	case TypeSQLite:
+	case DSNSQLite:
 		if strings.TrimSpace(raw) == "" {
 			err = fmt.Errorf("empty path")
 		}
@@ -64,19 +74,19 @@ func dsnPassword(dsn string) string {
 }
 
 // DescribeDSN names the host, user and database of a DSN for messages, with
-// no password.
+// no password; typ is a source type or a DSN form.
 func DescribeDSN(typ string, dsn Secret) string {
 	raw := dsn.Reveal()
-	switch typ {
-	case TypePostgres, TypePostgresPoll:
+	switch dsnForm(typ) {
+	case DSNPostgres:
 		if c, err := pgconn.ParseConfig(raw); err == nil {
 			return fmt.Sprintf("postgres %s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 		}
-	case TypeMySQL, TypeMySQLBinlog:
+	case DSNMySQL:
 		if c, err := mysql.ParseDSN(raw); err == nil {
 			return fmt.Sprintf("mysql %s@%s/%s", c.User, c.Addr, c.DBName)
 		}
-	case TypeSQLite:
+	case DSNSQLite:
 		return "sqlite " + raw
 	}
 	return typ + " <unparseable dsn>"

@@ -16,7 +16,6 @@ import (
 
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
-	slotRe    = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 	identRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)
 	versionRe = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 	digitsRe  = regexp.MustCompile(`^[0-9]{1,20}$`)
@@ -27,13 +26,6 @@ var (
 // CronParser is the one cron syntax capisync accepts: five fields with an
 // optional leading seconds field, or a descriptor such as "@every 30s".
 var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-var (
-	pollOnly    = []string{"schedule", "page_size", "initial", "deletes", "deletes_schedule"}
-	logicalOnly = []string{"slot", "publication", "create", "old_values", "heartbeat"}
-	binlogOnly  = []string{"server_id"}
-	sourceTypes = []string{TypePostgres, TypeMySQL, TypeSQLite, TypePostgresPoll, TypeMySQLBinlog}
-)
 
 func (c *Config) has(path string) bool { _, ok := c.pos[path]; return ok }
 
@@ -90,7 +82,7 @@ func (c *Config) validateState(r *Reporter) {
 	}
 	if st.DSN == "" {
 		r.Add("state.dsn", "missing dsn: the PostgreSQL database that holds the state")
-	} else if err := checkDSN(TypePostgres, st.DSN); err != nil {
+	} else if err := checkDSN(DSNPostgres, st.DSN); err != nil {
 		r.Add("state.dsn", "invalid PostgreSQL DSN: %v", err)
 	}
 	if !schemaRe.MatchString(st.Schema) {
@@ -108,13 +100,18 @@ func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	if !nameRe.MatchString(name) {
 		r.Add(p, "source name %q: use letters, digits, _ and -, starting with a letter", name)
 	}
+	if len(SourceTypeNames()) == 0 {
+		r.Add(keyPath(p, "type"), "no source types are known: the program imports no connector")
+		return
+	}
 	if s.Type == "" {
-		r.Add(keyPath(p, "type"), "missing type: one of %s", strings.Join(sourceTypes, ", "))
+		r.Add(keyPath(p, "type"), "missing type: one of %s", strings.Join(SourceTypeNames(), ", "))
 		return
 	}
-	if !oneOf(r, keyPath(p, "type"), s.Type, sourceTypes...) {
+	if !oneOf(r, keyPath(p, "type"), s.Type, SourceTypeNames()...) {
 		return
 	}
+	t, _ := sourceType(s.Type)
 	if s.DSN == "" {
 		r.Add(keyPath(p, "dsn"), "missing dsn")
 	} else if err := checkDSN(s.Type, s.DSN); err != nil {
@@ -129,120 +126,44 @@ func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	if len(s.Tables.Names) == 0 {
 		r.Add(keyPath(p, "tables"), "no tables: list the tables to read")
 	}
+	// A key of other types only.
+	for _, k := range sourceKeys() {
+		if c.has(keyPath(p, k)) && !slices.Contains(t.Keys, k) {
+			types := typesReading(k)
+			r.Add(keyPath(p, k), "%s applies only to type%s %s, not to type %s", k, plural(len(types)), strings.Join(types, ", "), s.Type)
+		}
+	}
 	switch {
-	case s.Type == TypePostgres:
-		c.validateLogical(r, p, s)
-	case s.Type == TypeMySQLBinlog:
-		c.validateBinlog(r, p, s)
-	default:
-		c.validatePolling(r, p, s)
+	case t.TableOptions && s.Tables.Tables == nil && len(s.Tables.Names) > 0,
+		!t.TableOptions && s.Tables.Tables != nil:
+		r.Add(keyPath(p, "tables"), "a %s source %s: %s", s.Type, map[bool]string{true: "maps each table to its options", false: "lists its tables"}[t.TableOptions], t.Example)
 	}
-	if s.Type != TypeMySQLBinlog {
-		for _, k := range binlogOnly {
-			if c.has(keyPath(p, k)) {
-				r.Add(keyPath(p, k), "%s applies only to type mysql_binlog, not to type %s", k, s.Type)
+	if t.Validate != nil {
+		t.Validate(s, SourceProblems{r: r, path: p})
+	}
+}
+
+// sourceKeys are the keys of every registered type, sorted.
+func sourceKeys() []string {
+	sourceTypesMu.RLock()
+	defer sourceTypesMu.RUnlock()
+	var keys []string
+	for _, t := range sourceTypes {
+		for _, k := range t.Keys {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
 			}
 		}
 	}
+	slices.Sort(keys)
+	return keys
 }
 
-func (c *Config) validateBinlog(r *Reporter, p string, s *Source) {
-	for _, k := range append(append([]string{}, logicalOnly...), pollOnly...) {
-		if k != "initial" && c.has(keyPath(p, k)) {
-			r.Add(keyPath(p, k), "%s does not apply to type mysql_binlog", k)
-		}
+func plural(n int) string {
+	if n == 1 {
+		return ""
 	}
-	if s.Tables.Tables != nil {
-		r.Add(keyPath(p, "tables"), "a mysql_binlog source lists its tables: tables: [leads, shop.orders]")
-	}
-	for i, t := range s.Tables.Names {
-		if !validQualified(t) {
-			r.Add(indexPath(keyPath(p, "tables"), i), "table %q: write table (in the DSN's database) or database.table with plain identifiers", t)
-		}
-	}
-	if s.ServerID == 0 {
-		r.Add(keyPath(p, "server_id"), "missing server_id: a number unique among the server's replicas and binlog readers, e.g. server_id: 4201")
-	}
-	oneOf(r, keyPath(p, "initial"), s.Initial, "skip", "emit")
-}
-
-func (c *Config) validateLogical(r *Reporter, p string, s *Source) {
-	for _, k := range pollOnly {
-		if c.has(keyPath(p, k)) {
-			r.Add(keyPath(p, k), "%s applies only to polling sources (mysql, sqlite, postgres_poll), not to type postgres", k)
-		}
-	}
-	if s.Tables.Tables != nil {
-		r.Add(keyPath(p, "tables"), "a postgres (logical replication) source lists its tables: tables: [public.leads, public.orders]")
-	}
-	if !slotRe.MatchString(s.Slot) {
-		r.Add(keyPath(p, "slot"), "slot name %q: use lower-case letters, digits and _ (at most 63)", s.Slot)
-	}
-	if !identRe.MatchString(s.Publication) {
-		r.Add(keyPath(p, "publication"), "publication name %q is not a plain identifier", s.Publication)
-	}
-	oneOf(r, keyPath(p, "old_values"), s.OldValues, "replica_identity", "shadow")
-	for i, t := range s.Tables.Names {
-		schema, table, _ := strings.Cut(t, ".")
-		if !identRe.MatchString(schema) || !identRe.MatchString(table) {
-			r.Add(indexPath(keyPath(p, "tables"), i), "table %q: write schema.table with plain identifiers", t)
-		}
-	}
-}
-
-func (c *Config) validatePolling(r *Reporter, p string, s *Source) {
-	for _, k := range logicalOnly {
-		if c.has(keyPath(p, k)) {
-			r.Add(keyPath(p, k), "%s applies only to logical replication (type postgres), not to type %s", k, s.Type)
-		}
-	}
-	if s.Schedule == "" {
-		r.Add(keyPath(p, "schedule"), `missing schedule: a cron spec such as "@every 30s" or "*/5 * * * *"`)
-	} else if _, err := CronParser.Parse(s.Schedule); err != nil {
-		r.Add(keyPath(p, "schedule"), "invalid cron spec %q: %v", s.Schedule, err)
-	}
-	if s.PageSize < 1 {
-		r.Add(keyPath(p, "page_size"), "page_size must be at least 1, got %d", s.PageSize)
-	}
-	oneOf(r, keyPath(p, "initial"), s.Initial, "baseline", "emit")
-	if oneOf(r, keyPath(p, "deletes"), s.Deletes, "none", "full_scan") && s.Deletes == "full_scan" {
-		if s.DeletesSchedule == "" {
-			r.Add(keyPath(p, "deletes_schedule"), `deletes: full_scan needs deletes_schedule, e.g. "@every 1h"`)
-		} else if _, err := CronParser.Parse(s.DeletesSchedule); err != nil {
-			r.Add(keyPath(p, "deletes_schedule"), "invalid cron spec %q: %v", s.DeletesSchedule, err)
-		}
-	}
-	if s.Tables.Tables == nil && len(s.Tables.Names) > 0 {
-		r.Add(keyPath(p, "tables"), "a polling source maps each table to its options: tables: {orders: {key: [id], cursor: updated_at}}")
-		return
-	}
-	for _, tname := range s.Tables.Names {
-		t := s.Tables.Tables[tname]
-		tp := keyPath(keyPath(p, "tables"), tname)
-		if !validQualified(tname) {
-			r.Add(tp, "table name %q: write table or schema.table with plain identifiers", tname)
-		}
-		if len(t.Key) == 0 {
-			r.Add(keyPath(tp, "key"), "missing key: the table's primary-key columns, e.g. key: [id]")
-		}
-		if t.Cursor == "" {
-			r.Add(keyPath(tp, "cursor"), "missing cursor: a column that grows when a row changes, e.g. cursor: updated_at")
-		}
-		for i, col := range append(append(append([]string{}, t.Key...), t.Cursor), t.Track...) {
-			if col != "" && !identRe.MatchString(col) {
-				r.Add(tp, "column %q (entry %d) is not a plain identifier", col, i)
-			}
-		}
-	}
-}
-
-func validQualified(name string) bool {
-	for _, part := range strings.Split(name, ".") {
-		if !identRe.MatchString(part) {
-			return false
-		}
-	}
-	return strings.Count(name, ".") <= 1
+	return "s"
 }
 
 func (c *Config) validateDestination(r *Reporter, name string, d *Destination) {
@@ -310,9 +231,7 @@ func (c *Config) validateRule(r *Reporter, rule *Rule) {
 	switch {
 	case rule.Table == "":
 		r.Add(keyPath(p, "table"), "missing table")
-	case ok && (src.Type == TypePostgres || src.Type == TypeMySQLBinlog) && !src.Tables.Has(rule.Table):
-		r.Add(keyPath(p, "table"), "table %q is not among source %q's tables (%s)", rule.Table, rule.Source, strings.Join(src.Tables.Names, ", "))
-	case ok && src.IsPolling() && !src.Tables.Has(rule.Table):
+	case ok && !src.Tables.Has(rule.Table):
 		r.Add(keyPath(p, "table"), "table %q is not among source %q's tables (%s)%s", rule.Table, rule.Source, strings.Join(src.Tables.Names, ", "), didYouMean(rule.Table, src.Tables.Names))
 	}
 	if rule.Destination != "" {
