@@ -21,7 +21,7 @@ import (
 // RSS. CAPISYNC_BENCH_IDS is default (no event_id: the hash) or given
 // ("order-" + id).
 func TestBenchBackfill(t *testing.T) {
-	rows := benchRows(t, "scripts/bench-backfill.sh", 1_000_000)
+	rows := testenv.BenchRows(t, "scripts/bench-backfill.sh", 1_000_000)
 	ids, eventID := benchEventID(t, "default", `'"order-" + string(new.id)'`)
 	pageSize := "" // the default
 	if n := os.Getenv("CAPISYNC_BENCH_PAGE"); n != "" {

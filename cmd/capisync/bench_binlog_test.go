@@ -28,7 +28,7 @@ import (
 // CAPISYNC_BENCH_IDS is given (event_id "lead-" + id, the default) or
 // default (the default hash).
 func TestBenchBinlog(t *testing.T) {
-	rows := benchRows(t, "scripts/bench-binlog.sh", 200000)
+	rows := testenv.BenchRows(t, "scripts/bench-binlog.sh", 200000)
 	ids, eventID := benchEventID(t, "given", `'"lead-" + string(new.id)'`)
 	dsn := testenv.MySQLDSN(t)
 	db, err := sql.Open("mysql", dsn)

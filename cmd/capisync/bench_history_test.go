@@ -24,7 +24,7 @@ import (
 // store that holds 1,800,000 ids and the first into an empty one: its
 // rows/s should hold (goal: last / first >= 0.8).
 func TestBenchHistory(t *testing.T) {
-	rows, txns := benchRows(t, "scripts/bench-history.sh", 200000), 10
+	rows, txns := testenv.BenchRows(t, "scripts/bench-history.sh", 200000), 10
 	dsn := testenv.PostgresDSN(t)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {

@@ -55,7 +55,7 @@ var benchShapes = map[string]benchShape{
 // given (event_id "lead-" + id, the default) or default (no event_id: the
 // default hash).
 func TestBenchLogical(t *testing.T) {
-	rows := benchRows(t, "scripts/bench-logical.sh", 200000)
+	rows := testenv.BenchRows(t, "scripts/bench-logical.sh", 200000)
 	table := cmp.Or(os.Getenv("CAPISYNC_BENCH_TABLE"), "wide")
 	shape, ok := benchShapes[table]
 	if !ok {
@@ -318,17 +318,4 @@ func benchEventID(t *testing.T, def, given string) (ids, line string) {
 	}
 	t.Fatalf("CAPISYNC_BENCH_IDS=%s: given or default", ids)
 	return "", ""
-}
-
-// benchRows skips a benchmark test unless CAPISYNC_BENCH is set (the
-// script sets it) and returns its row count: CAPISYNC_BENCH_ROWS, or def.
-func benchRows(t *testing.T, script string, def int) int {
-	t.Helper()
-	if os.Getenv("CAPISYNC_BENCH") == "" {
-		t.Skip("a benchmark: run " + script)
-	}
-	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
-		return n
-	}
-	return def
 }

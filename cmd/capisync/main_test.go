@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/capisync/capisync/internal/testenv"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/capisync/capisync/internal/testenv"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -3,9 +3,7 @@ package mysqlbinlog
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,13 +18,7 @@ import (
 // same events to /dev/null. What the source costs, without the rules, the
 // store and the delivery that every source shares.
 func TestBenchSource(t *testing.T) {
-	if os.Getenv("CAPISYNC_BENCH") == "" {
-		t.Skip("a benchmark: run scripts/bench-binlog.sh")
-	}
-	rows := 200000
-	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
-		rows = n
-	}
+	rows := testenv.BenchRows(t, "scripts/bench-binlog.sh", 200000)
 	r := newRig(t, "CREATE TABLE %s (id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100), total DECIMAL(12,2), updated_at DATETIME(6))")
 	r.exec(fmt.Sprintf("INSERT INTO %s SELECT seq, 'contacted', CONCAT('lead', seq, '@example.com'), (seq %% 1000) + 0.99, NOW(6) FROM seq_1_to_%d", r.table, rows))
 	var file string

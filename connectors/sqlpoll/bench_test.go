@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/capisync/capisync/internal/gctune"
+	"github.com/capisync/capisync/internal/testenv"
 )
 
 // TestBenchPoll is the polling benchmark (scripts/bench-poll.sh): a
@@ -20,13 +21,7 @@ import (
 // end an idle poll (nothing changed) is shown next to a full-table read, to
 // show the idle poll costs O(rows in the lookback window).
 func TestBenchPoll(t *testing.T) {
-	if os.Getenv("CAPISYNC_BENCH") == "" {
-		t.Skip("a benchmark: run scripts/bench-poll.sh")
-	}
-	rows, changed, rounds := 1_000_000, 10_000, 3
-	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
-		rows = n
-	}
+	rows, changed, rounds := testenv.BenchRows(t, "scripts/bench-poll.sh", 1_000_000), 10_000, 3
 	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROUNDS")); err == nil && n > 0 {
 		rounds = n
 	}

@@ -8,6 +8,7 @@ package testenv
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -87,4 +88,17 @@ func DropSlots(t testing.TB, dsn string, names ...string) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// BenchRows gates a benchmark test: it skips unless CAPISYNC_BENCH is set
+// (naming the script that runs it) and returns CAPISYNC_BENCH_ROWS, or def.
+func BenchRows(t testing.TB, script string, def int) int {
+	t.Helper()
+	if os.Getenv("CAPISYNC_BENCH") == "" {
+		t.Skip("a benchmark: run " + script)
+	}
+	if n, err := strconv.Atoi(os.Getenv("CAPISYNC_BENCH_ROWS")); err == nil {
+		return n
+	}
+	return def
 }
