@@ -51,8 +51,9 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !ok || src.Type != postgres.Type {
 		return usagef("slot %s: --source must name a source of type postgres (or mysql_binlog, for reset)", verb)
 	}
+	pg := src.Options.(*postgres.Config)
 	if verb == "reset" {
-		return resetCheckpoint(cfg, *source, src.Slot, stdout)
+		return resetCheckpoint(cfg, *source, pg.Slot, stdout)
 	}
 	s, err := postgres.New(*source, *src, nil, postgres.Options{})
 	if err != nil {
@@ -61,9 +62,9 @@ func slotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := s.DropSlot(ctx, pub); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "dropped replication slot %s", src.Slot)
+	fmt.Fprintf(stdout, "dropped replication slot %s", pg.Slot)
 	if pub {
-		fmt.Fprintf(stdout, " and publication %s", src.Publication)
+		fmt.Fprintf(stdout, " and publication %s", pg.Publication)
 	}
 	fmt.Fprintln(stdout)
 	return nil

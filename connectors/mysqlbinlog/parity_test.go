@@ -64,7 +64,7 @@ func TestSameValuesAsPolling(t *testing.T) {
 	}
 	defer store.Close()
 	poll, err := sqlpoll.New("poll", config.Source{Type: sqlpoll.TypeMySQL, DSN: config.Secret(dsn), Timezone: "Europe/Berlin",
-		Schedule: "@every 1h", PageSize: 100, Initial: "emit", Deletes: "none",
+		Options: &sqlpoll.Config{Schedule: "@every 1h", PageSize: 100, Initial: "emit", Deletes: "none"},
 		Tables: config.TableSet{Names: []string{r.table}, Tables: map[string]*config.PollTable{r.table: {Key: []string{"id"}, Cursor: "updated_at",
 			Track: slices.Collect(func(yield func(string) bool) {
 				for name := range fromBinlog.All() {

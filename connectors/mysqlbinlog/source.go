@@ -41,6 +41,7 @@ type Options struct {
 type Source struct {
 	name   string
 	cfg    config.Source
+	o      *Config // the type's own keys
 	opt    Options
 	log    *slog.Logger
 	loc    *time.Location
@@ -79,7 +80,7 @@ func New(name string, cfg config.Source, opt Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %s: timezone: %w", name, err)
 	}
-	s := &Source{name: name, cfg: cfg, opt: opt, log: opt.Logger.With("source", name), loc: loc, dsn: dsn, tables: map[string]string{}}
+	s := &Source{name: name, cfg: cfg, o: configOf(cfg), opt: opt, log: opt.Logger.With("source", name), loc: loc, dsn: dsn, tables: map[string]string{}}
 	for _, t := range cfg.Tables.Names {
 		db, table, ok := strings.Cut(t, ".")
 		if !ok {
@@ -131,7 +132,7 @@ func (s *Source) Check(ctx context.Context) (string, []string, error) {
 		return "", nil, fmt.Errorf("connect to %s: %s", config.DescribeDSN(s.cfg.Type, s.cfg.DSN), config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
 	}
 	defer db.Close()
-	flavor, problems, err := check(ctx, db, s.cfg.ServerID)
+	flavor, problems, err := check(ctx, db, s.o.ServerID)
 	if err != nil {
 		return flavor, problems, fmt.Errorf("%s: %s", config.DescribeDSN(s.cfg.Type, s.cfg.DSN), config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
 	}
@@ -295,7 +296,7 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		return false, err
 	}
 	defer db.Close()
-	flavor, problems, err := check(ctx, db, s.cfg.ServerID)
+	flavor, problems, err := check(ctx, db, s.o.ServerID)
 	if err != nil {
 		return false, err
 	}
@@ -312,7 +313,7 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 	}
 	if *start == nil {
 		var p position
-		if s.cfg.Initial == "emit" {
+		if s.o.Initial == "emit" {
 			// The last chunk of the load carries the checkpoint.
 			if p, err = s.snapshot(ctx, flavor, out); err != nil {
 				return false, err
@@ -374,7 +375,7 @@ func (s *Source) streamFrom(ctx context.Context, flavor string, charsets map[uin
 	}
 	port, _ := strconv.Atoi(portStr)
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: s.cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(port),
+		ServerID: s.o.ServerID, Flavor: flavor, Host: host, Port: uint16(port),
 		User: s.dsn.User, Password: s.dsn.Passwd,
 		// DATETIME and TIMESTAMP as time.Time (wall-clock fields in UTC,
 		// and the instant): formatting them to text and parsing it back

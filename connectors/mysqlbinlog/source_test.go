@@ -49,7 +49,7 @@ func newRig(t *testing.T, ddl string) *rig {
 	r.exec(fmt.Sprintf(ddl, r.table))
 	t.Cleanup(func() { db.Exec("DROP TABLE IF EXISTS " + r.table); db.Close() })
 	r.src, err = New("shop", config.Source{Type: Type, DSN: config.Secret(dsn), Timezone: "UTC",
-		ServerID: nextServerID(), Tables: config.TableSet{Names: []string{r.table}}, Initial: "skip"}, Options{IdleCheckpoint: time.Hour})
+		Options: &Config{ServerID: nextServerID(), Initial: "skip"}, Tables: config.TableSet{Names: []string{r.table}}}, Options{IdleCheckpoint: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestServerNotReady(t *testing.T) {
 	if err := r.db.QueryRow("SELECT @@server_id").Scan(&own); err != nil {
 		t.Fatal(err)
 	}
-	r.src.cfg.ServerID = own
+	r.src.o.ServerID = own
 	_, problems, err := r.src.Check(context.Background())
 	if err != nil || len(problems) != 1 || !strings.Contains(problems[0], "is the server's own") {
 		t.Fatalf("Check with the server's own server_id: %v %v", problems, err)
@@ -382,7 +382,7 @@ func TestLargeTransactionInChunks(t *testing.T) {
 // load's transaction window and after it arrives once, none twice.
 func TestInitialEmit(t *testing.T) {
 	r := newRig(t, shopDDL)
-	r.src.cfg.Initial = "emit"
+	r.src.o.Initial = "emit"
 	r.src.opt.ChunkSize = 2
 	r.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, 'new', 'a@example.com', 1), (2, 'qualified', NULL, 2), (3, 'won', NULL, 3)", r.table))
 	r.start(nil)
@@ -413,7 +413,7 @@ func TestInitialEmit(t *testing.T) {
 // never by neither.
 func TestInitialEmitUnderWrites(t *testing.T) {
 	r := newRig(t, shopDDL)
-	r.src.cfg.Initial = "emit"
+	r.src.o.Initial = "emit"
 	r.src.opt.ChunkSize = 100
 	var vals []string
 	for i := 1; i <= 5000; i++ {

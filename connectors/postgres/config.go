@@ -15,18 +15,39 @@ const Type = "postgres"
 // (heartbeat: 0 turns it off).
 const DefaultHeartbeat = 5 * time.Minute
 
+// Config is a postgres source's own keys under sources.NAME.
+type Config struct {
+	Slot        string          `yaml:"slot"`        // default capisync_NAME
+	Publication string          `yaml:"publication"` // default capisync_NAME
+	Create      *bool           `yaml:"create"`      // create the slot and publication when missing (default true)
+	OldValues   string          `yaml:"old_values"`  // replica_identity (default) or shadow
+	Heartbeat   config.Duration `yaml:"heartbeat"`   // default DefaultHeartbeat; 0: none
+}
+
 func init() {
 	config.RegisterSource(Type, config.SourceType{
 		DSN:           config.DSNPostgres,
-		Keys:          []string{"slot", "publication", "create", "old_values", "heartbeat"},
+		Options:       func() any { return new(Config) },
 		DefaultSchema: "public",
 		Example:       "tables: [public.leads, public.orders]",
-		Defaults:      defaults,
-		Validate:      validate,
+		Defaults: func(name string, s *config.Source, written func(string) bool) {
+			defaults(name, s.Options.(*Config), written)
+		},
+		Validate: validate,
 	})
 }
 
-func defaults(name string, s *config.Source, written func(string) bool) {
+// configOf is the source's Config, defaulted when it was built in code.
+func configOf(name string, cfg config.Source) *Config {
+	if c, ok := cfg.Options.(*Config); ok {
+		return c
+	}
+	c := new(Config)
+	defaults(name, c, func(string) bool { return false })
+	return c
+}
+
+func defaults(name string, s *Config, written func(string) bool) {
 	if s.Slot == "" {
 		s.Slot = "capisync_" + identSafe(name)
 	}
@@ -48,13 +69,14 @@ func defaults(name string, s *config.Source, written func(string) bool) {
 var slotRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 func validate(s *config.Source, p config.SourceProblems) {
-	if !slotRe.MatchString(s.Slot) {
-		p.Add("slot", "slot name %q: use lower-case letters, digits and _ (at most 63)", s.Slot)
+	o := s.Options.(*Config)
+	if !slotRe.MatchString(o.Slot) {
+		p.Add("slot", "slot name %q: use lower-case letters, digits and _ (at most 63)", o.Slot)
 	}
-	if !config.Ident(s.Publication) {
-		p.Add("publication", "publication name %q is not a plain identifier", s.Publication)
+	if !config.Ident(o.Publication) {
+		p.Add("publication", "publication name %q is not a plain identifier", o.Publication)
 	}
-	p.OneOf("old_values", s.OldValues, "replica_identity", "shadow")
+	p.OneOf("old_values", o.OldValues, "replica_identity", "shadow")
 	for i, t := range s.Tables.Names {
 		schema, table, _ := strings.Cut(t, ".")
 		if !config.Ident(schema) || !config.Ident(table) {

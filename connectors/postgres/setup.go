@@ -179,32 +179,32 @@ func quoteTable(t string) string {
 }
 
 func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
-	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	pub := pgx.Identifier{s.o.Publication}.Sanitize()
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", s.cfg.Publication).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", s.o.Publication).Scan(&exists); err != nil {
 		return fmt.Errorf("read publication: %w", err)
 	}
 	if !exists {
 		create := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", pub, s.quotedTables())
 		if !s.create() {
-			return &SetupError{Msg: fmt.Sprintf("source %s: publication %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Publication, create), Creatable: true}
+			return &SetupError{Msg: fmt.Sprintf("source %s: publication %s does not exist and create is false. A DBA runs: %s;", s.name, s.o.Publication, create), Creatable: true}
 		}
 		if why, err := s.cannotPublish(ctx, conn, s.cfg.Tables.Names, ""); err != nil || why != "" {
 			if err != nil {
 				return err
 			}
-			return setupErr("source %s: publication %s does not exist and role %s cannot create it: %s. A DBA runs: %s; (capisync then uses it), or grants what is missing", s.name, s.cfg.Publication, conn.Config().User, why, create)
+			return setupErr("source %s: publication %s does not exist and role %s cannot create it: %s. A DBA runs: %s; (capisync then uses it), or grants what is missing", s.name, s.o.Publication, conn.Config().User, why, create)
 		}
 		if s.verifyOnly {
-			return &SetupError{Msg: "publication " + s.cfg.Publication + " missing", Creatable: true}
+			return &SetupError{Msg: "publication " + s.o.Publication + " missing", Creatable: true}
 		}
 		if _, err := conn.Exec(ctx, create); err != nil {
 			return permanentIfDenied(fmt.Errorf("source %s: %s: %w", s.name, create, err))
 		}
-		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", s.quotedTables())
+		s.log.Info("created publication", "publication", s.o.Publication, "tables", s.quotedTables())
 		return nil
 	}
-	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", s.cfg.Publication)
+	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", s.o.Publication)
 	if err != nil {
 		return fmt.Errorf("read publication tables: %w", err)
 	}
@@ -229,7 +229,7 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 	}
 	alter := fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pub, strings.Join(missing, ", "))
 	if !s.create() {
-		return &SetupError{Msg: fmt.Sprintf("source %s: publication %s lacks %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), alter), Creatable: true}
+		return &SetupError{Msg: fmt.Sprintf("source %s: publication %s lacks %s. A DBA runs: %s;", s.name, s.o.Publication, strings.Join(missing, ", "), alter), Creatable: true}
 	}
 	var missingNames []string
 	for _, t := range s.cfg.Tables.Names {
@@ -237,19 +237,19 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 			missingNames = append(missingNames, t)
 		}
 	}
-	if why, err := s.cannotPublish(ctx, conn, missingNames, s.cfg.Publication); err != nil || why != "" {
+	if why, err := s.cannotPublish(ctx, conn, missingNames, s.o.Publication); err != nil || why != "" {
 		if err != nil {
 			return err
 		}
-		return setupErr("source %s: publication %s lacks %s and role %s cannot add them: %s. A DBA runs: %s;", s.name, s.cfg.Publication, strings.Join(missing, ", "), conn.Config().User, why, alter)
+		return setupErr("source %s: publication %s lacks %s and role %s cannot add them: %s. A DBA runs: %s;", s.name, s.o.Publication, strings.Join(missing, ", "), conn.Config().User, why, alter)
 	}
 	if s.verifyOnly {
-		return &SetupError{Msg: "publication " + s.cfg.Publication + " lacks tables", Creatable: true}
+		return &SetupError{Msg: "publication " + s.o.Publication + " lacks tables", Creatable: true}
 	}
 	if _, err := conn.Exec(ctx, alter); err != nil {
 		return permanentIfDenied(fmt.Errorf("source %s: %s: %w", s.name, alter, err))
 	}
-	s.log.Warn("added tables to the publication; their earlier changes are not replayed", "publication", s.cfg.Publication, "tables", strings.Join(missing, ", "))
+	s.log.Warn("added tables to the publication; their earlier changes are not replayed", "publication", s.o.Publication, "tables", strings.Join(missing, ", "))
 	return nil
 }
 
@@ -310,7 +310,7 @@ func permanentIfDenied(err error) error {
 func (s *Source) readSlot(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
 	var si slotInfo
 	err := conn.QueryRow(ctx, `SELECT plugin, coalesce(database, ''), coalesce(wal_status, ''), coalesce(confirmed_flush_lsn::text, ''), active
-		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&si.plugin, &si.db, &si.walStatus, &si.confirmedFlush, &si.active)
+		FROM pg_replication_slots WHERE slot_name = $1`, s.o.Slot).Scan(&si.plugin, &si.db, &si.walStatus, &si.confirmedFlush, &si.active)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return si, nil
 	}
@@ -328,29 +328,29 @@ func (s *Source) ensureSlot(ctx context.Context, conn *pgx.Conn) error {
 		// Creating the slot now would start from now: every change since
 		// the checkpoint would be skipped without a word.
 		return setupErr("source %s: the store's checkpoint is at LSN %s of replication slot %s, but the slot does not exist (dropped, or this is another server). A new slot would start from now and skip every change since then. If that gap is accepted, run: capisync slot reset --config FILE --source %s (it forgets the checkpoint), then start again; otherwise restore the slot's server.",
-			s.name, pglogrepl.LSN(s.flushed.Load()), s.cfg.Slot, s.name)
+			s.name, pglogrepl.LSN(s.flushed.Load()), s.o.Slot, s.name)
 	}
 	if !si.exists {
-		create := fmt.Sprintf("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", s.cfg.Slot)
+		create := fmt.Sprintf("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", s.o.Slot)
 		if !s.create() {
-			return &SetupError{Msg: fmt.Sprintf("source %s: replication slot %s does not exist and create is false. A DBA runs: %s;", s.name, s.cfg.Slot, create), Creatable: true}
+			return &SetupError{Msg: fmt.Sprintf("source %s: replication slot %s does not exist and create is false. A DBA runs: %s;", s.name, s.o.Slot, create), Creatable: true}
 		}
 		if s.verifyOnly {
-			return &SetupError{Msg: "slot " + s.cfg.Slot + " missing", Creatable: true}
+			return &SetupError{Msg: "slot " + s.o.Slot + " missing", Creatable: true}
 		}
-		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s.cfg.Slot); err != nil {
-			return fmt.Errorf("source %s: create slot %s: %w", s.name, s.cfg.Slot, err)
+		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s.o.Slot); err != nil {
+			return fmt.Errorf("source %s: create slot %s: %w", s.name, s.o.Slot, err)
 		}
-		s.log.Info("created replication slot", "slot", s.cfg.Slot)
+		s.log.Info("created replication slot", "slot", s.o.Slot)
 		return nil
 	}
 	switch {
 	case si.plugin != "pgoutput":
-		return setupErr("source %s: slot %s uses plugin %s, capisync needs pgoutput. Give capisync its own slot (slot: ...) or, if the slot is unused, a DBA runs: SELECT pg_drop_replication_slot('%s');", s.name, s.cfg.Slot, si.plugin, s.cfg.Slot)
+		return setupErr("source %s: slot %s uses plugin %s, capisync needs pgoutput. Give capisync its own slot (slot: ...) or, if the slot is unused, a DBA runs: SELECT pg_drop_replication_slot('%s');", s.name, s.o.Slot, si.plugin, s.o.Slot)
 	case si.db != db:
-		return setupErr("source %s: slot %s belongs to database %s, not %s; give this source another slot name", s.name, s.cfg.Slot, si.db, db)
+		return setupErr("source %s: slot %s belongs to database %s, not %s; give this source another slot name", s.name, s.o.Slot, si.db, db)
 	case si.walStatus == "lost":
-		return setupErr("source %s: slot %s is invalidated (wal_status lost): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size), so changes were lost. A DBA drops it (capisync slot drop, or SELECT pg_drop_replication_slot('%s');) and capisync recreates it on start; changes in the gap must be re-sent (a polling backfill).", s.name, s.cfg.Slot, s.cfg.Slot)
+		return setupErr("source %s: slot %s is invalidated (wal_status lost): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size), so changes were lost. A DBA drops it (capisync slot drop, or SELECT pg_drop_replication_slot('%s');) and capisync recreates it on start; changes in the gap must be re-sent (a polling backfill).", s.name, s.o.Slot, s.o.Slot)
 	}
 	return nil
 }
@@ -358,7 +358,7 @@ func (s *Source) ensureSlot(ctx context.Context, conn *pgx.Conn) error {
 // checkReplicaIdentity refuses tables whose rules read old values without
 // REPLICA IDENTITY FULL (unless old values come from shadows).
 func (s *Source) checkReplicaIdentity() error {
-	if s.cfg.OldValues == "shadow" || s.opt.RulesReadingOld == nil {
+	if s.o.OldValues == "shadow" || s.opt.RulesReadingOld == nil {
 		return nil
 	}
 	var problems []string

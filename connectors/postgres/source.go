@@ -68,6 +68,7 @@ type tableInfo struct {
 type Source struct {
 	name    string
 	cfg     config.Source
+	o       *Config // the type's own keys
 	opt     Options
 	log     *slog.Logger
 	loc     *time.Location
@@ -119,13 +120,13 @@ func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source,
 	if _, err := pgconn.ParseConfig(cfg.DSN.Reveal()); err != nil {
 		return nil, fmt.Errorf("source %s: dsn: %s", name, config.Scrub(err.Error(), cfg.DSN.Reveal()))
 	}
-	s := &Source{name: name, cfg: cfg, opt: opt, log: opt.Logger.With("source", name), loc: loc, shadows: shadows,
+	s := &Source{name: name, cfg: cfg, o: configOf(name, cfg), opt: opt, log: opt.Logger.With("source", name), loc: loc, shadows: shadows,
 		tables: map[string]*tableInfo{}, domains: map[uint32]uint32{}, acked: make(chan struct{}, 1)}
 	s.stats.RetainedWAL = -1
 	return s, nil
 }
 
-func (s *Source) create() bool { return config.Bool(s.cfg.Create, true) }
+func (s *Source) create() bool { return config.Bool(s.o.Create, true) }
 
 // Stats returns the counters.
 func (s *Source) Stats() Stats {
@@ -224,7 +225,7 @@ func (s *Source) Run(ctx context.Context, from cdc.Position, out chan<- cdc.Batc
 			// one, whose connection the server has not yet seen end. Never
 			// a reason to stop or to touch the slot; ask again soon.
 			wait = min(wait, 2*time.Second)
-			s.log.Warn("the replication slot is in use by another reader; waiting for it to let go", "slot", s.cfg.Slot, "error", err, "in", wait.Round(time.Millisecond))
+			s.log.Warn("the replication slot is in use by another reader; waiting for it to let go", "slot", s.o.Slot, "error", err, "in", wait.Round(time.Millisecond))
 		} else {
 			s.log.Warn("replication stopped; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
 		}
@@ -252,7 +253,7 @@ func (s *Source) session(ctx context.Context, out chan<- cdc.Batch) error {
 		}
 		lsn, err := pglogrepl.ParseLSN(si.confirmedFlush)
 		if err != nil {
-			return fmt.Errorf("slot %s has no confirmed_flush_lsn", s.cfg.Slot)
+			return fmt.Errorf("slot %s has no confirmed_flush_lsn", s.o.Slot)
 		}
 		s.flushed.Store(uint64(lsn))
 	}
@@ -262,17 +263,17 @@ func (s *Source) session(ctx context.Context, out chan<- cdc.Batch) error {
 	}
 	defer repl.Close(context.Background())
 	start := pglogrepl.LSN(s.flushed.Load())
-	err = pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
+	err = pglogrepl.StartReplication(ctx, repl, s.o.Slot, start, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.o.Publication + "'"},
 	})
 	if err != nil {
 		if isSlotLost(err) {
-			return setupErr("source %s: slot %s can no longer stream (%v); it was invalidated. Drop it (capisync slot drop) and let capisync recreate it; changes in the gap must be re-sent.", s.name, s.cfg.Slot, err)
+			return setupErr("source %s: slot %s can no longer stream (%v); it was invalidated. Drop it (capisync slot drop) and let capisync recreate it; changes in the gap must be re-sent.", s.name, s.o.Slot, err)
 		}
 		return fmt.Errorf("start replication at %s: %w", start, err)
 	}
 	s.update(func(st *Stats) { st.Connected, st.LastError = true, "" })
-	s.log.Info("streaming", "slot", s.cfg.Slot, "from", start.String())
+	s.log.Info("streaming", "slot", s.o.Slot, "from", start.String())
 
 	// The monitor owns conn until it has stopped; stop it before conn closes.
 	mctx, stopMonitor := context.WithCancel(ctx)
@@ -302,14 +303,14 @@ func (s *Source) monitor(ctx context.Context, conn *pgx.Conn) {
 	lag := time.NewTicker(10 * time.Second)
 	defer lag.Stop()
 	var beat <-chan time.Time
-	if s.cfg.Heartbeat.Duration > 0 {
-		t := time.NewTicker(s.cfg.Heartbeat.Duration)
+	if s.o.Heartbeat.Duration > 0 {
+		t := time.NewTicker(s.o.Heartbeat.Duration)
 		defer t.Stop()
 		beat = t.C
 	}
 	readLag := func() {
 		var retained *int64
-		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn() - restart_lsn FROM pg_replication_slots WHERE slot_name = $1", s.cfg.Slot).Scan(&retained); err == nil && retained != nil {
+		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn() - restart_lsn FROM pg_replication_slots WHERE slot_name = $1", s.o.Slot).Scan(&retained); err == nil && retained != nil {
 			s.update(func(st *Stats) { st.RetainedWAL = *retained })
 		}
 	}
@@ -321,7 +322,7 @@ func (s *Source) monitor(ctx context.Context, conn *pgx.Conn) {
 		case <-lag.C:
 			readLag()
 		case <-beat:
-			if time.Since(s.Stats().LastCommitSeen) < s.cfg.Heartbeat.Duration {
+			if time.Since(s.Stats().LastCommitSeen) < s.o.Heartbeat.Duration {
 				continue // the watched tables move the slot themselves
 			}
 			if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, 'capisync_heartbeat', $1)", s.name); err != nil && ctx.Err() == nil {
@@ -341,20 +342,20 @@ func (s *Source) DropSlot(ctx context.Context, publication bool) error {
 	defer conn.Close(ctx)
 	si, err := s.readSlot(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("read slot %s: %w", s.cfg.Slot, err)
+		return fmt.Errorf("read slot %s: %w", s.o.Slot, err)
 	}
 	switch {
 	case !si.exists:
-		return fmt.Errorf("slot %s does not exist", s.cfg.Slot)
+		return fmt.Errorf("slot %s does not exist", s.o.Slot)
 	case si.active:
-		return fmt.Errorf("slot %s is in use (is capisync running?); stop the consumer first", s.cfg.Slot)
+		return fmt.Errorf("slot %s is in use (is capisync running?); stop the consumer first", s.o.Slot)
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.cfg.Slot); err != nil {
-		return fmt.Errorf("drop slot %s: %w", s.cfg.Slot, err)
+	if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.o.Slot); err != nil {
+		return fmt.Errorf("drop slot %s: %w", s.o.Slot, err)
 	}
 	if publication {
-		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{s.cfg.Publication}.Sanitize()); err != nil {
-			return fmt.Errorf("drop publication %s: %w", s.cfg.Publication, err)
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{s.o.Publication}.Sanitize()); err != nil {
+			return fmt.Errorf("drop publication %s: %w", s.o.Publication, err)
 		}
 	}
 	return nil

@@ -44,7 +44,7 @@ type txState struct {
 func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, out chan<- cdc.Batch) error {
 	st := &streamer{s: s, repl: repl, out: out, relations: map[uint32]*pglogrepl.RelationMessage{},
 		dec: &decoder{types: pgtype.NewMap(), domains: s.domains, loc: s.loc}, lastEmitted: pglogrepl.LSN(s.flushed.Load())}
-	if s.cfg.OldValues == "shadow" {
+	if s.o.OldValues == "shadow" {
 		var err error
 		if st.shadow, err = newShadowKeeper(s); err != nil {
 			return err
@@ -72,7 +72,7 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, out chan<- cdc
 		case *pgproto3.ErrorResponse:
 			perr := pgconn.ErrorResponseToPgError(m)
 			if isSlotLost(perr) {
-				return setupErr("source %s: slot %s was invalidated while streaming (%v). Drop it (capisync slot drop) and let capisync recreate it; changes in the gap must be re-sent.", s.name, s.cfg.Slot, perr)
+				return setupErr("source %s: slot %s was invalidated while streaming (%v). Drop it (capisync slot drop) and let capisync recreate it; changes in the gap must be re-sent.", s.name, s.o.Slot, perr)
 			}
 			return perr
 		case *pgproto3.CopyData:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capisync/capisync/connectors/sqlpoll"
 	"github.com/capisync/capisync/internal/gctune"
 	"github.com/capisync/capisync/internal/testenv"
 )
@@ -30,12 +31,12 @@ func TestBenchPoll(t *testing.T) {
 	}
 	defer gctune.Apply()() // the daemon's collector settings
 	e := newEnv(t, kinds[0], "", "")
-	e.cfg.Sources["shop"].PageSize = 5000
+	e.cfg.Sources["shop"].Options.(*sqlpoll.Config).PageSize = 5000
 	// A round's poll reads its changed rows and the rows updated within a
 	// second before them; polls 3 s apart keep the rounds apart and leave
 	// room for InnoDB's purge (below).
 	e.cfg.Sources["shop"].Tables.Tables[e.table].Lookback.Duration = time.Second
-	e.cfg.Sources["shop"].Schedule = "@every 3s"
+	e.cfg.Sources["shop"].Options.(*sqlpoll.Config).Schedule = "@every 3s"
 	start := time.Now()
 	e.exec(fmt.Sprintf(`INSERT INTO TABLE (id, status, email, total, updated_at)
 		SELECT seq, 'new', CONCAT('buyer', seq, '@example.com'), 10.00, NOW - INTERVAL 1 HOUR - INTERVAL ((%d - seq) * 50000) MICROSECOND

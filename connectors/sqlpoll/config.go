@@ -19,37 +19,60 @@ const (
 	DefaultLookback = time.Minute
 )
 
+// Config is a polling source's own keys under sources.NAME (the tables'
+// options are in config.PollTable).
+type Config struct {
+	Schedule        string `yaml:"schedule"`         // a cron spec
+	PageSize        int    `yaml:"page_size"`        // rows per query (default DefaultPageSize)
+	Initial         string `yaml:"initial"`          // baseline (default) or emit
+	Deletes         string `yaml:"deletes"`          // none (default) or full_scan
+	DeletesSchedule string `yaml:"deletes_schedule"` // a cron spec, for full_scan
+}
+
 func init() {
 	for typ, dsn := range map[string]string{TypeMySQL: config.DSNMySQL, TypeSQLite: config.DSNSQLite, TypePostgres: config.DSNPostgres} {
 		config.RegisterSource(typ, config.SourceType{
 			DSN:          dsn,
-			Keys:         []string{"schedule", "page_size", "initial", "deletes", "deletes_schedule"},
+			Options:      func() any { return new(Config) },
 			TableOptions: true,
 			Example:      "tables: {orders: {key: [id], cursor: updated_at}}",
-			Defaults:     defaults,
-			Validate:     validate,
+			Defaults: func(_ string, s *config.Source, written func(string) bool) {
+				defaults(s.Options.(*Config), s.Tables, written)
+			},
+			Validate: validate,
 		})
 	}
 }
 
-func defaults(_ string, s *config.Source, written func(string) bool) {
-	if s.PageSize == 0 {
-		s.PageSize = DefaultPageSize
+// configOf is the source's Config, defaulted when it was built in code.
+func configOf(cfg config.Source) *Config {
+	if c, ok := cfg.Options.(*Config); ok {
+		return c
 	}
-	if s.Initial == "" {
-		s.Initial = "baseline"
+	c := new(Config)
+	defaults(c, cfg.Tables, func(string) bool { return false })
+	return c
+}
+
+func defaults(c *Config, tables config.TableSet, written func(string) bool) {
+	if c.PageSize == 0 {
+		c.PageSize = DefaultPageSize
 	}
-	if s.Deletes == "" {
-		s.Deletes = "none"
+	if c.Initial == "" {
+		c.Initial = "baseline"
 	}
-	for name, t := range s.Tables.Tables {
+	if c.Deletes == "" {
+		c.Deletes = "none"
+	}
+	for name, t := range tables.Tables {
 		if !written("tables." + name + ".lookback") {
 			t.Lookback.Duration = DefaultLookback
 		}
 	}
 }
 
-func validate(s *config.Source, p config.SourceProblems) {
+func validate(src *config.Source, p config.SourceProblems) {
+	s := src.Options.(*Config)
 	if s.Schedule == "" {
 		p.Add("schedule", `missing schedule: a cron spec such as "@every 30s" or "*/5 * * * *"`)
 	} else if _, err := config.CronParser.Parse(s.Schedule); err != nil {
@@ -66,11 +89,11 @@ func validate(s *config.Source, p config.SourceProblems) {
 			p.Add("deletes_schedule", "invalid cron spec %q: %v", s.DeletesSchedule, err)
 		}
 	}
-	if s.Tables.Tables == nil {
+	if src.Tables.Tables == nil {
 		return // the shape of tables is reported
 	}
-	for _, name := range s.Tables.Names {
-		t := s.Tables.Tables[name]
+	for _, name := range src.Tables.Names {
+		t := src.Tables.Tables[name]
 		key := "tables." + name
 		if !config.Qualified(name) {
 			p.Add(key, "table name %q: write table or schema.table with plain identifiers", name)

@@ -58,7 +58,7 @@ func (s *Source) scanTableDeletes(ctx context.Context, pos *position, t *table, 
 		if err != nil {
 			return fmt.Errorf("read keys: %w", s.scrub(err))
 		}
-		if n < s.cfg.PageSize {
+		if n < s.o.PageSize {
 			break
 		}
 	}
@@ -102,7 +102,7 @@ func (s *Source) scanTableDeletes(ctx context.Context, pos *position, t *table, 
 			Position: changePosition(t.name, g[0], native{Type: "deleted", Value: string(g[1])})}
 		changes = append(changes, c)
 		shadows = append(shadows, cdc.Shadow{Table: t.name, Key: g[0]})
-		if len(shadows) >= s.cfg.PageSize {
+		if len(shadows) >= s.o.PageSize {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -139,6 +139,6 @@ func (s *Source) keyQuery(t *table, after []any) (string, []any) {
 		}
 		b.WriteString(s.d.quote(k))
 	}
-	fmt.Fprintf(&b, " LIMIT %d", s.cfg.PageSize)
+	fmt.Fprintf(&b, " LIMIT %d", s.o.PageSize)
 	return b.String(), args
 }

@@ -24,7 +24,7 @@ func TestMySQLDriverLogsThroughSlog(t *testing.T) {
 	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	src, err := sqlpoll.New("shop", config.Source{Type: sqlpoll.TypeMySQL, DSN: config.Secret(dsn + sep + "wait_timeout=1"),
-		Schedule: "@every 1h", PageSize: 10, Timezone: "UTC",
+		Options: &sqlpoll.Config{Schedule: "@every 1h", PageSize: 10}, Timezone: "UTC",
 		Tables: config.TableSet{Names: []string{"no_such_table"}, Tables: map[string]*config.PollTable{"no_such_table": {Key: []string{"id"}, Cursor: "updated_at"}}}},
 		nil, sqlpoll.Options{Logger: log})
 	if err != nil {

@@ -36,7 +36,7 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 		st = &tableState{}
 		pos.Tables[t.name] = st
 	}
-	baseline := s.cfg.Initial == "baseline" && !st.Baselined
+	baseline := s.o.Initial == "baseline" && !st.Baselined
 	var from any
 	var after *rowMark
 	if st.Cursor != nil {
@@ -67,7 +67,7 @@ func (s *Source) pollTable(ctx context.Context, pos *position, t *table, out cha
 			break
 		}
 		last := rows[len(rows)-1]
-		full := len(rows) == s.cfg.PageSize
+		full := len(rows) == s.o.PageSize
 		moved, err := st.advance(last, t)
 		if err != nil {
 			return err
@@ -129,7 +129,7 @@ func (s *Source) readPage(ctx context.Context, t *table, q string, args []any, e
 	for _, k := range t.keyIdx {
 		keep[k+off] = true
 	}
-	out := make([]row, 0, min(s.cfg.PageSize, 1024))
+	out := make([]row, 0, min(s.o.PageSize, 1024))
 	// Rows' values are cut from slabs of rowsPerSlab rows, and Scan's
 	// pointers are made once: a few allocations per page, not three per row.
 	// Textual columns are scanned as sql.RawBytes (the driver's buffer),
@@ -248,7 +248,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 		last bool
 		err  error
 	}
-	parts := make(chan part, 2*max(1, s.cfg.PageSize/lookupPart))
+	parts := make(chan part, 2*max(1, s.o.PageSize/lookupPart))
 	send := func(p part) bool {
 		select {
 		case parts <- p:
@@ -260,7 +260,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 	go func() {
 		defer close(parts)
 		for {
-			q, args := s.query(t, from, after, s.cfg.PageSize)
+			q, args := s.query(t, from, after, s.o.PageSize)
 			rows, err := s.readPage(ctx, t, q, args, lookupPart, func(rows []row) { send(part{rows: rows}) })
 			var rest []row
 			if err == nil {
@@ -269,7 +269,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 			if !send(part{rows: rest, page: rows, last: true, err: err}) {
 				return
 			}
-			if err != nil || len(rows) < s.cfg.PageSize {
+			if err != nil || len(rows) < s.o.PageSize {
 				return
 			}
 			last := rows[len(rows)-1]
@@ -300,7 +300,7 @@ func (s *Source) pages(ctx context.Context, t *table, from any, after *rowMark, 
 				stored, err := s.shadows.Shadows(s.name, t.name, keys)
 				if err != nil {
 					p.err, failed = fmt.Errorf("read shadows: %w", err), true
-				} else if p.changes, p.shadows, err = d.diff(pt.rows, keys, stored, s.cfg.PageSize-done, p.changes, p.shadows); err != nil {
+				} else if p.changes, p.shadows, err = d.diff(pt.rows, keys, stored, s.o.PageSize-done, p.changes, p.shadows); err != nil {
 					p.err, failed = err, true
 				}
 				s.opt.Slots.Give()

@@ -14,7 +14,7 @@ import (
 // TestPartsTakeSlots: a page's shadow lookups and diff wait for a slot
 // (Options.Slots), shared with the pipeline; its query does not.
 func TestPartsTakeSlots(t *testing.T) {
-	cfg := config.Source{Type: TypeSQLite, DSN: config.Secret(filepath.Join(t.TempDir(), "src.db")), Timezone: "UTC", Schedule: "@every 1h", PageSize: 10,
+	cfg := config.Source{Type: TypeSQLite, DSN: config.Secret(filepath.Join(t.TempDir(), "src.db")), Timezone: "UTC", Options: &Config{Schedule: "@every 1h", PageSize: 10},
 		Tables: config.TableSet{Names: []string{"orders"}, Tables: map[string]*config.PollTable{"orders": {
 			Key: []string{"id"}, Cursor: "updated_at", Track: []string{"status"}}}}}
 	store, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{NoSync: true})

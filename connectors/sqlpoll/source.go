@@ -68,6 +68,7 @@ func (unbounded) Give() {}
 type Source struct {
 	name    string
 	cfg     config.Source
+	o       *Config // the type's own keys
 	d       dialect
 	db      *sql.DB
 	shadows Shadows
@@ -131,14 +132,15 @@ func New(name string, cfg config.Source, shadows Shadows, opt Options) (*Source,
 	if err != nil {
 		return nil, fmt.Errorf("source %s: timezone: %w", name, err)
 	}
-	sched, err := config.CronParser.Parse(cfg.Schedule)
+	o := configOf(cfg)
+	sched, err := config.CronParser.Parse(o.Schedule)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: schedule: %w", name, err)
 	}
-	s := &Source{name: name, cfg: cfg, d: d, shadows: shadows, opt: opt, loc: loc, sched: sched,
+	s := &Source{name: name, cfg: cfg, o: o, d: d, shadows: shadows, opt: opt, loc: loc, sched: sched,
 		log: opt.Logger.With("source", name), ackNotify: make(chan struct{}, 1)}
-	if cfg.Deletes == "full_scan" {
-		if s.delSch, err = config.CronParser.Parse(cfg.DeletesSchedule); err != nil {
+	if o.Deletes == "full_scan" {
+		if s.delSch, err = config.CronParser.Parse(o.DeletesSchedule); err != nil {
 			return nil, fmt.Errorf("source %s: deletes_schedule: %w", name, err)
 		}
 	}

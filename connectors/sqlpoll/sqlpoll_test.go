@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capisync/capisync/connectors/sqlpoll"
 	"go.uber.org/goleak"
 )
 
@@ -176,7 +177,7 @@ func TestManyPages(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, k, "", "")
-			e.cfg.Sources["shop"].PageSize = 2000
+			e.cfg.Sources["shop"].Options.(*sqlpoll.Config).PageSize = 2000
 			for from := 1; from <= rows; from += 400 {
 				var vals []string
 				for id := from; id < from+400 && id <= rows; id++ {

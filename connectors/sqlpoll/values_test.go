@@ -52,7 +52,7 @@ func TestReadValues(t *testing.T) {
 		t.Run(tc.typ, func(t *testing.T) {
 			dsn := tc.dsn(t)
 			name := fmt.Sprintf("vals_%d", time.Now().UnixNano()%1e9)
-			cfg := config.Source{Type: tc.typ, DSN: config.Secret(dsn), Timezone: "UTC", Schedule: "@every 1h", PageSize: 1,
+			cfg := config.Source{Type: tc.typ, DSN: config.Secret(dsn), Timezone: "UTC", Options: &Config{Schedule: "@every 1h", PageSize: 1},
 				Tables: config.TableSet{Names: []string{name}, Tables: map[string]*config.PollTable{name: {
 					Key: []string{"code"}, Cursor: "updated_at", Track: []string{"name", "note", "bin", "doc", "amount", "ratio", "n", "big"}}}}}
 			store, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{})

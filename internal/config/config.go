@@ -80,10 +80,11 @@ type Log struct {
 	Format string `yaml:"format"` // text, json
 }
 
-// Source is one database capisync reads changes from. Which fields apply
-// depends on Type; the connector package that reads a type declares its
-// keys, defaults and checks (RegisterSource), and a key set for a type
-// that does not read it is refused.
+// Source is one database capisync reads changes from: the keys every
+// type has, and the type's own in Options. The connector package that
+// reads a type declares its options, defaults and checks
+// (RegisterSource); a key of another type is refused, naming the types
+// that read it.
 type Source struct {
 	Type     string `yaml:"type"`
 	DSN      Secret `yaml:"dsn"`
@@ -92,24 +93,13 @@ type Source struct {
 	// numbers without a country code, for every rule on this source.
 	DefaultCountry string `yaml:"default_country"`
 
-	// Logical replication.
-	Slot        string   `yaml:"slot"`
-	Publication string   `yaml:"publication"`
-	Create      *bool    `yaml:"create"`
-	OldValues   string   `yaml:"old_values"` // replica_identity (default) or shadow
-	Heartbeat   Duration `yaml:"heartbeat"`
+	Tables TableSet `yaml:"tables"`
 
-	// Binlog: the server id this reader registers with, unique among
-	// the server's replicas and readers.
-	ServerID uint32 `yaml:"server_id"`
-
-	// Polling (initial also for binlog).
-	Schedule        string   `yaml:"schedule"`
-	PageSize        int      `yaml:"page_size"`
-	Initial         string   `yaml:"initial"` // polling: baseline (default) or emit; binlog: skip (default) or emit
-	Deletes         string   `yaml:"deletes"` // none (default) or full_scan
-	DeletesSchedule string   `yaml:"deletes_schedule"`
-	Tables          TableSet `yaml:"tables"`
+	// Options holds the type's own keys, decoded into the struct its
+	// connector declares (SourceType.Options; *postgres.Options for type
+	// postgres) and defaulted. A Source built in code may leave it nil:
+	// the connector then takes its defaults.
+	Options any `yaml:"-"`
 }
 
 // TableSet holds a source's tables: a list of names for logical replication

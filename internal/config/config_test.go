@@ -42,14 +42,14 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if cfg.Destinations["meta"].AccessToken.Reveal() != "EAAexample" {
 		t.Error("access token not expanded")
 	}
-	if o := cfg.Sources["orders"]; o.Type != mysqlbinlog.Type || o.ServerID != 4201 || o.Initial != "skip" || len(o.Tables.Names) != 2 {
+	if o, bo := cfg.Sources["orders"], cfg.Sources["orders"].Options.(*mysqlbinlog.Config); o.Type != mysqlbinlog.Type || bo.ServerID != 4201 || bo.Initial != "skip" || len(o.Tables.Names) != 2 {
 		t.Errorf("binlog source: %+v", o)
 	}
 }
 
 func TestBaseDefaults(t *testing.T) {
 	cfg := mustParse(t, "testdata/base.yaml")
-	src := cfg.Sources["crm"]
+	src := cfg.Sources["crm"].Options.(*postgres.Config)
 	if src.Slot != "capisync_crm" || src.Publication != "capisync_crm" || !config.Bool(src.Create, false) || src.Heartbeat.Duration != postgres.DefaultHeartbeat {
 		t.Errorf("postgres defaults not applied: %+v", src)
 	}

@@ -65,6 +65,9 @@ func (c *Config) applyDefaults() {
 				}
 			}
 		}
+		if s.Options == nil && t.Options != nil {
+			s.Options = t.Options()
+		}
 		if t.Defaults != nil {
 			p := keyPath("sources", name)
 			t.Defaults(name, s, func(key string) bool { return c.has(keyPath(p, key)) })

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,6 +118,7 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 var (
 	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 	tableSetType    = reflect.TypeOf(TableSet{})
+	sourceStructType = reflect.TypeOf(Source{})
 )
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -140,6 +142,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
 		d.decode(n, v.Elem(), path)
+	case v.Type() == sourceStructType:
+		d.decodeSource(n, v, path)
 	case v.Kind() == reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case v.Kind() == reflect.Map:
@@ -152,25 +156,58 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	d.decodeStructs(n, path, nil, v)
+}
+
+// decodeSource decodes a source: the keys all types share into Source,
+// the type's own into its options (SourceType.Options), and a key only
+// other types read is noted (validation names the types that read it).
+func (d *decoder) decodeSource(n *yaml.Node, v reflect.Value, path string) {
+	src := v.Addr().Interface().(*Source)
+	vals := []reflect.Value{v}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value != "type" {
+				continue
+			}
+			if t, ok := sourceType(n.Content[i+1].Value); ok && t.Options != nil {
+				src.Options = t.Options()
+				vals = append(vals, reflect.ValueOf(src.Options).Elem())
+			}
+		}
+	}
+	d.decodeStructs(n, path, func(key string) bool { return slices.Contains(sourceKeys(), key) }, vals...)
+}
+
+// decodeStructs decodes a mapping into the fields of one or more structs
+// (by their yaml tags). A key none of them has is an error, unless noted
+// says to only note where it is.
+func (d *decoder) decodeStructs(n *yaml.Node, path string, noted func(key string) bool, vals ...reflect.Value) {
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "expected a mapping of keys to values, got %s", describe(n))
 		return
 	}
-	fields := map[string]int{}
+	fields := map[string]reflect.Value{}
 	var names []string
-	for i := 0; i < v.NumField(); i++ {
-		tag := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
+	for _, v := range vals {
+		for i := 0; i < v.NumField(); i++ {
+			tag := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			fields[tag] = v.Field(i)
+			names = append(names, tag)
 		}
-		fields[tag] = i
-		names = append(names, tag)
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		p := keyPath(path, k.Value)
-		idx, ok := fields[k.Value]
+		field, ok := fields[k.Value]
+		if !ok && noted != nil && noted(k.Value) {
+			d.cfg.pos[p] = Pos{val.Line, val.Column}
+			continue
+		}
 		if !ok {
 			msg := fmt.Sprintf("unknown key %q", k.Value)
 			if s := Suggest(k.Value, names); s != "" {
@@ -184,7 +221,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[k.Value] = true
-		d.decode(val, v.Field(idx), p)
+		d.decode(val, field, p)
 	}
 }
 

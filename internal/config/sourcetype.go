@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -17,9 +18,11 @@ type SourceType struct {
 	// DSN is the form of the type's dsn: DSNPostgres, DSNMySQL or
 	// DSNSQLite, checked when the config is read.
 	DSN string
-	// Keys are the keys under sources.NAME the type reads besides the
-	// shared ones. A key only other types read is refused, naming them.
-	Keys []string
+	// Options returns a new options struct (a pointer), whose fields'
+	// yaml tags are the keys under sources.NAME the type reads besides
+	// the shared ones; decoded, it is the Source's Options. A key only
+	// other types read is refused, naming them.
+	Options func() any
 	// TableOptions: tables maps each table to its polling options
 	// ({orders: {key: [id], cursor: updated_at}}); otherwise it is a list
 	// of names.
@@ -82,7 +85,7 @@ func typesReading(key string) []string {
 	defer sourceTypesMu.RUnlock()
 	var out []string
 	for name, t := range sourceTypes {
-		if slices.Contains(t.Keys, key) {
+		if slices.Contains(t.keys(), key) {
 			out = append(out, name)
 		}
 	}
@@ -125,4 +128,19 @@ func Qualified(name string) bool {
 		}
 	}
 	return strings.Count(name, ".") <= 1
+}
+
+// keys are the yaml keys of the type's options.
+func (t SourceType) keys() []string {
+	if t.Options == nil {
+		return nil
+	}
+	var keys []string
+	v := reflect.TypeOf(t.Options()).Elem()
+	for i := range v.NumField() {
+		if tag := strings.Split(v.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
 }

@@ -128,7 +128,7 @@ func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	}
 	// A key of other types only.
 	for _, k := range sourceKeys() {
-		if c.has(keyPath(p, k)) && !slices.Contains(t.Keys, k) {
+		if c.has(keyPath(p, k)) && !slices.Contains(t.keys(), k) {
 			types := typesReading(k)
 			r.Add(keyPath(p, k), "%s applies only to type%s %s, not to type %s", k, plural(len(types)), strings.Join(types, ", "), s.Type)
 		}
@@ -149,7 +149,7 @@ func sourceKeys() []string {
 	defer sourceTypesMu.RUnlock()
 	var keys []string
 	for _, t := range sourceTypes {
-		for _, k := range t.Keys {
+		for _, k := range t.keys() {
 			if !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
