@@ -116,8 +116,8 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 }
 
 var (
-	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
-	tableSetType    = reflect.TypeOf(TableSet{})
+	unmarshalerType  = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	tableSetType     = reflect.TypeOf(TableSet{})
 	sourceStructType = reflect.TypeOf(Source{})
 )
 
