@@ -96,7 +96,7 @@ type Source struct {
 	Tables TableSet `yaml:"tables"`
 
 	// Options holds the type's own keys, decoded into the struct its
-	// connector declares (SourceType.Options; *postgres.Options for type
+	// connector declares (SourceType.Options; *postgres.Config for type
 	// postgres) and defaulted. A Source built in code may leave it nil:
 	// the connector then takes its defaults.
 	Options any `yaml:"-"`

@@ -94,7 +94,7 @@ func TestBadConfigs(t *testing.T) {
 			_, err = config.Parse(file, data, noEnv)
 			var problems config.Problems
 			if !errors.As(err, &problems) {
-				t.Fatalf("want config.Problems, got %v", err)
+				t.Fatalf("want Problems, got %v", err)
 			}
 			out := err.Error()
 			for _, w := range wants {
@@ -161,12 +161,12 @@ func TestExpand(t *testing.T) {
 		got, err := config.Expand(tt.in, env)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("config.Expand(%q) error = %v, want %q", tt.in, err, tt.err)
+				t.Errorf("Expand(%q) error = %v, want %q", tt.in, err, tt.err)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("config.Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("Expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -220,7 +220,7 @@ func TestScrub(t *testing.T) {
 	} {
 		msg := config.Scrub("failed to connect to "+dsn+" (password hunter2)", dsn)
 		if strings.Contains(msg, "hunter2") {
-			t.Errorf("config.Scrub(%q) left the password: %s", dsn, msg)
+			t.Errorf("Scrub(%q) left the password: %s", dsn, msg)
 		}
 	}
 }
@@ -264,11 +264,11 @@ rules:
   - {name: r, source: crm, table: public.leads, when: "true", event: Lead}
 `), 0o600)
 	if _, err := config.Load(good); err == nil {
-		t.Fatal("config.Load accepted unset variables")
+		t.Fatal("Load accepted unset variables")
 	}
 	cfg, err := config.LoadForInspection(good)
 	if err != nil {
-		t.Fatalf("config.LoadForInspection: %v", err)
+		t.Fatalf("LoadForInspection: %v", err)
 	}
 	if cfg.State.Path != "/tmp/x.db" || cfg.Destinations["meta"] == nil {
 		t.Errorf("config = %+v", cfg)
@@ -284,7 +284,7 @@ rules:
 	_, err = config.LoadForInspection(bad)
 	var ps config.Problems
 	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != "destinations.meta.batch_size" {
-		t.Errorf("config.LoadForInspection of a bad config: %v", err)
+		t.Errorf("LoadForInspection of a bad config: %v", err)
 	}
 }
 
