@@ -463,6 +463,7 @@ type reader struct {
 	// transaction is still to be checked against it.
 	gset     *gomysql.MariadbGTIDSet
 	verify   bool
+	oddSeen  map[string]bool   // the odd values logged (see odd)
 	shapes   map[uint64]*shape // table maps of watched tables by table id
 	charsets map[uint64]string // collation id -> character set
 	// The transaction being read.
@@ -556,6 +557,20 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	return nil
 }
 
+// odd logs a value that did not convert, once per column and error in a
+// session (at most 100).
+func (r *reader) odd(col string, err error) {
+	key := col + "\x00" + err.Error()
+	if r.oddSeen == nil {
+		r.oddSeen = map[string]bool{}
+	}
+	if r.oddSeen[key] || len(r.oddSeen) >= 100 {
+		return
+	}
+	r.oddSeen[key] = true
+	r.s.log.Warn("a value read from the binlog does not convert; it is passed on as its text", "column", col, "at", r.pos.String(), "error", err)
+}
+
 func (r *reader) begin(gtid string) {
 	r.txGTID, r.changes, r.rows = gtid, nil, 0
 }
@@ -576,7 +591,7 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		c := cdc.Change{Source: r.s.name, Table: sh.table, Op: op, CommitTime: when}
-		row, err := sh.row(e.Rows[i], r.s.loc)
+		row, err := sh.row(e.Rows[i], r.s.loc, r.odd)
 		if err != nil {
 			return fmt.Errorf("at %s: %w", r.pos, err)
 		}
@@ -587,7 +602,7 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 			c.Old = row
 		case cdc.Update:
 			c.Old = row
-			if c.New, err = sh.row(e.Rows[i+1], r.s.loc); err != nil {
+			if c.New, err = sh.row(e.Rows[i+1], r.s.loc, r.odd); err != nil {
 				return fmt.Errorf("at %s: %w", r.pos, err)
 			}
 		}

@@ -492,3 +492,30 @@ func TestTablesChecked(t *testing.T) {
 		t.Fatalf("Check with a missing table: %v", err)
 	}
 }
+
+// TestZeroDates: a zero date stays its text and a date with a zero month
+// or day is normalized (as the polling reader's driver does it); neither
+// stops the source, which used to retry such a row forever.
+func TestZeroDates(t *testing.T) {
+	r := newRig(t, "CREATE TABLE %s (id BIGINT PRIMARY KEY, d DATETIME, dd DATE, ts TIMESTAMP NULL)")
+	r.start(r.now())
+	r.tx("SET SESSION sql_mode = ''",
+		fmt.Sprintf("INSERT INTO %s VALUES (1, '2024-00-15 10:00:00', '2024-05-00', '0000-00-00 00:00:00')", r.table),
+		fmt.Sprintf("INSERT INTO %s VALUES (2, '0000-00-00 00:00:00', '0000-00-00', NULL)", r.table))
+	got, _ := r.changes(2)
+	for _, tt := range []struct {
+		change int
+		col    string
+		want   any
+	}{
+		{0, "d", time.Date(2023, 12, 15, 10, 0, 0, 0, time.UTC)},
+		{0, "dd", time.Date(2024, 4, 30, 0, 0, 0, 0, time.UTC)},
+		{0, "ts", "0000-00-00 00:00:00"},
+		{1, "d", "0000-00-00 00:00:00"},
+		{1, "dd", "0000-00-00"},
+	} {
+		if v := got[tt.change].New.Value(tt.col); v != tt.want {
+			t.Errorf("row %d %s = %#v, want %#v", tt.change+1, tt.col, v, tt.want)
+		}
+	}
+}

@@ -110,8 +110,12 @@ func newShape(table string, tm *replication.TableMapEvent, charsets map[uint64]s
 	return sh, nil
 }
 
-// row converts one row image.
-func (sh *shape) row(vals []any, loc *time.Location) (cdc.Row, error) {
+// row converts one row image. A value that does not convert (a corrupt
+// ENUM index, text invalid in its character set) is kept as the library
+// gave it, as text or bytes, and reported to odd: one row's odd value
+// never stops the source, and a rule that needs it fails on that event
+// alone, which is dead-lettered with the field named.
+func (sh *shape) row(vals []any, loc *time.Location, odd func(col string, err error)) (cdc.Row, error) {
 	out := make([]any, len(vals))
 	for i, v := range vals {
 		if i >= len(sh.kinds) {
@@ -119,7 +123,15 @@ func (sh *shape) row(vals []any, loc *time.Location) (cdc.Row, error) {
 		}
 		c, err := convert(sh.kinds[i], v, loc)
 		if err != nil {
-			return cdc.Row{}, fmt.Errorf("table %s column %s: %w", sh.table, sh.cols.Names()[i], err)
+			switch x := v.(type) {
+			case []byte:
+				c = append([]byte(nil), x...)
+			case string:
+				c = strings.Clone(x)
+			default:
+				c = fmt.Sprint(v)
+			}
+			odd(sh.cols.Names()[i], err)
 		}
 		out[i] = c
 	}
@@ -292,15 +304,49 @@ func integer(k colKind, v any) (any, error) {
 
 // parseTime reads a DATETIME, DATE or TIMESTAMP as the library writes it
 // ("2006-01-02 15:04:05.999999", "2006-01-02") in loc, and returns UTC. A
-// zero date stays its text, as MySQL shows it.
+// zero date stays its text, as MySQL shows it. A date with a zero month or
+// day (which MariaDB's default sql_mode lets an application write) is
+// normalized as the polling reader's driver does it: 2024-00-15 is
+// 2023-12-15, 2024-05-00 is 2024-04-30.
 func parseTime(s string, loc *time.Location) (any, error) {
 	if strings.HasPrefix(s, "0000-00-00") {
 		return s, nil
 	}
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t.UTC(), nil
+	bad := fmt.Errorf("unreadable time %q", s)
+	date, clock, _ := strings.Cut(s, " ")
+	var f [6]int // year, month, day, hour, minute, second
+	if !numbers(date, "-", f[:3]) {
+		return nil, bad
+	}
+	nsec := 0
+	if clock != "" {
+		hms, frac, _ := strings.Cut(clock, ".")
+		if !numbers(hms, ":", f[3:]) {
+			return nil, bad
+		}
+		if frac != "" {
+			n, err := strconv.Atoi((frac + "000000000")[:9])
+			if err != nil {
+				return nil, bad
+			}
+			nsec = n
 		}
 	}
-	return nil, fmt.Errorf("unreadable time %q", s)
+	return time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], nsec, loc).UTC(), nil
+}
+
+// numbers reads len(out) decimal numbers separated by sep.
+func numbers(s, sep string, out []int) bool {
+	for i := range out {
+		part, rest, found := strings.Cut(s, sep)
+		if found != (i < len(out)-1) {
+			return false
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return false
+		}
+		out[i], s = n, rest
+	}
+	return true
 }
