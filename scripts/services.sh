@@ -132,6 +132,10 @@ GRANT ALL ON capisync_test.* TO 'capisync'@'127.0.0.1';
 GRANT ALL ON capisync_test.* TO 'capisync'@'localhost';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'capisync'@'127.0.0.1';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'capisync'@'localhost';
+-- Tests write rows as sessions with their own binlog settings do
+-- (binlog_row_image MINIMAL, binlog_format STATEMENT); a reader needs none.
+GRANT BINLOG ADMIN ON *.* TO 'capisync'@'127.0.0.1';
+GRANT BINLOG ADMIN ON *.* TO 'capisync'@'localhost';
 SQL
 	mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -ucapisync -pcapisync capisync_test -e 'select 1' >/dev/null ||
 		die "cannot reach MariaDB on 127.0.0.1:$MY_PORT as capisync (is it bound to 127.0.0.1 and skip-networking off?)"

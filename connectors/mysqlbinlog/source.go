@@ -543,10 +543,19 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			// DDL, committed by itself. Every table map carries the
 			// table's column names, so rows after an ALTER TABLE map by
 			// their new names: nothing to reload. It is logged for a
-			// watched table.
+			// watched table. A row change written as a statement (a
+			// session with binlog_format STATEMENT or MIXED) has no rows
+			// to read: that is a warning.
+			dml := statementDML(q)
 			for key, name := range r.s.tables {
 				db, table, _ := strings.Cut(key, ".")
-				if mentions(q, table) && (string(e.Schema) == db || mentions(q, db)) {
+				if !mentions(q, table) || string(e.Schema) != db && !mentions(q, db) {
+					continue
+				}
+				if dml {
+					r.s.log.Warn("a change to a watched table was written to the binlog as a statement (binlog_format STATEMENT or MIXED in that session), not as rows: it is not read",
+						"table", name, "at", r.pos.String(), "statement", truncate(q, 200))
+				} else {
 					r.s.log.Info("schema change of a watched table read from the binlog; its rows are read by the column names the binlog gives from here on",
 						"table", name, "statement", truncate(q, 200))
 				}
@@ -555,6 +564,21 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 	}
 	return nil
+}
+
+// partialImage logs, once per table and session, that a row image left
+// columns out.
+func (r *reader) partialImage(table string) {
+	key := "image\x00" + table
+	if r.oddSeen[key] {
+		return
+	}
+	if r.oddSeen == nil {
+		r.oddSeen = map[string]bool{}
+	}
+	r.oddSeen[key] = true
+	r.s.log.Warn("a row image in the binlog leaves columns out (a session with binlog_row_image MINIMAL or NOBLOB): those columns are absent from its changes, and rules reading them see no value",
+		"table", table, "at", r.pos.String())
 }
 
 // odd logs a value that did not convert, once per column and error in a
@@ -571,6 +595,17 @@ func (r *reader) odd(col string, err error) {
 	r.s.log.Warn("a value read from the binlog does not convert; it is passed on as its text", "column", col, "at", r.pos.String(), "error", err)
 }
 
+// statementDML says whether a query event is a row change written as a
+// statement.
+func statementDML(q string) bool {
+	verb, _, _ := strings.Cut(strings.TrimLeft(q, "( \t\n"), " ")
+	switch strings.ToUpper(verb) {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE":
+		return true
+	}
+	return false
+}
+
 func (r *reader) begin(gtid string) {
 	r.txGTID, r.changes, r.rows = gtid, nil, 0
 }
@@ -580,18 +615,35 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 	var op cdc.Op
 	step := 1
 	switch h.EventType {
-	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2:
+	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2,
+		replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
 		op = cdc.Insert
-	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2:
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
 		op = cdc.Delete
-	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2:
+	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2,
+		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1:
 		op, step = cdc.Update, 2
 	default:
 		return fmt.Errorf("table %s at %s: row event %s is not supported (binlog_row_image must be FULL)", sh.table, r.pos, h.EventType)
 	}
+	// A session may write its rows with binlog_row_image MINIMAL or NOBLOB
+	// whatever the server's setting: the columns an image leaves out are
+	// absent from the change (not NULL), as an unchanged TOASTed value is
+	// from a PostgreSQL source.
+	image := func(j int) (cdc.Row, error) {
+		var skipped []int
+		if j < len(e.SkippedColumns) {
+			skipped = e.SkippedColumns[j]
+		}
+		if len(skipped) > 0 {
+			r.partialImage(sh.table)
+		}
+		return sh.row(e.Rows[j], skipped, r.s.loc, r.odd)
+	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		c := cdc.Change{Source: r.s.name, Table: sh.table, Op: op, CommitTime: when}
-		row, err := sh.row(e.Rows[i], r.s.loc, r.odd)
+		row, err := image(i)
 		if err != nil {
 			return fmt.Errorf("at %s: %w", r.pos, err)
 		}
@@ -602,14 +654,14 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 			c.Old = row
 		case cdc.Update:
 			c.Old = row
-			if c.New, err = sh.row(e.Rows[i+1], r.s.loc, r.odd); err != nil {
+			if c.New, err = image(i + 1); err != nil {
 				return fmt.Errorf("at %s: %w", r.pos, err)
 			}
 		}
 		if op == cdc.Delete {
-			c.Key = sh.keyOf(c.Old)
+			c.Key = sh.keyOf(c.Old, cdc.Row{})
 		} else {
-			c.Key = sh.keyOf(c.New)
+			c.Key = sh.keyOf(c.New, c.Old)
 		}
 		r.rows++
 		// A change is named by its transaction's GTID, or without GTIDs

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -516,6 +517,54 @@ func TestZeroDates(t *testing.T) {
 	} {
 		if v := got[tt.change].New.Value(tt.col); v != tt.want {
 			t.Errorf("row %d %s = %#v, want %#v", tt.change+1, tt.col, v, tt.want)
+		}
+	}
+}
+
+// TestSessionsThatWriteOtherwise: a session may write its rows with
+// binlog_row_image MINIMAL (the columns an image leaves out are absent
+// from the change, not NULL, and the key still comes whole), or its
+// changes as statements (binlog_format STATEMENT: not read, and said so
+// in the log). Neither stops the source.
+func TestSessionsThatWriteOtherwise(t *testing.T) {
+	r := newRig(t, shopDDL)
+	var logs testenv.Buffer
+	r.src.log = slog.New(slog.NewTextHandler(&logs, nil))
+	r.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, 'new', 'a@example.com', 10)", r.table))
+	r.start(r.now())
+	// One connection, whose session settings hold from statement to
+	// statement (binlog_format cannot change inside a transaction).
+	conn, err := r.db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		"SET SESSION binlog_row_image = 'MINIMAL'",
+		fmt.Sprintf("UPDATE %s SET status = 'qualified' WHERE id = 1", r.table),
+		"SET SESSION binlog_format = 'STATEMENT'",
+		fmt.Sprintf("UPDATE %s SET status = 'won' WHERE id = 1", r.table),
+		"SET SESSION binlog_format = 'ROW'", "SET SESSION binlog_row_image = 'FULL'",
+		fmt.Sprintf("UPDATE %s SET total = 20 WHERE id = 1", r.table),
+	} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	got, _ := r.changes(2)
+	c := got[0]
+	if c.Key.Value("id") != int64(1) || c.New.Value("status") != "qualified" {
+		t.Errorf("minimal image: key %v, new %v", c.Key, c.New)
+	}
+	if _, ok := c.New.Get("email"); ok {
+		t.Errorf("minimal image: email not in the image came as %v", c.New.Value("email"))
+	}
+	if got[1].Old.Value("status") != "won" || got[1].New.Value("total") != cdc.Decimal("20.00") {
+		t.Errorf("after the statement: %v", got[1])
+	}
+	for _, want := range []string{"leaves columns out", "written to the binlog as a statement"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
 }

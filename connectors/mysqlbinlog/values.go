@@ -115,11 +115,18 @@ func newShape(table string, tm *replication.TableMapEvent, charsets map[uint64]s
 // gave it, as text or bytes, and reported to odd: one row's odd value
 // never stops the source, and a rule that needs it fails on that event
 // alone, which is dead-lettered with the field named.
-func (sh *shape) row(vals []any, loc *time.Location, odd func(col string, err error)) (cdc.Row, error) {
+//
+// skipped are the columns the image leaves out (binlog_row_image MINIMAL
+// or NOBLOB): absent from the row, not NULL.
+func (sh *shape) row(vals []any, skipped []int, loc *time.Location, odd func(col string, err error)) (cdc.Row, error) {
 	out := make([]any, len(vals))
 	for i, v := range vals {
 		if i >= len(sh.kinds) {
 			return cdc.Row{}, fmt.Errorf("table %s: a row of %d values for %d columns", sh.table, len(vals), len(sh.kinds))
+		}
+		if len(skipped) > 0 && slices.Contains(skipped, i) {
+			out[i] = cdc.Absent
+			continue
 		}
 		c, err := convert(sh.kinds[i], v, loc)
 		if err != nil {
@@ -138,12 +145,17 @@ func (sh *shape) row(vals []any, loc *time.Location, odd func(col string, err er
 	return cdc.NewRow(sh.cols, out), nil
 }
 
-// keyOf is the key columns of row.
-func (sh *shape) keyOf(row cdc.Row) cdc.Row {
+// keyOf is the key columns of row, or of other for those row leaves out
+// (a MINIMAL after image holds only the columns that changed).
+func (sh *shape) keyOf(row, other cdc.Row) cdc.Row {
 	vals := make([]any, len(sh.key))
 	names := sh.cols.Names()
 	for j, i := range sh.key {
-		vals[j] = row.Value(names[i])
+		v, ok := row.Get(names[i])
+		if !ok {
+			v = other.Value(names[i])
+		}
+		vals[j] = v
 	}
 	return cdc.NewRow(sh.keyCols, vals)
 }

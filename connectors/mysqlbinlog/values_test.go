@@ -16,7 +16,7 @@ func TestOddValueKeptAsText(t *testing.T) {
 	sh := &shape{table: "orders", cols: cdc.NewColumns("id", "state", "note"), kinds: []colKind{
 		{typ: mysql.MYSQL_TYPE_LONGLONG}, {typ: mysql.MYSQL_TYPE_ENUM, names: []string{"new"}}, {typ: mysql.MYSQL_TYPE_VARCHAR}}}
 	var odd []string
-	row, err := sh.row([]any{int64(7), int64(5), "hi"}, time.UTC, func(col string, err error) { odd = append(odd, col+": "+err.Error()) })
+	row, err := sh.row([]any{int64(7), int64(5), "hi"}, nil, time.UTC, func(col string, err error) { odd = append(odd, col+": "+err.Error()) })
 	if err != nil {
 		t.Fatal(err)
 	}
