@@ -150,7 +150,7 @@ func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, 
 	}
 	var problems []string
 	vars := map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'server_id')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'binlog_row_value_options', 'server_id')")
 	if err != nil {
 		return flavor, nil, fmt.Errorf("read the server's binlog settings: %w", err)
 	}
@@ -173,6 +173,10 @@ func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, 
 		if got := vars[w.name]; got != w.value && !(w.name == "log_bin" && got == "1") {
 			problems = append(problems, fmt.Sprintf("%s is %q, need %s: %s", w.name, strings.ToLower(got), w.value, w.how))
 		}
+	}
+	if strings.Contains(vars["binlog_row_value_options"], "PARTIAL_JSON") {
+		// MySQL only: JSON changes written as diffs, not whole values.
+		problems = append(problems, "binlog_row_value_options is PARTIAL_JSON, need it empty: SET GLOBAL binlog_row_value_options = '', and in the server's config")
 	}
 	if vars["server_id"] == strconv.FormatUint(uint64(serverID), 10) {
 		problems = append(problems, fmt.Sprintf("server_id %d is the server's own: give the source another, unique among the server's replicas and readers", serverID))
@@ -624,8 +628,10 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2,
 		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1:
 		op, step = cdc.Update, 2
+	case replication.PARTIAL_UPDATE_ROWS_EVENT:
+		return fmt.Errorf("table %s at %s: a partial JSON update (binlog_row_value_options PARTIAL_JSON in the writing session) carries JSON changes as diffs, which the binlog source cannot read; set binlog_row_value_options to '' on the server and in the sessions that write", sh.table, r.pos)
 	default:
-		return fmt.Errorf("table %s at %s: row event %s is not supported (binlog_row_image must be FULL)", sh.table, r.pos, h.EventType)
+		return fmt.Errorf("table %s at %s: row event %s is not supported", sh.table, r.pos, h.EventType)
 	}
 	// A session may write its rows with binlog_row_image MINIMAL or NOBLOB
 	// whatever the server's setting: the columns an image leaves out are
