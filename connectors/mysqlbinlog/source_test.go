@@ -495,8 +495,8 @@ func TestTablesChecked(t *testing.T) {
 }
 
 // TestZeroDates: a zero date stays its text and a date with a zero month
-// or day is normalized (as the polling reader's driver does it); neither
-// stops the source, which used to retry such a row forever.
+// or day is normalized (as the polling reader does it); neither stops the
+// source, which used to retry such a row forever.
 func TestZeroDates(t *testing.T) {
 	r := newRig(t, "CREATE TABLE %s (id BIGINT PRIMARY KEY, d DATETIME, dd DATE, ts TIMESTAMP NULL)")
 	r.start(r.now())

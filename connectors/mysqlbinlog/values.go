@@ -316,13 +316,19 @@ func integer(k colKind, v any) (any, error) {
 
 // parseTime reads a DATETIME, DATE or TIMESTAMP as the library writes it
 // ("2006-01-02 15:04:05.999999", "2006-01-02") in loc, and returns UTC. A
-// zero date stays its text, as MySQL shows it. A date with a zero month or
+// zero date stays its text, as MySQL shows it ("0000-00-00 00:00:00",
+// "0000-00-00"). A date with a zero month or
 // day (which MariaDB's default sql_mode lets an application write) is
 // normalized as the polling reader's driver does it: 2024-00-15 is
 // 2023-12-15, 2024-05-00 is 2024-04-30.
 func parseTime(s string, loc *time.Location) (any, error) {
-	if strings.HasPrefix(s, "0000-00-00") {
-		return s, nil
+	if strings.Trim(s, "0-:. ") == "" && len(s) >= 10 {
+		// The zero date, as the polling reader keeps it too (without the
+		// fraction the library writes for a DATETIME(n)).
+		if len(s) > 10 {
+			return "0000-00-00 00:00:00", nil
+		}
+		return "0000-00-00", nil
 	}
 	bad := fmt.Errorf("unreadable time %q", s)
 	date, clock, _ := strings.Cut(s, " ")

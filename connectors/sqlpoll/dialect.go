@@ -46,7 +46,16 @@ const (
 	kJSON
 	kTime
 	kBool
+	// MySQL's DATETIME and TIMESTAMP, and its DATE: times that may hold
+	// a zero date, which the driver makes time.Time{} and which are kept
+	// as MySQL writes them ("0000-00-00 00:00:00", "0000-00-00"), as the
+	// binlog source keeps them.
+	kMySQLDateTime
+	kMySQLDate
 )
+
+// isTime says whether values of kind k are times.
+func isTime(k valueKind) bool { return k == kTime || k == kMySQLDateTime || k == kMySQLDate }
 
 func newDialect(typ string) (dialect, error) {
 	switch typ {

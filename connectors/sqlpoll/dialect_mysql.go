@@ -57,7 +57,7 @@ func (mysqlDialect) zoneless(t string) bool     { return t == "DATETIME" || t ==
 
 // textual: the text protocol sends every value as text; with parseTime the
 // driver makes time.Time values itself.
-func (mysqlDialect) textual(k valueKind) bool { return k != kTime }
+func (mysqlDialect) textual(k valueKind) bool { return !isTime(k) }
 
 func (mysqlDialect) columns(ctx context.Context, db *sql.DB, table string) ([]string, error) {
 	schema, name := splitQualified(table)
@@ -91,8 +91,10 @@ func (mysqlDialect) kind(t string) valueKind {
 		return kBytes
 	case "JSON":
 		return kJSON
-	case "DATETIME", "TIMESTAMP", "DATE":
-		return kTime
+	case "DATETIME", "TIMESTAMP":
+		return kMySQLDateTime
+	case "DATE":
+		return kMySQLDate
 	case "BOOL", "BOOLEAN":
 		return kBool
 	}

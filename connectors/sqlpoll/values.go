@@ -44,6 +44,14 @@ func convert(k valueKind, zoneless bool, loc *time.Location, v any) (any, error)
 	case bool:
 		return x, nil
 	case time.Time:
+		if x.IsZero() {
+			switch k {
+			case kMySQLDateTime:
+				return "0000-00-00 00:00:00", nil
+			case kMySQLDate:
+				return "0000-00-00", nil
+			}
+		}
 		if zoneless {
 			return wallClock(x, loc), nil
 		}
@@ -82,7 +90,7 @@ func convertText(k valueKind, zoneless bool, loc *time.Location, s string, raw b
 			return []byte(s), nil
 		}
 		return s, nil
-	case kTime:
+	case kTime, kMySQLDateTime, kMySQLDate:
 		if s == "infinity" || s == "-infinity" {
 			return s, nil
 		}
