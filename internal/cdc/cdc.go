@@ -21,6 +21,8 @@
 //	                                            time in the source's `timezone`
 //	date                                      time.Time at 00:00 UTC
 //	±infinity timestamps                      the strings "infinity" / "-infinity"
+//	MySQL's zero date                         the strings "0000-00-00 00:00:00" /
+//	                                            "0000-00-00" (DATE)
 //	bytea, blob, binary                       []byte
 //	json, jsonb                               map[string]any / []any / scalars
 //	arrays                                    []any of the above
