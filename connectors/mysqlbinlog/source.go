@@ -550,16 +550,20 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			// watched table. A row change written as a statement (a
 			// session with binlog_format STATEMENT or MIXED) has no rows
 			// to read: that is a warning.
-			dml := statementDML(q)
+			verb := statementVerb(q)
 			for key, name := range r.s.tables {
 				db, table, _ := strings.Cut(key, ".")
 				if !mentions(q, table) || string(e.Schema) != db && !mentions(q, db) {
 					continue
 				}
-				if dml {
+				switch verb {
+				case "INSERT", "UPDATE", "DELETE", "REPLACE":
 					r.s.log.Warn("a change to a watched table was written to the binlog as a statement (binlog_format STATEMENT or MIXED in that session), not as rows: it is not read",
 						"table", name, "at", r.pos.String(), "statement", truncate(q, 200))
-				} else {
+				case "TRUNCATE":
+					r.s.log.Warn("a watched table was truncated: the binlog holds the statement, not its rows, so no delete is read for them",
+						"table", name, "at", r.pos.String())
+				default:
 					r.s.log.Info("schema change of a watched table read from the binlog; its rows are read by the column names the binlog gives from here on",
 						"table", name, "statement", truncate(q, 200))
 				}
@@ -599,15 +603,10 @@ func (r *reader) odd(col string, err error) {
 	r.s.log.Warn("a value read from the binlog does not convert; it is passed on as its text", "column", col, "at", r.pos.String(), "error", err)
 }
 
-// statementDML says whether a query event is a row change written as a
-// statement.
-func statementDML(q string) bool {
+// statementVerb is a query event's first word, upper-cased.
+func statementVerb(q string) string {
 	verb, _, _ := strings.Cut(strings.TrimLeft(q, "( \t\n"), " ")
-	switch strings.ToUpper(verb) {
-	case "INSERT", "UPDATE", "DELETE", "REPLACE":
-		return true
-	}
-	return false
+	return strings.ToUpper(verb)
 }
 
 func (r *reader) begin(gtid string) {

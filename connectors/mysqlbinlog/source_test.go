@@ -546,6 +546,7 @@ func TestSessionsThatWriteOtherwise(t *testing.T) {
 		fmt.Sprintf("UPDATE %s SET status = 'won' WHERE id = 1", r.table),
 		"SET SESSION binlog_format = 'ROW'", "SET SESSION binlog_row_image = 'FULL'",
 		fmt.Sprintf("UPDATE %s SET total = 20 WHERE id = 1", r.table),
+		"TRUNCATE TABLE " + r.table,
 	} {
 		if _, err := conn.ExecContext(context.Background(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -562,7 +563,11 @@ func TestSessionsThatWriteOtherwise(t *testing.T) {
 	if got[1].Old.Value("status") != "won" || got[1].New.Value("total") != cdc.Decimal("20.00") {
 		t.Errorf("after the statement: %v", got[1])
 	}
-	for _, want := range []string{"leaves columns out", "written to the binlog as a statement"} {
+	// The TRUNCATE comes after the last change: wait for it to be read.
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "was truncated") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"leaves columns out", "written to the binlog as a statement", "was truncated"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
