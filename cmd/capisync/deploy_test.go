@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,8 +40,8 @@ const (
 
 // TestAlertRules: the alerting rules are valid for Prometheus (promtool),
 // and every capisync metric they and the Grafana dashboard name is
-// exported by a running daemon with a logical and a polling source, from
-// its first change on.
+// exported by a running daemon with a logical, a binlog and a polling
+// source, from its first change on.
 func TestAlertRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -85,6 +86,15 @@ func TestAlertRules(t *testing.T) {
 		conn.Exec(ctx, "DROP TABLE "+table)
 	}()
 
+	myDSN := testenv.MySQLDSN(t)
+	my, err := sql.Open("mysql", myDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer my.Close()
+	mustExec(t, my, fmt.Sprintf("CREATE TABLE %s (id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100))", table))
+	defer my.Exec("DROP TABLE " + table)
+
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	quickstartSQL(t, filepath.Join(dir, "crm.db"), "")
@@ -99,6 +109,11 @@ sources:
     slot: %[4]s
     publication: %[4]s
     tables: [public.%[5]s]
+  shop:
+    type: mysql_binlog
+    dsn: '%[6]s'
+    server_id: %[7]d
+    tables: [%[5]s]
   crm:
     type: sqlite
     dsn: %[1]s/crm.db
@@ -110,7 +125,8 @@ destinations:
 rules:
   - {name: pg-lead, source: pg, table: public.%[5]s, when: 'new.status == "qualified"', event: Lead, user_data: {em: new.email}}
   - {name: crm-lead, source: crm, table: leads, when: 'changed_to("status", "qualified")', event: Lead, user_data: {em: new.email}}
-`, dir, addr, dsn, slot, table)), 0o600)
+  - {name: shop-lead, source: shop, table: %[5]s, when: 'new.status == "qualified"', event: Lead, user_data: {em: new.email}}
+`, dir, addr, dsn, slot, table, myDSN, 45000+n%1000)), 0o600)
 	var logs testenv.Buffer
 	daemon := startDaemon(t, bin, cfg, &logs)
 	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()

@@ -208,6 +208,11 @@ func TestExamplesLive(t *testing.T) {
 			if !testenv.SameSet(got, want) {
 				t.Errorf("the fake received %v\nwant %v\n%s", got, want, logs.String())
 			}
+			if ex.name == "mariadb-binlog" { // its own gauges, measured from the checkpoint
+				for _, m := range []string{`capisync_binlog_behind_bytes{source="shop"}`, `capisync_binlog_last_commit_age_seconds{source="shop"}`} {
+					until(m, func() bool { _, body := httpGet(addr, "/metrics"); return strings.Contains(body, m) })
+				}
+			}
 		})
 	}
 }

@@ -96,7 +96,7 @@ func (p pollSource) health() (bool, string, string) {
 
 func (p pollSource) gauges() ops.SourceGauges {
 	st := p.Stats()
-	g := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: -1, LastCommitAge: -1, RowsScanned: float64(st.RowsScanned)}
+	g := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: -1, LastCommitAge: -1, RowsScanned: float64(st.RowsScanned), BinlogBehindBytes: -1, BinlogCommitAge: -1}
 	if !st.LastPoll.IsZero() {
 		g.LastPoll = float64(st.LastPoll.UnixNano()) / 1e9
 	}
@@ -143,7 +143,7 @@ func (l logicalSource) health() (bool, string, string) {
 
 func (l logicalSource) gauges() ops.SourceGauges {
 	st := l.Stats()
-	g := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: float64(st.RetainedWAL), LastCommitAge: -1, RowsScanned: -1}
+	g := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: float64(st.RetainedWAL), LastCommitAge: -1, RowsScanned: -1, BinlogBehindBytes: -1, BinlogCommitAge: -1}
 	if !st.LastCommitSeen.IsZero() {
 		g.LastCommitAge = time.Since(st.LastCommitSeen).Seconds()
 	}
@@ -185,6 +185,9 @@ func (b binlogSource) health() (bool, string, string) {
 	lag := ""
 	if st.Position != "" {
 		lag = "read " + st.Position
+		if st.Behind >= 0 {
+			lag += ", " + bytesText(st.Behind) + " of binlog behind"
+		}
 		if !st.LastCommit.IsZero() {
 			lag += ", last commit read " + time.Since(st.LastCommit).Round(time.Second).String() + " ago"
 		}
@@ -194,9 +197,10 @@ func (b binlogSource) health() (bool, string, string) {
 
 func (b binlogSource) gauges() ops.SourceGauges {
 	st := b.Status()
-	g := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: -1, LastCommitAge: -1, RowsScanned: -1}
+	g := ops.SourceGauges{Connected: st.Connected, RetainedWALBytes: -1, LastCommitAge: -1, RowsScanned: -1,
+		BinlogBehindBytes: float64(st.Behind), BinlogCommitAge: -1}
 	if !st.LastCommit.IsZero() {
-		g.LastCommitAge = time.Since(st.LastCommit).Seconds()
+		g.BinlogCommitAge = time.Since(st.LastCommit).Seconds()
 	}
 	return g
 }

@@ -35,6 +35,8 @@ type Options struct {
 	// IdleCheckpoint is how often, at most, a position past transactions
 	// with no watched change is handed over as a checkpoint (default 1 s).
 	IdleCheckpoint time.Duration
+	// LagEvery is how often Status.Behind is measured (default 10 s).
+	LagEvery time.Duration
 }
 
 // Source reads a MySQL or MariaDB binlog.
@@ -59,6 +61,13 @@ type Status struct {
 	Position   string    // the last checkpoint handed over ("": none yet)
 	LastCommit time.Time // when the last transaction read was committed
 	Err        string    // why the source stopped, when it did
+	// Behind is how many bytes the server has written to its binlog after
+	// the last checkpoint handed over (-1: not known yet), measured every
+	// LagEvery while connected.
+	Behind int64
+	// The last checkpoint's binlog file and position, Behind's start.
+	file string
+	pos  uint32
 }
 
 // New checks the config; it connects nothing.
@@ -72,6 +81,9 @@ func New(name string, cfg config.Source, opt Options) (*Source, error) {
 	if opt.IdleCheckpoint <= 0 {
 		opt.IdleCheckpoint = time.Second
 	}
+	if opt.LagEvery <= 0 {
+		opt.LagEvery = 10 * time.Second
+	}
 	dsn, err := mysql.ParseDSN(cfg.DSN.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("source %s: invalid dsn: %s", name, config.Scrub(err.Error(), cfg.DSN.Reveal()))
@@ -80,7 +92,7 @@ func New(name string, cfg config.Source, opt Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %s: timezone: %w", name, err)
 	}
-	s := &Source{name: name, cfg: cfg, o: configOf(cfg), opt: opt, log: opt.Logger.With("source", name), loc: loc, dsn: dsn, tables: map[string]string{}}
+	s := &Source{status: Status{Behind: -1}, name: name, cfg: cfg, o: configOf(cfg), opt: opt, log: opt.Logger.With("source", name), loc: loc, dsn: dsn, tables: map[string]string{}}
 	for _, t := range cfg.Tables.Names {
 		db, table, ok := strings.Cut(t, ".")
 		if !ok {
@@ -337,7 +349,74 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		}
 		*start = &p
 	}
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		s.watchLag(lagCtx, db)
+	}()
+	defer func() { stopLag(); <-lagDone }()
 	return s.stream(ctx, flavor, cs, start, out)
+}
+
+// watchLag measures Status.Behind every LagEvery until ctx ends (every
+// second until there is a checkpoint to measure from).
+func (s *Source) watchLag(ctx context.Context, db *sql.DB) {
+	for {
+		wait := s.opt.LagEvery
+		if st := s.Status(); st.file == "" {
+			wait = min(wait, time.Second)
+		} else if n, err := behind(ctx, db, st.file, st.pos); err == nil {
+			s.setStatus(func(st *Status) { st.Behind = n })
+		} else if ctx.Err() == nil {
+			s.log.Debug("could not measure how far behind the binlog source is", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// behind is how many bytes the server has written to its binlog after
+// file:pos (SHOW BINARY LOGS); -1 when it no longer has file.
+func behind(ctx context.Context, db *sql.DB, file string, pos uint32) (int64, error) {
+	rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
+	if err != nil {
+		return -1, fmt.Errorf("list the binlog files: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return -1, err
+	}
+	vals := make([]any, len(cols)) // Log_name, File_size (and MySQL's Encrypted)
+	var name string
+	var size int64
+	vals[0], vals[1] = &name, &size
+	for i := 2; i < len(cols); i++ {
+		vals[i] = new(sql.RawBytes)
+	}
+	n, found := int64(0), false
+	for rows.Next() {
+		if err := rows.Scan(vals...); err != nil {
+			return -1, err
+		}
+		switch {
+		case found:
+			n += size
+		case name == file:
+			found, n = true, max(0, size-int64(pos))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return -1, err
+	}
+	if !found {
+		return -1, nil
+	}
+	return n, nil
 }
 
 // stream reads events after *start, moving *start to each checkpoint it
@@ -373,6 +452,8 @@ func (e *fileStartError) Error() string { return e.err.Error() }
 // file and position.
 func (s *Source) streamFrom(ctx context.Context, flavor string, charsets map[uint64]string, startp **position, out chan<- cdc.Batch, atFile bool) (streamed bool, err error) {
 	start := **startp
+	// Behind is measured from here until a checkpoint moves on.
+	s.setStatus(func(st *Status) { st.file, st.pos = start.File, start.Pos })
 	host, portStr, err := net.SplitHostPort(s.dsn.Addr)
 	if err != nil {
 		host, portStr = s.dsn.Addr, "3306"
@@ -737,7 +818,7 @@ func (r *reader) send(ctx context.Context, b cdc.Batch) error {
 		p := r.pos
 		*r.sent = &p
 		pos := r.pos.String()
-		r.s.setStatus(func(st *Status) { st.Position = pos })
+		r.s.setStatus(func(st *Status) { st.Position, st.file, st.pos = pos, r.pos.File, r.pos.Pos })
 	}
 	return nil
 }

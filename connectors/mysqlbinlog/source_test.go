@@ -573,3 +573,45 @@ func TestSessionsThatWriteOtherwise(t *testing.T) {
 		}
 	}
 }
+
+// TestBehind: how far the server's binlog has gone past a position grows
+// with what is written after it; a file the server lacks is -1; a running
+// source reports it from its last checkpoint.
+func TestBehind(t *testing.T) {
+	r := newRig(t, shopDDL)
+	ctx := context.Background()
+	p, err := current(ctx, r.db, flavorOf(t, r.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n0, err := behind(ctx, r.db, p.File, p.Pos)
+	if err != nil || n0 < 0 {
+		t.Fatalf("behind the position now: %d, %v", n0, err)
+	}
+	var vals []string
+	for i := 1; i <= 100; i++ {
+		vals = append(vals, fmt.Sprintf("(%d, 'new', 'someone%d@example.com', %d)", i, i, i))
+	}
+	r.exec(fmt.Sprintf("INSERT INTO %s VALUES %s", r.table, strings.Join(vals, ",")))
+	if n1, err := behind(ctx, r.db, p.File, p.Pos); err != nil || n1 < n0+100*30 {
+		t.Errorf("after 100 rows of 30+ bytes: %d (before: %d), %v", n1, n0, err)
+	}
+	if n, err := behind(ctx, r.db, "capisync-none-bin.000999", 4); n != -1 || err != nil {
+		t.Errorf("a file the server lacks: %d, %v", n, err)
+	}
+
+	if st := r.src.Status(); st.Behind != -1 {
+		t.Errorf("before any checkpoint: Behind %d, want -1", st.Behind)
+	}
+	r.src.opt.LagEvery = 20 * time.Millisecond
+	r.start(r.now())
+	r.exec(fmt.Sprintf("UPDATE %s SET status = 'qualified' WHERE id = 1", r.table))
+	r.changes(1)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.src.Status().Behind < 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := r.src.Status().Behind; n < 0 {
+		t.Errorf("a running source's Behind is %d", n)
+	}
+}

@@ -59,6 +59,11 @@ type SourceGauges struct {
 	LastCommitAge    float64 // logical replication: seconds since the last commit read
 	LastPoll         float64 // polling: unix time of the last successful poll
 	RowsScanned      float64 // polling: rows read since start
+	// Binlog: bytes the server has written after the last checkpoint, and
+	// seconds since the last transaction read (-1: not a binlog source, or
+	// not known yet).
+	BinlogBehindBytes float64
+	BinlogCommitAge   float64
 }
 
 // NewMetrics registers the metrics; snap feeds the gauges.
@@ -228,13 +233,15 @@ var (
 	dConnected   = prometheus.NewDesc("capisync_source_connected", "1 while a source is connected.", []string{"source"}, nil)
 	dRetained    = prometheus.NewDesc("capisync_postgres_slot_retained_wal_bytes", "WAL the replication slot retains.", []string{"source"}, nil)
 	dCommitAge   = prometheus.NewDesc("capisync_postgres_last_commit_age_seconds", "Time since the last transaction read from the slot.", []string{"source"}, nil)
+	dBinBehind   = prometheus.NewDesc("capisync_binlog_behind_bytes", "Binlog the server has written after the source's last checkpoint.", []string{"source"}, nil)
+	dBinAge      = prometheus.NewDesc("capisync_binlog_last_commit_age_seconds", "Time since the last transaction read from the binlog.", []string{"source"}, nil)
 	dLastPoll    = prometheus.NewDesc("capisync_poll_last_success_timestamp_seconds", "Unix time of the last successful poll.", []string{"source"}, nil)
 	dRows        = prometheus.NewDesc("capisync_poll_rows_scanned_total", "Rows read by polls.", []string{"source"}, nil)
 	dCoverage    = prometheus.NewDesc("capisync_rule_match_key_coverage_ratio", "Share of a rule's events carrying a match key, since the store was created.", []string{"rule", "key"}, nil)
 )
 
 func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dOutboxDepth, dOutboxAge, dDead, dPaused, dCheckpoint, dConnected, dRetained, dCommitAge, dLastPoll, dRows, dCoverage} {
+	for _, d := range []*prometheus.Desc{dOutboxDepth, dOutboxAge, dDead, dPaused, dCheckpoint, dConnected, dRetained, dCommitAge, dBinBehind, dBinAge, dLastPoll, dRows, dCoverage} {
 		ch <- d
 	}
 }
@@ -279,6 +286,12 @@ func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if sg.LastCommitAge >= 0 {
 			gauge(dCommitAge, sg.LastCommitAge, src)
+		}
+		if sg.BinlogBehindBytes >= 0 {
+			gauge(dBinBehind, sg.BinlogBehindBytes, src)
+		}
+		if sg.BinlogCommitAge >= 0 {
+			gauge(dBinAge, sg.BinlogCommitAge, src)
 		}
 		if sg.LastPoll > 0 {
 			gauge(dLastPoll, sg.LastPoll, src)
