@@ -69,7 +69,8 @@ func TestValidateConnect(t *testing.T) {
 	}
 	defer my.Exec("DROP TABLE IF EXISTS binlog_orders")
 	code, out, errOut = runCLI(t, "validate", "--connect", "--config", "../../examples/mariadb-binlog/config.yaml")
-	if code != 0 || !strings.Contains(out, "source shop: ok (mariadb binlog: ROW, FULL row image and metadata, grants present)") {
+	if code != 0 || !strings.Contains(out, "source shop: ok (mariadb binlog: ROW, FULL row image and metadata, grants present; ") ||
+		!strings.Contains(out, "purges binlog files after") && !strings.Contains(out, "kept until purged by hand") {
 		t.Errorf("binlog source: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -177,7 +177,15 @@ func verifyBinlog(ctx context.Context, name string, src *config.Source, set *rul
 	if len(problems) > 0 {
 		return "", fmt.Errorf("not ready for a binlog reader: %s", strings.Join(problems, "; "))
 	}
-	return flavor + " binlog: ROW, FULL row image and metadata, grants present", nil
+	note := flavor + " binlog: ROW, FULL row image and metadata, grants present"
+	if keep, err := s.Retention(ctx); err == nil {
+		if keep == 0 {
+			note += "; binlog files are kept until purged by hand"
+		} else {
+			note += "; the server purges binlog files after " + keep.String() + ": capisync must not stay down longer"
+		}
+	}
+	return note, nil
 }
 
 func (b binlogSource) health() (bool, string, string) {

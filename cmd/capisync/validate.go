@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/capisync/capisync/internal/config"
@@ -44,7 +45,8 @@ func reachAll(ctx context.Context, cfg *config.Config, set *rules.Set, stdout io
 		switch {
 		case err != nil:
 			failed++
-			fmt.Fprintf(stdout, "%s %s: %v\n", kind, name, err)
+			// A source's own errors may already name it.
+			fmt.Fprintf(stdout, "%s %s: %s\n", kind, name, strings.TrimPrefix(err.Error(), kind+" "+name+": "))
 		case note != "":
 			fmt.Fprintf(stdout, "%s %s: ok (%s)\n", kind, name, note)
 		default:

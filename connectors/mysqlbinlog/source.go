@@ -151,6 +151,27 @@ func (s *Source) Check(ctx context.Context) (string, []string, error) {
 	return flavor, problems, s.checkTables(ctx, db)
 }
 
+// Retention is how long the server keeps its binlog files before it
+// purges them (binlog_expire_logs_seconds, or expire_logs_days); 0: it
+// does not purge them by itself. A source down longer than that loses its
+// position.
+func (s *Source) Retention(ctx context.Context) (time.Duration, error) {
+	db, err := s.open()
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var secs sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT @@binlog_expire_logs_seconds").Scan(&secs); err == nil && secs.Int64 > 0 {
+		return time.Duration(secs.Int64) * time.Second, nil
+	}
+	var days sql.NullFloat64
+	if err := db.QueryRowContext(ctx, "SELECT @@expire_logs_days").Scan(&days); err != nil {
+		return 0, fmt.Errorf("read the binlog retention: %s", config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
+	}
+	return time.Duration(days.Float64 * float64(24*time.Hour)), nil
+}
+
 func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, error) {
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
