@@ -569,7 +569,7 @@ type reader struct {
 	// transaction is still to be checked against it.
 	gset     *gomysql.MariadbGTIDSet
 	verify   bool
-	oddSeen  map[string]bool   // the odd values logged (see odd)
+	warned   map[string]bool   // the warnings logged (see firstWarning)
 	shapes   map[uint64]*shape // table maps of watched tables by table id
 	charsets map[uint64]string // collation id -> character set
 	// The transaction being read.
@@ -679,30 +679,31 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 // partialImage logs, once per table and session, that a row image left
 // columns out.
 func (r *reader) partialImage(table string) {
-	key := "image\x00" + table
-	if r.oddSeen[key] {
-		return
+	if r.firstWarning("image\x00" + table) {
+		r.s.log.Warn("a row image in the binlog leaves columns out (a session with binlog_row_image MINIMAL or NOBLOB): those columns are absent from its changes, and rules reading them see no value",
+			"table", table, "at", r.pos.String())
 	}
-	if r.oddSeen == nil {
-		r.oddSeen = map[string]bool{}
-	}
-	r.oddSeen[key] = true
-	r.s.log.Warn("a row image in the binlog leaves columns out (a session with binlog_row_image MINIMAL or NOBLOB): those columns are absent from its changes, and rules reading them see no value",
-		"table", table, "at", r.pos.String())
 }
 
 // odd logs a value that did not convert, once per column and error in a
-// session (at most 100).
+// session.
 func (r *reader) odd(col string, err error) {
-	key := col + "\x00" + err.Error()
-	if r.oddSeen == nil {
-		r.oddSeen = map[string]bool{}
+	if r.firstWarning(col + "\x00" + err.Error()) {
+		r.s.log.Warn("a value read from the binlog does not convert; it is passed on as its text", "column", col, "at", r.pos.String(), "error", err)
 	}
-	if r.oddSeen[key] || len(r.oddSeen) >= 100 {
-		return
+}
+
+// firstWarning says whether a warning of this key is the session's first
+// (at most 100 keys are remembered; past them nothing more is logged).
+func (r *reader) firstWarning(key string) bool {
+	if r.warned[key] || len(r.warned) >= 100 {
+		return false
 	}
-	r.oddSeen[key] = true
-	r.s.log.Warn("a value read from the binlog does not convert; it is passed on as its text", "column", col, "at", r.pos.String(), "error", err)
+	if r.warned == nil {
+		r.warned = map[string]bool{}
+	}
+	r.warned[key] = true
+	return true
 }
 
 // statementVerb is a query event's first word, upper-cased.
