@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,7 +175,7 @@ func (d *decoder) decodeSource(n *yaml.Node, v reflect.Value, path string) {
 			}
 		}
 	}
-	d.decodeStructs(n, path, func(key string) bool { return slices.Contains(sourceKeys(), key) }, vals...)
+	d.decodeStructs(n, path, func(key string) bool { return len(typesReading(key)) > 0 }, vals...)
 }
 
 // decodeStructs decodes a mapping into the fields of one or more structs

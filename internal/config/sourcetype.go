@@ -51,6 +51,9 @@ const (
 var (
 	sourceTypesMu sync.RWMutex
 	sourceTypes   = map[string]SourceType{}
+	// keyTypes maps each key a type reads (its options' yaml keys) to the
+	// types that read it, sorted: made once, as types register.
+	keyTypes = map[string][]string{}
 )
 
 // RegisterSource makes a source type known. It panics when the name is
@@ -62,6 +65,10 @@ func RegisterSource(name string, t SourceType) {
 		panic(fmt.Sprintf("config: source type %q registered twice", name))
 	}
 	sourceTypes[name] = t
+	for _, k := range t.keys() {
+		keyTypes[k] = append(keyTypes[k], name)
+		slices.Sort(keyTypes[k])
+	}
 }
 
 // SourceTypeNames returns the registered source types, sorted.
@@ -79,18 +86,18 @@ func sourceType(name string) (SourceType, bool) {
 }
 
 // typesReading returns the registered types whose own keys include key,
-// sorted.
+// sorted (none: no type reads it).
 func typesReading(key string) []string {
 	sourceTypesMu.RLock()
 	defer sourceTypesMu.RUnlock()
-	var out []string
-	for name, t := range sourceTypes {
-		if slices.Contains(t.keys(), key) {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return keyTypes[key]
+}
+
+// sourceKeys are the keys of every registered type, sorted.
+func sourceKeys() []string {
+	sourceTypesMu.RLock()
+	defer sourceTypesMu.RUnlock()
+	return sortedKeys(keyTypes)
 }
 
 // SourceProblems reports the problems of one source, each at the line of
@@ -130,7 +137,8 @@ func Qualified(name string) bool {
 	return strings.Count(name, ".") <= 1
 }
 
-// keys are the yaml keys of the type's options.
+// keys are the yaml keys of the type's options (RegisterSource reads them
+// once into keyTypes).
 func (t SourceType) keys() []string {
 	if t.Options == nil {
 		return nil

@@ -128,8 +128,7 @@ func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	}
 	// A key of other types only.
 	for _, k := range sourceKeys() {
-		if c.has(keyPath(p, k)) && !slices.Contains(t.keys(), k) {
-			types := typesReading(k)
+		if types := typesReading(k); c.has(keyPath(p, k)) && !slices.Contains(types, s.Type) {
 			r.Add(keyPath(p, k), "%s applies only to type%s %s, not to type %s", k, plural(len(types)), strings.Join(types, ", "), s.Type)
 		}
 	}
@@ -141,22 +140,6 @@ func (c *Config) validateSource(r *Reporter, name string, s *Source) {
 	if t.Validate != nil {
 		t.Validate(s, SourceProblems{r: r, path: p})
 	}
-}
-
-// sourceKeys are the keys of every registered type, sorted.
-func sourceKeys() []string {
-	sourceTypesMu.RLock()
-	defer sourceTypesMu.RUnlock()
-	var keys []string
-	for _, t := range sourceTypes {
-		for _, k := range t.keys() {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func plural(n int) string {
