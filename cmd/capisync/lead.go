@@ -89,6 +89,10 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 				setValid(sent.Add(ttl))
 			case err == nil:
 				why = fmt.Errorf("lost the leader lease (epoch %d): it expired or another capisync took it", epoch)
+			case time.Until(validUntil) <= 0:
+				// Woken from a pause (SIGSTOP, a suspended VM) past the
+				// lease's end, the renewal's own failure is not the reason.
+				why = fmt.Errorf("lost the leader lease (epoch %d): it expired %s ago, before it could be renewed (was this process paused?): %w", epoch, -time.Until(validUntil).Round(time.Millisecond), err)
 			case time.Until(validUntil) < ttl/4:
 				why = fmt.Errorf("could not renew the leader lease (epoch %d) before it expires: %w", epoch, err)
 			default:
