@@ -162,11 +162,15 @@ func (s *Source) Retention(ctx context.Context) (time.Duration, error) {
 	}
 	defer db.Close()
 	var secs sql.NullInt64
-	if err := db.QueryRowContext(ctx, "SELECT @@binlog_expire_logs_seconds").Scan(&secs); err == nil && secs.Int64 > 0 {
+	secsErr := db.QueryRowContext(ctx, "SELECT @@binlog_expire_logs_seconds").Scan(&secs)
+	if secsErr == nil && secs.Int64 > 0 {
 		return time.Duration(secs.Int64) * time.Second, nil
 	}
 	var days sql.NullFloat64
 	if err := db.QueryRowContext(ctx, "SELECT @@expire_logs_days").Scan(&days); err != nil {
+		if secsErr == nil {
+			return 0, nil // MySQL 8.4 has no expire_logs_days; 0 seconds: no purge
+		}
 		return 0, fmt.Errorf("read the binlog retention: %s", config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
 	}
 	return time.Duration(days.Float64 * float64(24*time.Hour)), nil
@@ -250,27 +254,44 @@ func current(ctx context.Context, db *sql.DB, flavor string) (position, error) {
 	if err != nil {
 		return p, fmt.Errorf("read the GTID position: %w", err)
 	}
-	rows, err := db.QueryContext(ctx, "SHOW MASTER STATUS")
-	if err != nil {
-		return p, fmt.Errorf("read the binlog position: %w", err)
+	p.File, p.Pos, err = binlogEnd(ctx, db, binlogStatus)
+	return p, err
+}
+
+// binlogStatus are the statements that give the server's binlog file and
+// position, tried in turn while the server does not know one: MySQL 8.4
+// removed SHOW MASTER STATUS for SHOW BINARY LOG STATUS (8.2+).
+var binlogStatus = []string{"SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"}
+
+// binlogEnd is the server's binlog file and position now.
+func binlogEnd(ctx context.Context, db *sql.DB, stmts []string) (string, uint32, error) {
+	for i, q := range stmts {
+		rows, err := db.QueryContext(ctx, q)
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1064 && i+1 < len(stmts) { // ER_PARSE_ERROR
+			continue
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("read the binlog position (%s): %w", q, err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		if !rows.Next() {
+			return "", 0, fmt.Errorf("%s returned nothing: is log_bin on?", q)
+		}
+		vals := make([]any, len(cols))
+		var file string
+		var pos uint64
+		vals[0], vals[1] = &file, &pos
+		for i := 2; i < len(cols); i++ {
+			vals[i] = new(sql.RawBytes)
+		}
+		if err := rows.Scan(vals...); err != nil {
+			return "", 0, fmt.Errorf("read the binlog position (%s): %w", q, err)
+		}
+		return file, uint32(pos), rows.Err()
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	if !rows.Next() {
-		return p, errors.New("SHOW MASTER STATUS returned nothing: is log_bin on?")
-	}
-	vals := make([]any, len(cols))
-	var file string
-	var pos uint64
-	vals[0], vals[1] = &file, &pos
-	for i := 2; i < len(cols); i++ {
-		vals[i] = new(sql.RawBytes)
-	}
-	if err := rows.Scan(vals...); err != nil {
-		return p, err
-	}
-	p.File, p.Pos = file, uint32(pos)
-	return p, rows.Err()
+	return "", 0, errors.New("no statement to read the binlog position with")
 }
 
 // SetupError is a problem reconnecting cannot fix: the server's settings
@@ -469,18 +490,15 @@ type fileStartError struct{ err error }
 
 func (e *fileStartError) Error() string { return e.err.Error() }
 
-// streamFrom is stream from the checkpoint's GTID, or (atFile) from its
-// file and position.
-func (s *Source) streamFrom(ctx context.Context, flavor string, charsets map[uint64]string, startp **position, out chan<- cdc.Batch, atFile bool) (streamed bool, err error) {
-	start := **startp
-	// Behind is measured from here until a checkpoint moves on.
-	s.setStatus(func(st *Status) { st.file, st.pos = start.File, start.Pos })
+// syncerConfig is how the source registers with the server as a replica
+// and how the library parses what it sends.
+func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
 	host, portStr, err := net.SplitHostPort(s.dsn.Addr)
 	if err != nil {
 		host, portStr = s.dsn.Addr, "3306"
 	}
 	port, _ := strconv.Atoi(portStr)
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	return replication.BinlogSyncerConfig{
 		ServerID: s.o.ServerID, Flavor: flavor, Host: host, Port: uint16(port),
 		User: s.dsn.User, Password: s.dsn.Passwd,
 		// DATETIME and TIMESTAMP as time.Time (wall-clock fields in UTC,
@@ -496,7 +514,16 @@ func (s *Source) streamFrom(ctx context.Context, flavor string, charsets map[uin
 		// default of 10,240 could hold a million rows of a large
 		// transaction in memory. 64 keep the reader busy.
 		EventCacheCount: 64,
-	})
+	}
+}
+
+// streamFrom is stream from the checkpoint's GTID, or (atFile) from its
+// file and position.
+func (s *Source) streamFrom(ctx context.Context, flavor string, charsets map[uint64]string, startp **position, out chan<- cdc.Batch, atFile bool) (streamed bool, err error) {
+	start := **startp
+	// Behind is measured from here until a checkpoint moves on.
+	s.setStatus(func(st *Status) { st.file, st.pos = start.File, start.Pos })
+	syncer := replication.NewBinlogSyncer(s.syncerConfig(flavor))
 	defer syncer.Close()
 	var streamer *replication.BinlogStreamer
 	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp, charsets: charsets}
@@ -636,6 +663,15 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 	case *replication.XIDEvent:
 		return r.commit(ctx, ev.Header, e.GSet)
+	case *replication.TransactionPayloadEvent:
+		// MySQL with binlog_transaction_compression: a transaction's
+		// events after its GTID come compressed in one payload, which the
+		// library decodes. They are read as if they came one by one.
+		for _, inner := range e.Events {
+			if err := r.handle(ctx, inner); err != nil {
+				return err
+			}
+		}
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		switch {

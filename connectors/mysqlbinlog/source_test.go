@@ -690,3 +690,24 @@ func TestCompressedRowEvents(t *testing.T) {
 		t.Errorf("delete: %v", got[3])
 	}
 }
+
+// TestBinlogEndStatements: the binlog's end is read with the first of the
+// statements the server knows (MySQL 8.4 knows only SHOW BINARY LOG
+// STATUS, older servers and MariaDB SHOW MASTER STATUS); a server that
+// knows none says which statement failed.
+func TestBinlogEndStatements(t *testing.T) {
+	r := newRig(t, shopDDL)
+	ctx := context.Background()
+	file, pos, err := binlogEnd(ctx, r.db, []string{"SHOW MASTER STATUS"})
+	if err != nil || file == "" || pos == 0 {
+		t.Fatalf("SHOW MASTER STATUS: %q %d %v", file, pos, err)
+	}
+	// A statement this server does not know (as MySQL 8.4 does not know
+	// SHOW MASTER STATUS) is a syntax error: the next one is tried.
+	if f, p, err := binlogEnd(ctx, r.db, []string{"SHOW NO SUCH STATUS", "SHOW MASTER STATUS"}); err != nil || f != file || p != pos {
+		t.Errorf("after an unknown statement: %q %d %v, want %q %d", f, p, err, file, pos)
+	}
+	if _, _, err := binlogEnd(ctx, r.db, []string{"SHOW NO SUCH STATUS"}); err == nil || !strings.Contains(err.Error(), "SHOW NO SUCH STATUS") {
+		t.Errorf("no statement known: %v", err)
+	}
+}
