@@ -29,5 +29,7 @@
 // columns (see internal/cdc): DATETIME and DATE as wall-clock time in the
 // source's timezone, TIMESTAMP as UTC, DECIMAL as exact text, ENUM and SET
 // as their member names, BIT as big-endian bytes, binary strings as bytes
-// and text as strings (MariaDB's JSON is text).
+// and text as strings. MariaDB's JSON is text; MySQL's binary JSON is
+// rendered as MySQL's text of it, but compact (no space after ':' and
+// ','), where the polling reader gets MySQL's spacing.
 package mysqlbinlog

@@ -505,8 +505,12 @@ func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
 		// and the instant): formatting them to text and parsing it back
 		// was a tenth of the source's CPU. Zero and pre-1970 dates still
 		// arrive as text (see convert).
-		ParseTime:       true,
-		HeartbeatPeriod: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		ParseTime: true,
+		// MySQL's binary JSON as MySQL writes it as text (key order,
+		// 1.0 kept a double, dates without a time), as the polling
+		// reader reads it, but for spacing: no space after ':' and ','.
+		RenderJSONAsMySQLText: true,
+		HeartbeatPeriod:       10 * time.Second, ReadTimeout: 30 * time.Second,
 		DisableRetrySync: true, // a lost connection ends the session; Run starts again from the checkpoint
 		Logger:           slog.New(slog.DiscardHandler),
 		// Events parsed ahead of the reader: a rows event holds up to
