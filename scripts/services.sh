@@ -6,7 +6,9 @@
 #   MariaDB on 127.0.0.1:3306 with a user capisync (password capisync, may
 #   read the binlog) and a database capisync_test, and its binlog on in the
 #   form a binlog source reads (log_bin, binlog_format=ROW,
-#   binlog_row_image=FULL, binlog_row_metadata=FULL, server_id set);
+#   binlog_row_image=FULL, binlog_row_metadata=FULL, server_id set), TLS on
+#   (a self-signed certificate) and a user capisync_tls (password capisync)
+#   that may connect only over TLS;
 #   promtool, systemd-analyze and chromium, which the tests of the deployment
 #   files and of the status page use.
 # Idempotent: installed but misconfigured -> configure and restart; absent and
@@ -16,7 +18,8 @@ set -euo pipefail
 
 PG_PORT=5432
 MY_PORT=3306
-MY_CNF=/etc/mysql/mariadb.conf.d/60-capisync-binlog.cnf # the binlog settings (ensure_binlog)
+MY_CNF=/etc/mysql/mariadb.conf.d/60-capisync-binlog.cnf # the binlog and TLS settings (ensure_binlog)
+MY_SSL=/etc/mysql/capisync-ssl                           # the test server's self-signed certificate
 OWN_MARK="created by capisync scripts/services.sh for its tests"
 log() { echo "services: $*" >&2; }
 die() { echo "services: $*" >&2; exit 1; }
@@ -136,19 +139,25 @@ GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'capisync'@'localhost';
 -- (binlog_row_image MINIMAL, binlog_format STATEMENT); a reader needs none.
 GRANT BINLOG ADMIN ON *.* TO 'capisync'@'127.0.0.1';
 GRANT BINLOG ADMIN ON *.* TO 'capisync'@'localhost';
+-- A user whose every connection, the binlog reader's too, must be TLS.
+CREATE USER IF NOT EXISTS 'capisync_tls'@'127.0.0.1' IDENTIFIED BY 'capisync';
+ALTER USER 'capisync_tls'@'127.0.0.1' REQUIRE SSL;
+GRANT ALL ON capisync_test.* TO 'capisync_tls'@'127.0.0.1';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'capisync_tls'@'127.0.0.1';
 SQL
 	mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -ucapisync -pcapisync capisync_test -e 'select 1' >/dev/null ||
 		die "cannot reach MariaDB on 127.0.0.1:$MY_PORT as capisync (is it bound to 127.0.0.1 and skip-networking off?)"
 }
 
-# The binlog settings a mysql_binlog source needs. log_bin takes a restart;
-# the others are set at once too (SET GLOBAL) and written to a file the
-# server reads at start (MY_CNF, given to mariadbd when this script starts
-# it, and included by Debian's my.cnf). A server already right is never
-# restarted.
+# The binlog settings a mysql_binlog source needs, and TLS. log_bin and TLS
+# take a restart; the others are set at once too (SET GLOBAL). All are
+# written to a file the server reads at start (MY_CNF, given to mariadbd
+# when this script starts it, and included by Debian's my.cnf). A server
+# already right is never restarted.
 binlog_settings() {
 	my_root -N -e "select @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata, @@server_id" | tr '\t' ' '
 }
+ssl_on() { [ "$(my_root -N -e 'select @@have_ssl')" = YES ]; }
 binlog_ready() { # the settings given are what a binlog source needs (any server_id but 0)
 	local lb fmt img meta sid
 	read -r lb fmt img meta sid <<<"$1"
@@ -157,12 +166,24 @@ binlog_ready() { # the settings given are what a binlog source needs (any server
 ensure_binlog() {
 	local have lb
 	have=$(binlog_settings)
-	binlog_ready "$have" && return
-	is_root || die "MariaDB's binlog is not set up for a binlog source ($have; want log_bin=1 binlog_format=ROW binlog_row_image=FULL binlog_row_metadata=FULL server_id>0) and changing it needs root"
+	binlog_ready "$have" && ssl_on && return
+	is_root || die "MariaDB's binlog is not set up for a binlog source ($have; want log_bin=1 binlog_format=ROW binlog_row_image=FULL binlog_row_metadata=FULL server_id>0), or TLS is off, and changing it needs root"
+	if [ ! -s "$MY_SSL/key.pem" ] || [ ! -s "$MY_SSL/cert.pem" ]; then
+		command -v openssl >/dev/null || apt_install openssl
+		log "making a self-signed certificate for MariaDB's TLS ($MY_SSL)"
+		install -d -m 700 -o mysql -g mysql "$MY_SSL"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=capisync-test" \
+			-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$MY_SSL/key.pem" -out "$MY_SSL/cert.pem" 2>/dev/null
+		chown mysql:mysql "$MY_SSL"/*.pem
+		chmod 600 "$MY_SSL/key.pem"
+	fi
 	install -d "$(dirname "$MY_CNF")"
-	cat >"$MY_CNF" <<'CNF'
-# Written by capisync scripts/services.sh: the binlog a mysql_binlog source reads.
+	cat >"$MY_CNF" <<CNF
+# Written by capisync scripts/services.sh: the binlog a mysql_binlog source
+# reads, and TLS for the tests of sources whose DSN asks for it.
 [mariadbd]
+ssl_cert = $MY_SSL/cert.pem
+ssl_key = $MY_SSL/key.pem
 log_bin = capisync-bin
 binlog_format = ROW
 binlog_row_image = FULL
@@ -171,12 +192,12 @@ server_id = 1
 binlog_expire_logs_seconds = 172800
 CNF
 	read -r lb _ <<<"$have"
-	if [ "$lb" = 1 ]; then
+	if [ "$lb" = 1 ] && ssl_on; then
 		log "setting MariaDB's binlog format ($have)"
 		my_root -e "SET GLOBAL binlog_format = ROW; SET GLOBAL binlog_row_image = FULL; SET GLOBAL binlog_row_metadata = FULL; SET GLOBAL server_id = IF(@@server_id = 0, 1, @@server_id)"
 		return
 	fi
-	log "turning MariaDB's binlog on ($have) and restarting it"
+	log "turning MariaDB's binlog ($have) and TLS on and restarting it"
 	mariadb-admin --protocol=socket -uroot shutdown
 	wait_for 60 "MariaDB to stop" sh -c '! mariadb-admin --protocol=socket ping'
 	install -d -o mysql -g mysql /run/mysqld
@@ -186,6 +207,7 @@ CNF
 	wait_for 60 "MariaDB after restart" mariadb-admin --protocol=socket ping
 	have=$(binlog_settings)
 	binlog_ready "$have" || die "MariaDB's binlog is still not right after restart: $have"
+	ssl_on || die "MariaDB's TLS is still off after restart (ssl_cert $MY_SSL/cert.pem)"
 }
 
 # ---------- tools the tests use ----------

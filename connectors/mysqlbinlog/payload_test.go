@@ -73,7 +73,7 @@ func transactionEvents(t *testing.T, r *rig, flavor string, from cdc.Position) [
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := replication.NewBinlogSyncer(r.src.syncerConfig(flavor))
+	syncer := replication.NewBinlogSyncer(r.src.syncerConfig(server{flavor: flavor}))
 	defer syncer.Close()
 	streamer, err := syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Pos})
 	if err != nil {

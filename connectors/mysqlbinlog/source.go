@@ -2,6 +2,7 @@ package mysqlbinlog
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -365,8 +366,11 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 	if err := s.checkTables(ctx, db); err != nil {
 		return false, err
 	}
-	cs, err := charsets(ctx, db)
-	if err != nil {
+	srv := server{flavor: flavor}
+	if srv.charsets, err = charsets(ctx, db); err != nil {
+		return false, err
+	}
+	if srv.tls, err = binlogTLS(ctx, db, s.dsn); err != nil {
 		return false, err
 	}
 	if *start == nil {
@@ -398,7 +402,7 @@ func (s *Source) session(ctx context.Context, start **position, out chan<- cdc.B
 		s.watchLag(lagCtx, db)
 	}()
 	defer func() { stopLag(); <-lagDone }()
-	return s.stream(ctx, flavor, cs, start, out)
+	return s.stream(ctx, srv, start, out)
 }
 
 // watchLag measures Status.Behind every LagEvery until ctx ends (every
@@ -471,17 +475,17 @@ func behind(ctx context.Context, db *sql.DB, file string, pos uint32) (int64, er
 // in its domain; if it is not (another server, or a file that was purged
 // or renamed), or the server refuses the file before that, the same
 // checkpoint is read again from its GTID, which is what it stands for.
-func (s *Source) stream(ctx context.Context, flavor string, charsets map[uint64]string, startp **position, out chan<- cdc.Batch) (streamed bool, err error) {
+func (s *Source) stream(ctx context.Context, srv server, startp **position, out chan<- cdc.Batch) (streamed bool, err error) {
 	start := **startp
-	if flavor == gomysql.MariaDBFlavor && start.GTID != "" && start.File != "" {
-		streamed, err = s.streamFrom(ctx, flavor, charsets, startp, out, true)
+	if srv.flavor == gomysql.MariaDBFlavor && start.GTID != "" && start.File != "" {
+		streamed, err = s.streamFrom(ctx, srv, startp, out, true)
 		var fe *fileStartError
 		if !errors.As(err, &fe) {
 			return streamed, err
 		}
 		s.log.Info("reading the binlog from the checkpoint's GTID: its file and position do not lead to it on this server", "checkpoint", start.String(), "why", fe.Error())
 	}
-	return s.streamFrom(ctx, flavor, charsets, startp, out, false)
+	return s.streamFrom(ctx, srv, startp, out, false)
 }
 
 // fileStartError: a checkpoint's file and position did not lead to the
@@ -490,17 +494,45 @@ type fileStartError struct{ err error }
 
 func (e *fileStartError) Error() string { return e.err.Error() }
 
+// server is what a session learned of the server before reading its
+// binlog.
+type server struct {
+	flavor   string            // gomysql.MySQLFlavor or MariaDBFlavor
+	charsets map[uint64]string // collation id -> character set
+	tls      *tls.Config       // nil: the binlog is read unencrypted
+}
+
+// binlogTLS is the TLS the binlog connection uses: the DSN's (tls=true,
+// skip-verify, or preferred when the server offers it, as the SQL
+// connections do), so a DSN that asks for TLS never has its password and
+// rows sent in the clear by the replication connection.
+func binlogTLS(ctx context.Context, db *sql.DB, dsn *mysql.Config) (*tls.Config, error) {
+	if dsn.TLS == nil {
+		return nil, nil
+	}
+	if dsn.AllowFallbackToPlaintext { // tls=preferred
+		var name, cipher string
+		if err := db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil {
+			return nil, fmt.Errorf("read whether the server's connections are encrypted: %w", err)
+		}
+		if cipher == "" {
+			return nil, nil
+		}
+	}
+	return dsn.TLS.Clone(), nil
+}
+
 // syncerConfig is how the source registers with the server as a replica
 // and how the library parses what it sends.
-func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
+func (s *Source) syncerConfig(srv server) replication.BinlogSyncerConfig {
 	host, portStr, err := net.SplitHostPort(s.dsn.Addr)
 	if err != nil {
 		host, portStr = s.dsn.Addr, "3306"
 	}
 	port, _ := strconv.Atoi(portStr)
 	return replication.BinlogSyncerConfig{
-		ServerID: s.o.ServerID, Flavor: flavor, Host: host, Port: uint16(port),
-		User: s.dsn.User, Password: s.dsn.Passwd,
+		ServerID: s.o.ServerID, Flavor: srv.flavor, Host: host, Port: uint16(port),
+		User: s.dsn.User, Password: s.dsn.Passwd, TLSConfig: srv.tls,
 		// DATETIME and TIMESTAMP as time.Time (wall-clock fields in UTC,
 		// and the instant): formatting them to text and parsing it back
 		// was a tenth of the source's CPU. Zero and pre-1970 dates still
@@ -523,16 +555,16 @@ func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
 
 // streamFrom is stream from the checkpoint's GTID, or (atFile) from its
 // file and position.
-func (s *Source) streamFrom(ctx context.Context, flavor string, charsets map[uint64]string, startp **position, out chan<- cdc.Batch, atFile bool) (streamed bool, err error) {
+func (s *Source) streamFrom(ctx context.Context, srv server, startp **position, out chan<- cdc.Batch, atFile bool) (streamed bool, err error) {
 	start := **startp
 	// Behind is measured from here until a checkpoint moves on.
 	s.setStatus(func(st *Status) { st.file, st.pos = start.File, start.Pos })
-	syncer := replication.NewBinlogSyncer(s.syncerConfig(flavor))
+	syncer := replication.NewBinlogSyncer(s.syncerConfig(srv))
 	defer syncer.Close()
 	var streamer *replication.BinlogStreamer
-	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp, charsets: charsets}
+	r := reader{s: s, out: out, pos: start, shapes: map[uint64]*shape{}, sent: startp, charsets: srv.charsets}
 	if start.GTID != "" {
-		set, err := gomysql.ParseGTIDSet(flavor, start.GTID)
+		set, err := gomysql.ParseGTIDSet(srv.flavor, start.GTID)
 		if err != nil {
 			return false, &SetupError{fmt.Errorf("source %s: checkpoint %s: %w", s.name, start, err)}
 		}

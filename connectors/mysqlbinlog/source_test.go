@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/capisync/capisync/internal/cdc"
 	"github.com/capisync/capisync/internal/config"
@@ -41,7 +41,11 @@ func nextServerID() uint32 {
 
 func newRig(t *testing.T, ddl string) *rig {
 	t.Helper()
-	dsn := testenv.MySQLDSN(t)
+	return newRigAt(t, testenv.MySQLDSN(t), ddl)
+}
+
+func newRigAt(t *testing.T, dsn, ddl string) *rig {
+	t.Helper()
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -709,5 +713,54 @@ func TestBinlogEndStatements(t *testing.T) {
 	}
 	if _, _, err := binlogEnd(ctx, r.db, []string{"SHOW NO SUCH STATUS"}); err == nil || !strings.Contains(err.Error(), "SHOW NO SUCH STATUS") {
 		t.Errorf("no statement known: %v", err)
+	}
+}
+
+// TestTLS: a DSN that asks for TLS gets it on the binlog connection too,
+// not only on the SQL ones: the user here may connect only over TLS.
+// tls=preferred takes TLS when the server offers it.
+func TestTLS(t *testing.T) {
+	dsn := testenv.MySQLTLSDSN(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := cfg.Clone()
+	plain.TLSConfig, plain.TLS = "false", nil
+	if db, err := sql.Open("mysql", plain.FormatDSN()); err == nil {
+		err = db.Ping()
+		db.Close()
+		if err == nil {
+			t.Fatalf("%s connects without TLS: the test proves nothing (scripts/services.sh makes it REQUIRE SSL)", cfg.User)
+		}
+	}
+	r := newRigAt(t, dsn, shopDDL)
+	r.start(r.now())
+	r.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, 'new', 'a@example.com', 10.50)", r.table))
+	if got, _ := r.changes(1); got[0].New.Value("email") != "a@example.com" {
+		t.Errorf("over TLS: %v", got[0])
+	}
+
+	preferred := cfg.Clone()
+	preferred.TLSConfig, preferred.TLS = "preferred", nil
+	pcfg, err := mysql.ParseDSN(preferred.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := binlogTLS(context.Background(), r.db, pcfg); err != nil || c == nil {
+		t.Errorf("tls=preferred on a server that offers TLS: %v, %v; want TLS", c, err)
+	}
+	// Where the SQL connection went unencrypted (a server without TLS),
+	// so does the binlog's.
+	unencrypted, err := sql.Open("mysql", testenv.MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unencrypted.Close()
+	if c, err := binlogTLS(context.Background(), unencrypted, pcfg); err != nil || c != nil {
+		t.Errorf("tls=preferred, the SQL connection unencrypted: %v, %v; want none", c, err)
+	}
+	if c, err := binlogTLS(context.Background(), r.db, plain); err != nil || c != nil {
+		t.Errorf("no tls in the DSN: %v, %v; want none", c, err)
 	}
 }

@@ -22,6 +22,10 @@ func PostgresDSN(t testing.TB) string { return dsn(t, "CAPISYNC_TEST_PG_DSN") }
 // MySQLDSN returns the test MariaDB/MySQL DSN in go-sql-driver form.
 func MySQLDSN(t testing.TB) string { return dsn(t, "CAPISYNC_TEST_MYSQL_DSN") }
 
+// MySQLTLSDSN returns a DSN of the same server for a user that may connect
+// only over TLS, with tls= set.
+func MySQLTLSDSN(t testing.TB) string { return dsn(t, "CAPISYNC_TEST_MYSQL_TLS_DSN") }
+
 func dsn(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
