@@ -667,11 +667,9 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 		r.begin(e.GTID.String())
 	case *replication.GTIDEvent:
-		gtid := ""
-		if set, err := e.GTIDNext(); err == nil {
-			gtid = set.String()
-		}
-		r.begin(gtid)
+		r.begin(mysqlGTID(ev.Header, e))
+	case *replication.GtidTaggedLogEvent: // MySQL 8.3+: uuid:tag:gno
+		r.begin(mysqlGTID(ev.Header, &e.GTIDEvent))
 	case *replication.HeartbeatEvent:
 		// The server is idle: hand over a checkpoint left pending.
 		if r.pending && r.txGTID == "" && len(r.changes) == 0 {
@@ -746,6 +744,21 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 	}
 	return nil
+}
+
+// mysqlGTID is the GTID a MySQL transaction's GTID event gives it; ""
+// for an anonymous transaction (gtid_mode OFF, MySQL's default): its event
+// names no GTID (a zero server uuid and number), and its changes are
+// named by where it starts instead, which tells them apart.
+func mysqlGTID(h *replication.EventHeader, e *replication.GTIDEvent) string {
+	if h != nil && h.EventType == replication.ANONYMOUS_GTID_EVENT || e.GNO == 0 {
+		return ""
+	}
+	set, err := e.GTIDNext()
+	if err != nil {
+		return ""
+	}
+	return set.String()
 }
 
 // partialImage logs, once per table and session, that a row image left

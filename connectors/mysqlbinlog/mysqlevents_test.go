@@ -68,6 +68,11 @@ func TestCompressedTransactionPayload(t *testing.T) {
 // transactionEvents reads the binlog from from and returns the events of
 // the first transaction after it, its GTID event first and its commit last.
 func transactionEvents(t *testing.T, r *rig, flavor string, from cdc.Position) []*replication.BinlogEvent {
+	return transactions(t, r, flavor, from, 1)[0]
+}
+
+// transactions is the events of the first n transactions after from.
+func transactions(t *testing.T, r *rig, flavor string, from cdc.Position, n int) [][]*replication.BinlogEvent {
 	t.Helper()
 	start, err := parsePosition(from)
 	if err != nil {
@@ -81,11 +86,12 @@ func transactionEvents(t *testing.T, r *rig, flavor string, from cdc.Position) [
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	var txs [][]*replication.BinlogEvent
 	var evs []*replication.BinlogEvent
-	for {
+	for len(txs) < n {
 		ev, err := streamer.GetEvent(ctx)
 		if err != nil {
-			t.Fatalf("after %d events of the transaction: %v", len(evs), err)
+			t.Fatalf("after %d transactions and %d events: %v", len(txs), len(evs), err)
 		}
 		switch ev.Event.(type) {
 		case *replication.MariadbGTIDEvent, *replication.GTIDEvent:
@@ -94,12 +100,71 @@ func transactionEvents(t *testing.T, r *rig, flavor string, from cdc.Position) [
 			*replication.MariadbGTIDListEvent, *replication.MariadbBinlogCheckPointEvent:
 		case *replication.XIDEvent:
 			if len(evs) > 0 {
-				return append(evs, ev)
+				txs = append(txs, append(evs, ev))
+				evs = nil
 			}
 		default:
 			if len(evs) > 0 {
 				evs = append(evs, ev)
 			}
 		}
+	}
+	return txs
+}
+
+// TestAnonymousTransactions: a MySQL server with gtid_mode OFF (its
+// default) starts each transaction with an anonymous GTID event, which
+// names no GTID. Changes of two such transactions are still told apart
+// (they were named alike, and the id memory would have refused the
+// second's events as repeats), and reading them again names them the
+// same. (MariaDB writes no anonymous events; its transactions here are
+// given MySQL's anonymous GTID events instead of their own.)
+func TestAnonymousTransactions(t *testing.T) {
+	r := newRig(t, shopDDL)
+	flavor := flavorOf(t, r.db)
+	from := r.now()
+	for i := range 2 {
+		r.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, i+1))
+	}
+	var events []*replication.BinlogEvent
+	for _, tx := range transactions(t, r, flavor, from, 2) {
+		h := *tx[0].Header
+		h.EventType = replication.ANONYMOUS_GTID_EVENT
+		events = append(events, &replication.BinlogEvent{Header: &h, Event: &replication.GTIDEvent{SID: make([]byte, 16)}})
+		events = append(events, tx[1:]...)
+	}
+	cs, err := charsets(context.Background(), r.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := parsePosition(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start.GTID = "" // a server without GTIDs: file and position
+	read := func() []string {
+		out := make(chan cdc.Batch, len(events))
+		sent := &start
+		rd := reader{s: r.src, out: out, pos: start, shapes: map[uint64]*shape{}, sent: &sent, charsets: cs}
+		for _, ev := range events {
+			if err := rd.handle(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(out)
+		var names []string
+		for b := range out {
+			for _, c := range b.Changes {
+				names = append(names, string(c.Position))
+			}
+		}
+		return names
+	}
+	first := read()
+	if len(first) != 2 || first[0] == first[1] {
+		t.Fatalf("two anonymous transactions' changes named %q", first)
+	}
+	if again := read(); !reflect.DeepEqual(again, first) {
+		t.Errorf("read again, named %q, first %q", again, first)
 	}
 }
