@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -644,6 +645,11 @@ type reader struct {
 	// yet handed over.
 	pending  bool
 	lastSent time.Time
+	// XA transactions: inXA says the one being read is (XA START to XA
+	// PREPARE); prepared holds the changes of those prepared and not yet
+	// committed or rolled back, by XID (as xidText writes it).
+	inXA     bool
+	prepared map[string][]cdc.Change
 	sent     **position // the last checkpoint handed over (Run restarts there)
 	posBuf   []byte     // where change positions are cut from
 }
@@ -666,6 +672,7 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			}
 		}
 		r.begin(e.GTID.String())
+		r.inXA = e.Flags&mariadbPreparedXA != 0 // XA START is in the GTID event
 	case *replication.GTIDEvent:
 		r.begin(mysqlGTID(ev.Header, e))
 	case *replication.GtidTaggedLogEvent: // MySQL 8.3+: uuid:tag:gno
@@ -697,6 +704,10 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 	case *replication.XIDEvent:
 		return r.commit(ctx, ev.Header, e.GSet)
+	case *replication.GenericEvent:
+		if ev.Header.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return r.xaPrepare(ctx, ev.Header, e.Data)
+		}
 	case *replication.TransactionPayloadEvent:
 		// MySQL with binlog_transaction_compression: a transaction's
 		// events after its GTID come compressed in one payload, which the
@@ -723,6 +734,9 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			// session with binlog_format STATEMENT or MIXED) has no rows
 			// to read: that is a warning.
 			verb := statementVerb(q)
+			if verb == "XA" {
+				return r.xaStatement(ctx, ev.Header, e.GSet, q)
+			}
 			for key, name := range r.s.tables {
 				db, table, _ := strings.Cut(key, ".")
 				if !mentions(q, table) || string(e.Schema) != db && !mentions(q, db) {
@@ -744,6 +758,89 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 	}
 	return nil
+}
+
+// XA transactions are written to the binlog in two parts: at XA PREPARE
+// the rows (XA START, the rows, XA END, the prepare event), later XA
+// COMMIT or XA ROLLBACK as a transaction of its own. The rows are handed
+// over at the commit, and never if rolled back; until then no checkpoint
+// passes the prepare (see send), so a restart reads them again. A one-phase
+// XA commit is an ordinary transaction (MariaDB), or ends with a prepare
+// event that says so (MySQL).
+
+// mariadbPreparedXA is the flag of a MariaDB GTID event that starts an XA
+// transaction's prepared part (FL_PREPARED_XA).
+const mariadbPreparedXA = 64
+
+// xaStatement reads the XA statement q.
+func (r *reader) xaStatement(ctx context.Context, h *replication.EventHeader, gset gomysql.GTIDSet, q string) error {
+	f := strings.Fields(q)
+	if len(f) < 2 {
+		return nil
+	}
+	xid := ""
+	if len(f) > 2 {
+		xid = strings.ToLower(f[2])
+	}
+	switch strings.ToUpper(f[1]) {
+	case "START", "BEGIN": // MySQL writes it as a statement
+		r.inXA = true
+		return nil
+	case "END":
+		return nil
+	case "COMMIT":
+		if r.inXA { // XA COMMIT ... ONE PHASE, in the transaction
+			r.inXA = false
+			return r.commit(ctx, h, gset)
+		}
+		if held, ok := r.prepared[xid]; ok {
+			delete(r.prepared, xid)
+			r.changes, r.rows = append(held, r.changes...), r.rows+len(held)
+		}
+	case "ROLLBACK":
+		if held, ok := r.prepared[xid]; ok {
+			delete(r.prepared, xid)
+			r.s.log.Info("an XA transaction prepared in the binlog was rolled back: its changes are not read", "xid", xid, "changes", len(held), "at", r.pos.String())
+		}
+		r.inXA = false
+	}
+	return r.commit(ctx, h, gset)
+}
+
+// xaPrepare reads an XA prepare event (data: one_phase, formatID,
+// gtrid_length, bqual_length, the XID's bytes): the XA transaction being
+// read is prepared, its changes wait for its commit; or, one-phase, it is
+// committed.
+func (r *reader) xaPrepare(ctx context.Context, h *replication.EventHeader, data []byte) error {
+	r.inXA = false
+	if len(data) < 13 {
+		return fmt.Errorf("at %s: an XA prepare event of %d bytes", r.pos, len(data))
+	}
+	format := int32(binary.LittleEndian.Uint32(data[1:]))
+	gtrid, bqual := int(binary.LittleEndian.Uint32(data[5:])), int(binary.LittleEndian.Uint32(data[9:]))
+	if gtrid < 0 || bqual < 0 || len(data) < 13+gtrid+bqual {
+		return fmt.Errorf("at %s: an XA prepare event's XID is cut short", r.pos)
+	}
+	if data[0] != 0 { // one phase: committed here
+		return r.commit(ctx, h, nil)
+	}
+	xid := xidText(format, data[13:13+gtrid], data[13+gtrid:13+gtrid+bqual])
+	if len(r.changes) > 0 {
+		if r.prepared == nil {
+			r.prepared = map[string][]cdc.Change{}
+		}
+		r.prepared[xid] = r.changes
+		r.s.log.Info("an XA transaction is prepared: its changes are read at its XA COMMIT, and the checkpoint waits until then", "xid", xid, "changes", len(r.changes), "at", r.pos.String())
+	}
+	r.pos.Pos, r.pos.Row = h.LogPos, 0
+	r.begin("")
+	return nil
+}
+
+// xidText is an XID as XA COMMIT and XA ROLLBACK name it in the binlog
+// (X'gtrid',X'bqual',formatID), lower-cased.
+func xidText(format int32, gtrid, bqual []byte) string {
+	return fmt.Sprintf("x'%x',x'%x',%d", gtrid, bqual, format)
 }
 
 // mysqlGTID is the GTID a MySQL transaction's GTID event gives it; ""
@@ -875,7 +972,7 @@ func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *
 			r.changes = make([]cdc.Change, 0, min(r.s.opt.ChunkSize, 1024))
 		}
 		r.changes = append(r.changes, c)
-		if len(r.changes) >= r.s.opt.ChunkSize {
+		if len(r.changes) >= r.s.opt.ChunkSize && !r.inXA {
 			// Part of a large transaction: no checkpoint (a restart reads
 			// the whole transaction again, and the id memory refuses what
 			// was queued).
@@ -915,6 +1012,14 @@ func (r *reader) commit(ctx context.Context, h *replication.EventHeader, gset go
 }
 
 func (r *reader) send(ctx context.Context, b cdc.Batch) error {
+	if b.Position != nil && len(r.prepared) > 0 {
+		// An XA transaction prepared before here is not committed yet:
+		// a restart must read it again, so no checkpoint passes it.
+		b.Position = nil
+		if len(b.Changes) == 0 {
+			return nil
+		}
+	}
 	select {
 	case r.out <- b:
 	case <-ctx.Done():

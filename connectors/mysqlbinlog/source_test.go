@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -762,5 +763,79 @@ func TestTLS(t *testing.T) {
 	}
 	if c, err := binlogTLS(context.Background(), r.db, plain); err != nil || c != nil {
 		t.Errorf("no tls in the DSN: %v, %v; want none", c, err)
+	}
+}
+
+// TestXATransactions: an XA transaction's rows are in the binlog from its
+// XA PREPARE; they are read at its XA COMMIT and never when it is rolled
+// back, and while one is prepared no checkpoint passes it (a restart reads
+// it again). A one-phase XA commit is an ordinary transaction.
+func TestXATransactions(t *testing.T) {
+	r := newRig(t, shopDDL)
+	r.start(r.now())
+	ctx := context.Background()
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	run := func(qs ...string) {
+		t.Helper()
+		for _, q := range qs {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	insert := func(id int) string {
+		return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, id)
+	}
+	// XIDs of this run: a prepared XA transaction outlives its session,
+	// so one a failed run leaves is rolled back at the end.
+	xid := func(n int) string { return fmt.Sprintf("'%s-x%d'", r.table, n) }
+	t.Cleanup(func() { r.db.Exec("XA ROLLBACK " + xid(2)) })
+	// next is the next batch with changes; checkpoints alone in a batch
+	// are counted.
+	checkpoints := 0
+	next := func() cdc.Batch {
+		t.Helper()
+		for {
+			select {
+			case b := <-r.out:
+				if len(b.Changes) > 0 {
+					return b
+				}
+				checkpoints++
+			case err := <-r.done:
+				t.Fatalf("Run ended: %v", err)
+			case <-time.After(20 * time.Second):
+				t.Fatal("no batch after 20 s")
+			}
+		}
+	}
+	ids := func(b cdc.Batch) (out []any) {
+		for _, c := range b.Changes {
+			out = append(out, c.Key.Value("id"))
+		}
+		return out
+	}
+
+	run("XA START "+xid(1), insert(1), "XA END "+xid(1), "XA PREPARE "+xid(1), "XA COMMIT "+xid(1))
+	if b := next(); !reflect.DeepEqual(ids(b), []any{int64(1)}) || b.Position == nil {
+		t.Errorf("committed XA: %v, checkpoint %q", ids(b), b.Position)
+	}
+	run("XA START "+xid(2), insert(2), "XA END "+xid(2), "XA PREPARE "+xid(2))
+	r.exec(insert(3)) // another session: this one holds x2 prepared
+	if b := next(); !reflect.DeepEqual(ids(b), []any{int64(3)}) || b.Position != nil {
+		t.Errorf("while x2 is prepared: %v, checkpoint %q (want none)", ids(b), b.Position)
+	}
+	run("XA ROLLBACK "+xid(2))
+	run("XA START "+xid(3), insert(4), "XA END "+xid(3), "XA COMMIT "+xid(3)+" ONE PHASE")
+	if b := next(); !reflect.DeepEqual(ids(b), []any{int64(4)}) || b.Position == nil {
+		t.Errorf("after x2's rollback, a one-phase XA: %v, checkpoint %q", ids(b), b.Position)
+	}
+	if checkpoints != 0 {
+		// The rig's idle checkpoints are an hour apart: none expected.
+		t.Errorf("%d checkpoints without changes", checkpoints)
 	}
 }
