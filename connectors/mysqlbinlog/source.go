@@ -650,8 +650,12 @@ type reader struct {
 	// committed or rolled back, by XID (as xidText writes it).
 	inXA     bool
 	prepared map[string][]cdc.Change
-	sent     **position // the last checkpoint handed over (Run restarts there)
-	posBuf   []byte     // where change positions are cut from
+	// inTx: the statements read are inside a transaction (after a BEGIN,
+	// or a MariaDB GTID event of a group that is not standalone), so none
+	// but its commit or a ROLLBACK ends it.
+	inTx   bool
+	sent   **position // the last checkpoint handed over (Run restarts there)
+	posBuf []byte     // where change positions are cut from
 }
 
 func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -673,6 +677,9 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		}
 		r.begin(e.GTID.String())
 		r.inXA = e.Flags&mariadbPreparedXA != 0 // XA START is in the GTID event
+		// A group of more than one statement, ended by its commit; a
+		// standalone one (DDL) ends with its statement.
+		r.inTx = e.Flags&replication.BINLOG_MARIADB_FL_STANDALONE == 0
 	case *replication.GTIDEvent:
 		r.begin(mysqlGTID(ev.Header, e))
 	case *replication.GtidTaggedLogEvent: // MySQL 8.3+: uuid:tag:gno
@@ -724,19 +731,24 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 			if r.txGTID == "" {
 				r.begin("")
 			}
+			r.inTx = true
 		case strings.EqualFold(q, "COMMIT"):
 			return r.commit(ctx, ev.Header, e.GSet)
 		default:
-			// DDL, committed by itself. Every table map carries the
-			// table's column names, so rows after an ALTER TABLE map by
-			// their new names: nothing to reload. It is logged for a
-			// watched table. A row change written as a statement (a
-			// session with binlog_format STATEMENT or MIXED) has no rows
-			// to read: that is a warning.
+			// Outside a transaction: DDL, committed by itself. Every
+			// table map carries the table's column names, so rows after
+			// an ALTER TABLE map by their new names: nothing to reload.
+			// It is logged for a watched table. A row change written as a
+			// statement (a session with binlog_format STATEMENT or MIXED)
+			// has no rows to read: that is a warning. Inside a
+			// transaction (SAVEPOINT, ROLLBACK TO, statements) a
+			// statement ends nothing, but a ROLLBACK ends a transaction
+			// whose non-transactional changes stay.
 			verb := statementVerb(q)
 			if verb == "XA" {
 				return r.xaStatement(ctx, ev.Header, e.GSet, q)
 			}
+			ends := !r.inTx || strings.EqualFold(q, "ROLLBACK")
 			for key, name := range r.s.tables {
 				db, table, _ := strings.Cut(key, ".")
 				if !mentions(q, table) || string(e.Schema) != db && !mentions(q, db) {
@@ -750,9 +762,14 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 					r.s.log.Warn("a watched table was truncated: the binlog holds the statement, not its rows, so no delete is read for them",
 						"table", name, "at", r.pos.String())
 				default:
-					r.s.log.Info("schema change of a watched table read from the binlog; its rows are read by the column names the binlog gives from here on",
-						"table", name, "statement", truncate(q, 200))
+					if !r.inTx {
+						r.s.log.Info("schema change of a watched table read from the binlog; its rows are read by the column names the binlog gives from here on",
+							"table", name, "statement", truncate(q, 200))
+					}
 				}
+			}
+			if !ends {
+				return nil
 			}
 			return r.commit(ctx, ev.Header, e.GSet)
 		}
@@ -895,7 +912,7 @@ func statementVerb(q string) string {
 }
 
 func (r *reader) begin(gtid string) {
-	r.txGTID, r.changes, r.rows = gtid, nil, 0
+	r.txGTID, r.changes, r.rows, r.inTx = gtid, nil, 0, false
 }
 
 func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *shape, e *replication.RowsEvent) error {

@@ -829,7 +829,7 @@ func TestXATransactions(t *testing.T) {
 	if b := next(); !reflect.DeepEqual(ids(b), []any{int64(3)}) || b.Position != nil {
 		t.Errorf("while x2 is prepared: %v, checkpoint %q (want none)", ids(b), b.Position)
 	}
-	run("XA ROLLBACK "+xid(2))
+	run("XA ROLLBACK " + xid(2))
 	run("XA START "+xid(3), insert(4), "XA END "+xid(3), "XA COMMIT "+xid(3)+" ONE PHASE")
 	if b := next(); !reflect.DeepEqual(ids(b), []any{int64(4)}) || b.Position == nil {
 		t.Errorf("after x2's rollback, a one-phase XA: %v, checkpoint %q", ids(b), b.Position)
@@ -837,5 +837,44 @@ func TestXATransactions(t *testing.T) {
 	if checkpoints != 0 {
 		// The rig's idle checkpoints are an hour apart: none expected.
 		t.Errorf("%d checkpoints without changes", checkpoints)
+	}
+}
+
+// TestSavepoints: the SAVEPOINT and ROLLBACK TO statements a transaction
+// writes to the binlog end nothing: its changes (those rolled back to a
+// savepoint are not in the binlog) arrive together, named by its GTID,
+// with one checkpoint after its commit. A checkpoint at a SAVEPOINT would
+// be read back as past the whole transaction.
+func TestSavepoints(t *testing.T) {
+	r := newRig(t, shopDDL)
+	r.start(r.now())
+	insert := func(id int) string {
+		return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, id)
+	}
+	r.tx(insert(1), "SAVEPOINT a", insert(2), "ROLLBACK TO SAVEPOINT a", insert(3), "SAVEPOINT b", insert(4), "RELEASE SAVEPOINT b", insert(5))
+	var batches []cdc.Batch
+	for n := 0; n < 4; {
+		select {
+		case b := <-r.out:
+			batches = append(batches, b)
+			n += len(b.Changes)
+		case err := <-r.done:
+			t.Fatalf("Run ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d changes after 20 s: %v", n, batches)
+		}
+	}
+	if len(batches) != 1 || batches[0].Position == nil {
+		t.Fatalf("one transaction came as %d batches: %v", len(batches), batches)
+	}
+	var ids []any
+	for _, c := range batches[0].Changes {
+		ids = append(ids, c.Key.Value("id"))
+		if p, err := parsePosition(c.Position); err != nil || p.GTID == "" || p.GTID == "-" {
+			t.Errorf("change %v named %q, not by the transaction's GTID", c.Key, c.Position)
+		}
+	}
+	if !reflect.DeepEqual(ids, []any{int64(1), int64(3), int64(4), int64(5)}) {
+		t.Errorf("ids %v, want 1 3 4 5", ids)
 	}
 }
