@@ -28,32 +28,12 @@ func TestCompressedTransactionPayload(t *testing.T) {
 		fmt.Sprintf("DELETE FROM %s WHERE id = 2", r.table))
 	events := transactionEvents(t, r, flavor, from)
 
-	cs, err := charsets(context.Background(), r.db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start, err := parsePosition(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(evs []*replication.BinlogEvent) []cdc.Batch {
-		out := make(chan cdc.Batch, len(evs))
-		sent := &start
-		rd := reader{s: r.src, out: out, pos: start, shapes: map[uint64]*shape{}, sent: &sent, charsets: cs}
-		for _, ev := range evs {
-			if err := rd.handle(context.Background(), ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		close(out)
-		var got []cdc.Batch
-		for b := range out {
-			got = append(got, b)
-		}
-		return got
-	}
-	plain := read(events)
-	payload := read([]*replication.BinlogEvent{events[0], {
+	plain := readEvents(t, r, start, events)
+	payload := readEvents(t, r, start, []*replication.BinlogEvent{events[0], {
 		Header: &replication.EventHeader{EventType: replication.TRANSACTION_PAYLOAD_EVENT},
 		Event:  &replication.TransactionPayloadEvent{CompressionType: replication.ZSTD, Events: events[1:]},
 	}})
@@ -63,6 +43,30 @@ func TestCompressedTransactionPayload(t *testing.T) {
 	if !reflect.DeepEqual(payload, plain) {
 		t.Errorf("the transaction in a payload read as\n%v\nwant\n%v", payload, plain)
 	}
+}
+
+// readEvents hands evs to a reader of r's source that starts at start,
+// and returns the batches it hands over.
+func readEvents(t *testing.T, r *rig, start position, evs []*replication.BinlogEvent) []cdc.Batch {
+	t.Helper()
+	cs, err := charsets(context.Background(), r.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan cdc.Batch, len(evs))
+	sent := &start
+	rd := reader{s: r.src, out: out, pos: start, shapes: map[uint64]*shape{}, sent: &sent, charsets: cs}
+	for _, ev := range evs {
+		if err := rd.handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(out)
+	var got []cdc.Batch
+	for b := range out {
+		got = append(got, b)
+	}
+	return got
 }
 
 // transactionEvents reads the binlog from from and returns the events of
@@ -133,27 +137,14 @@ func TestAnonymousTransactions(t *testing.T) {
 		events = append(events, &replication.BinlogEvent{Header: &h, Event: &replication.GTIDEvent{SID: make([]byte, 16)}})
 		events = append(events, tx[1:]...)
 	}
-	cs, err := charsets(context.Background(), r.db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start, err := parsePosition(from)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start.GTID = "" // a server without GTIDs: file and position
 	read := func() []string {
-		out := make(chan cdc.Batch, len(events))
-		sent := &start
-		rd := reader{s: r.src, out: out, pos: start, shapes: map[uint64]*shape{}, sent: &sent, charsets: cs}
-		for _, ev := range events {
-			if err := rd.handle(context.Background(), ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		close(out)
 		var names []string
-		for b := range out {
+		for _, b := range readEvents(t, r, start, events) {
 			for _, c := range b.Changes {
 				names = append(names, string(c.Position))
 			}
