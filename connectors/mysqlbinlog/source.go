@@ -189,7 +189,7 @@ func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, 
 	}
 	var problems []string
 	vars := map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'binlog_row_value_options', 'server_id')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'binlog_row_value_options', 'server_id', 'log_slave_updates', 'log_replica_updates')")
 	if err != nil {
 		return flavor, nil, fmt.Errorf("read the server's binlog settings: %w", err)
 	}
@@ -217,6 +217,15 @@ func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, 
 		// MySQL only: JSON changes written as diffs, not whole values.
 		problems = append(problems, "binlog_row_value_options is PARTIAL_JSON, need it empty: SET GLOBAL binlog_row_value_options = '', and in the server's config")
 	}
+	if primary := replicatesFrom(ctx, db, flavor); primary != "" {
+		name := "log_slave_updates"
+		if _, ok := vars["log_replica_updates"]; ok {
+			name = "log_replica_updates" // MySQL 8.0.26+
+		}
+		if v := vars[name]; v != "ON" && v != "1" {
+			problems = append(problems, fmt.Sprintf("the server is a replica (of %s) and %s is %q: what it replicates is not written to its own binlog, so none of it would be read; set %s = ON in the server's config (a restart), or read the primary", primary, name, strings.ToLower(v), name))
+		}
+	}
 	if vars["server_id"] == strconv.FormatUint(uint64(serverID), 10) {
 		problems = append(problems, fmt.Sprintf("server_id %d is the server's own: give the source another, unique among the server's replicas and readers", serverID))
 	}
@@ -238,6 +247,48 @@ func check(ctx context.Context, db *sql.DB, serverID uint32) (string, []string, 
 		}
 	}
 	return flavor, problems, nil
+}
+
+// replicatesFrom names the primary the server replicates from ("host:port"
+// of its replication connections), or "" when it has none or the user may
+// not see them (MariaDB 10.5+ asks for SLAVE MONITOR, MySQL for
+// REPLICATION CLIENT).
+func replicatesFrom(ctx context.Context, db *sql.DB, flavor string) string {
+	stmts := []string{"SHOW REPLICA STATUS", "SHOW SLAVE STATUS"} // MySQL 8.0.22+, then older
+	if flavor == gomysql.MariaDBFlavor {
+		stmts = []string{"SHOW ALL SLAVES STATUS"} // named connections too
+	}
+	for _, q := range stmts {
+		rows, err := db.QueryContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		var primaries []string
+		for rows.Next() {
+			vals := make([]sql.RawBytes, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if rows.Scan(ptrs...) != nil {
+				break
+			}
+			host, port := "", ""
+			for i, c := range cols {
+				switch c {
+				case "Master_Host", "Source_Host":
+					host = string(vals[i])
+				case "Master_Port", "Source_Port":
+					port = string(vals[i])
+				}
+			}
+			primaries = append(primaries, net.JoinHostPort(host, port))
+		}
+		return strings.Join(primaries, ", ")
+	}
+	return ""
 }
 
 // current is the server's binlog position now.
