@@ -15,6 +15,26 @@ import (
 	"github.com/capisync/capisync/internal/testenv"
 )
 
+// privateBinlogServer starts a MariaDB of the test's own with its binlog
+// as a binlog source needs it, and the mariadbd options args; it returns
+// the DSN of a user that may read it, in a database capisync_test.
+func privateBinlogServer(t *testing.T, args ...string) string {
+	t.Helper()
+	srv := testenv.NewPrivateMariaDB(t, append(binlogServerArgs(), args...)...)
+	srv.Exec(t, "CREATE DATABASE capisync_test CHARACTER SET utf8mb4",
+		"CREATE USER reader@'127.0.0.1' IDENTIFIED BY 'reader'",
+		"GRANT ALL ON capisync_test.* TO reader@'127.0.0.1'",
+		"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO reader@'127.0.0.1'")
+	return srv.DSN("reader", "reader", "capisync_test")
+}
+
+// binlogServerArgs are the mariadbd options of a server whose binlog a
+// binlog source can read.
+func binlogServerArgs() []string {
+	return []string{"--server-id=" + fmt.Sprint(nextServerID()), "--log-bin=private-bin",
+		"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL"}
+}
+
 // TestReplica: a source may read a replica's binlog (a DBA's usual
 // choice), where what the primary wrote arrives only if the replica
 // writes what it replicates (log_slave_updates). Two replicas of the
@@ -35,9 +55,8 @@ func TestReplica(t *testing.T) {
 	}
 
 	replica := func(updates string) *testenv.PrivateMariaDB {
-		r := testenv.NewPrivateMariaDB(t, "--server-id="+fmt.Sprint(nextServerID()), "--log-bin=replica-bin",
-			"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
-			"--log-slave-updates="+updates, "--replicate-do-table="+pcfg.DBName+"."+table)
+		r := testenv.NewPrivateMariaDB(t, append(binlogServerArgs(),
+			"--log-slave-updates="+updates, "--replicate-do-table="+pcfg.DBName+"."+table)...)
 		var pos string
 		if err := primary.QueryRow("SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
 			t.Fatal(err)
