@@ -17,15 +17,16 @@ import (
 
 // privateBinlogServer starts a MariaDB of the test's own with its binlog
 // as a binlog source needs it, and the mariadbd options args; it returns
-// the DSN of a user that may read it, in a database capisync_test.
-func privateBinlogServer(t *testing.T, args ...string) string {
+// the server and the DSN of a user "reader" that may read it, in a
+// database capisync_test.
+func privateBinlogServer(t *testing.T, args ...string) (*testenv.PrivateMariaDB, string) {
 	t.Helper()
 	srv := testenv.NewPrivateMariaDB(t, append(binlogServerArgs(), args...)...)
 	srv.Exec(t, "CREATE DATABASE capisync_test CHARACTER SET utf8mb4",
 		"CREATE USER reader@'127.0.0.1' IDENTIFIED BY 'reader'",
 		"GRANT ALL ON capisync_test.* TO reader@'127.0.0.1'",
 		"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO reader@'127.0.0.1'")
-	return srv.DSN("reader", "reader", "capisync_test")
+	return srv, srv.DSN("reader", "reader", "capisync_test")
 }
 
 // binlogServerArgs are the mariadbd options of a server whose binlog a

@@ -3,11 +3,13 @@ package mysqlbinlog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/capisync/capisync/connectors/sqlpoll"
 	"github.com/capisync/capisync/internal/cdc"
@@ -28,12 +30,11 @@ const snapshotPosition = "snapshot"
 // as the checkpoint; a load stopped before it starts over.
 //
 // MariaDB gives the snapshot's binlog position (binlog_snapshot_file and
-// _position, and BINLOG_GTID_POS for the GTID set); MySQL does not, and is
-// refused.
+// _position, and BINLOG_GTID_POS for the GTID set). MySQL does not: there
+// the snapshot starts under a global read lock (FLUSH TABLES WITH READ
+// LOCK, as mysqldump --single-transaction --source-data does), held only
+// until the position is read.
 func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Batch) (position, error) {
-	if flavor != gomysql.MariaDBFlavor {
-		return position{}, &SetupError{fmt.Errorf("source %s: initial: emit needs MariaDB (MySQL gives no binlog position for a consistent snapshot); use initial: skip", s.name)}
-	}
 	db, err := sqlpoll.OpenMySQL(s.cfg.DSN.Reveal(), s.log)
 	if err != nil {
 		return position{}, err
@@ -44,29 +45,16 @@ func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Bat
 		return position{}, fmt.Errorf("initial load: %s", config.Scrub(err.Error(), s.cfg.DSN.Reveal()))
 	}
 	defer conn.Close()
-	for _, q := range []string{"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return position{}, fmt.Errorf("initial load: %s: %w", q, err)
-		}
-	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 	var p position
-	var name, value string
-	for _, v := range []string{"binlog_snapshot_file", "binlog_snapshot_position"} {
-		if err := conn.QueryRowContext(ctx, "SHOW STATUS LIKE '"+v+"'").Scan(&name, &value); err != nil {
-			return position{}, fmt.Errorf("initial load: read %s: %w", v, err)
-		}
-		if v == "binlog_snapshot_file" {
-			p.File = value
-		} else if _, err := fmt.Sscan(value, &p.Pos); err != nil {
-			return position{}, fmt.Errorf("initial load: %s %q: %w", v, value, err)
-		}
+	if flavor == gomysql.MariaDBFlavor && !s.lockSnapshot {
+		p, err = mariadbSnapshot(ctx, conn)
+	} else {
+		p, err = s.lockedSnapshot(ctx, conn, flavor)
 	}
-	var gtid sql.NullString
-	if err := conn.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", p.File, p.Pos).Scan(&gtid); err != nil {
-		return position{}, fmt.Errorf("initial load: the GTID position of %s:%d: %w", p.File, p.Pos, err)
+	if err != nil {
+		return position{}, err
 	}
-	p.GTID = gtid.String
 	s.log.Info("initial load: reading the tables in one snapshot", "consistent_with", p.String())
 
 	now := time.Now().UTC()
@@ -126,4 +114,72 @@ func (s *Source) snapshot(ctx context.Context, flavor string, out chan<- cdc.Bat
 	}
 	s.log.Info("initial load done; streaming the binlog from its position", "rows", total, "position", p.String())
 	return p, nil
+}
+
+// startSnapshot starts the transaction the tables are read in.
+func startSnapshot(ctx context.Context, conn *sql.Conn) error {
+	for _, q := range []string{"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("initial load: %s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// mariadbSnapshot starts the snapshot and reads the binlog position
+// MariaDB says it is consistent with.
+func mariadbSnapshot(ctx context.Context, conn *sql.Conn) (position, error) {
+	if err := startSnapshot(ctx, conn); err != nil {
+		return position{}, err
+	}
+	var p position
+	var name, value string
+	for _, v := range []string{"binlog_snapshot_file", "binlog_snapshot_position"} {
+		if err := conn.QueryRowContext(ctx, "SHOW STATUS LIKE '"+v+"'").Scan(&name, &value); err != nil {
+			return position{}, fmt.Errorf("initial load: read %s: %w", v, err)
+		}
+		if v == "binlog_snapshot_file" {
+			p.File = value
+		} else if _, err := fmt.Sscan(value, &p.Pos); err != nil {
+			return position{}, fmt.Errorf("initial load: %s %q: %w", v, value, err)
+		}
+	}
+	var gtid sql.NullString
+	if err := conn.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", p.File, p.Pos).Scan(&gtid); err != nil {
+		return position{}, fmt.Errorf("initial load: the GTID position of %s:%d: %w", p.File, p.Pos, err)
+	}
+	p.GTID = gtid.String
+	return p, nil
+}
+
+// lockedSnapshot starts the snapshot while no transaction can commit (a
+// global read lock), reads the binlog position, and lets go: the snapshot
+// holds what the binlog holds up to that position. The lock waits at most
+// 10 s for running statements (lock_wait_timeout), and the whole server's
+// writes wait for it meanwhile; it needs the RELOAD privilege.
+func (s *Source) lockedSnapshot(ctx context.Context, conn *sql.Conn, flavor string) (position, error) {
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 10"); err != nil {
+		return position{}, fmt.Errorf("initial load: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && (me.Number == 1227 || me.Number == 1044 || me.Number == 1045) {
+			return position{}, &SetupError{fmt.Errorf("source %s: initial: emit on MySQL takes a global read lock for a moment (FLUSH TABLES WITH READ LOCK) to start its snapshot at a known binlog position, which needs the RELOAD privilege: GRANT RELOAD ON *.* TO the source's user, or use initial: skip (%v)", s.name, err)}
+		}
+		return position{}, fmt.Errorf("initial load: FLUSH TABLES WITH READ LOCK (waits for running statements, at most 10 s): %w", err)
+	}
+	unlock := func() error {
+		_, err := conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES")
+		return err
+	}
+	p, err := func() (position, error) {
+		if err := startSnapshot(ctx, conn); err != nil {
+			return position{}, err
+		}
+		return current(ctx, conn, flavor)
+	}()
+	if uerr := unlock(); err == nil && uerr != nil {
+		err = fmt.Errorf("initial load: UNLOCK TABLES: %w", uerr)
+	}
+	return p, err
 }

@@ -418,7 +418,20 @@ func TestInitialEmit(t *testing.T) {
 // are read once, by the load or by the stream after it, never by both and
 // never by neither.
 func TestInitialEmitUnderWrites(t *testing.T) {
-	r := newRig(t, shopDDL)
+	t.Run("mariadb snapshot position", func(t *testing.T) { emitUnderWrites(t, newRig(t, shopDDL)) })
+	// MySQL gives no snapshot position: its snapshot starts under a global
+	// read lock, on a server of the test's own (the lock stops every
+	// write to the server for a moment).
+	t.Run("global read lock", func(t *testing.T) {
+		srv, dsn := privateBinlogServer(t)
+		srv.Exec(t, "GRANT RELOAD ON *.* TO reader@'127.0.0.1'")
+		r := newRigAt(t, dsn, shopDDL)
+		r.src.lockSnapshot = true
+		emitUnderWrites(t, r)
+	})
+}
+
+func emitUnderWrites(t *testing.T, r *rig) {
 	r.src.o.Initial = "emit"
 	r.src.opt.ChunkSize = 100
 	var vals []string
@@ -473,6 +486,22 @@ func TestInitialEmitUnderWrites(t *testing.T) {
 		}
 	}
 	t.Logf("of the %d rows written during the load, %d were read by the load and %d by the stream", extra, loadedExtra, extra-loadedExtra)
+}
+
+// TestInitialEmitNeedsReload: MySQL's way to start the snapshot takes a
+// global read lock, which a user without RELOAD may not: the source
+// stops with an error that says so, never a load at an unknown position.
+func TestInitialEmitNeedsReload(t *testing.T) {
+	r := newRig(t, shopDDL) // the shared server's test user has no RELOAD
+	r.src.o.Initial = "emit"
+	r.src.lockSnapshot = true
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := r.src.Run(ctx, nil, make(chan cdc.Batch, 10))
+	var se *SetupError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "RELOAD") {
+		t.Errorf("Run: %v, want a SetupError naming RELOAD", err)
+	}
 }
 
 // TestTablesChecked: a watched table that is missing, or lacks a column a
@@ -626,8 +655,8 @@ func TestBehind(t *testing.T) {
 // the plain ones do. The server is one of the test's own, so that the
 // shared one's settings are never changed.
 func TestCompressedRowEvents(t *testing.T) {
-	srv := privateBinlogServer(t, "--log-bin-compress=ON", "--log-bin-compress-min-len=10")
-	r := newRigAt(t, srv, "CREATE TABLE %s (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, note TEXT, total DECIMAL(12,2))")
+	_, dsn := privateBinlogServer(t, "--log-bin-compress=ON", "--log-bin-compress-min-len=10")
+	r := newRigAt(t, dsn, "CREATE TABLE %s (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, note TEXT, total DECIMAL(12,2))")
 	from := r.now()
 	start, err := parsePosition(from)
 	if err != nil {
