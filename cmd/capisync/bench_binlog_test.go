@@ -26,6 +26,7 @@ import (
 // binary) next to mariadb-binlog reading the same events from the server
 // (--read-from-remote-server) and decoding every row to /dev/null (-v),
 // and capisync's peak RSS. The raw copy (--raw) is printed for scale.
+// CAPISYNC_BENCH_TABLE is narrow (5 columns, the default) or wide (14).
 // CAPISYNC_BENCH_IDS is given (event_id "lead-" + id, the default) or
 // default (the default hash). CAPISYNC_BENCH_EVENTS is every (the UPDATE
 // qualifies every row: each is an event, the default) or none (it touches
@@ -34,6 +35,7 @@ import (
 func TestBenchBinlog(t *testing.T) {
 	rows := testenv.BenchRows(t, "scripts/bench-binlog.sh", 200000)
 	ids, eventID := benchEventID(t, "given", `'"lead-" + string(new.id)'`)
+	shapeName, shape := testenv.BinlogTableOf(t) // the rule's keys are the logical benchmark's for the shape
 	events := cmp.Or(os.Getenv("CAPISYNC_BENCH_EVENTS"), "every")
 	update := map[string]string{"every": "SET status = 'qualified', updated_at = NOW(6)", "none": "SET updated_at = NOW(6)"}[events]
 	if update == "" {
@@ -46,9 +48,9 @@ func TestBenchBinlog(t *testing.T) {
 	}
 	defer db.Close()
 	table := fmt.Sprintf("bench_binlog_%d", time.Now().UnixNano()%1e9)
-	mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100), total DECIMAL(12,2), updated_at DATETIME(6))")
+	mustExec(t, db, "CREATE TABLE "+table+" ("+shape.Columns+")")
 	defer db.Exec("DROP TABLE " + table)
-	mustExec(t, db, fmt.Sprintf("INSERT INTO %s SELECT seq, 'contacted', CONCAT('lead', seq, '@example.com'), (seq %% 1000) + 0.99, NOW(6) FROM seq_1_to_%d", table, rows))
+	mustExec(t, db, fmt.Sprintf("INSERT INTO %s SELECT %s FROM seq_1_to_%d", table, shape.Fill, rows))
 
 	bin := buildBinary(t)
 	fake := metacapitest.New("1234567890", "EAAbench")
@@ -82,9 +84,8 @@ rules:
     event: Lead
     event_time: new.updated_at
     %s
-    user_data: {em: new.email, external_id: string(new.id)}
-    custom_data: {value: new.total, currency: '"USD"'}
-`, dir, listen, dsn, 44000+time.Now().UnixNano()%1000, table, fake.URL, table, eventID)), 0o600)
+    %s
+`, dir, listen, dsn, 44000+time.Now().UnixNano()%1000, table, fake.URL, table, eventID, benchShapes[shapeName].userData)), 0o600)
 
 	// A first run checkpoints the position before the UPDATE, and stops.
 	first := exec.Command(bin, "run", "--config", cfg)
@@ -176,7 +177,7 @@ rules:
 		t.Fatalf("not done after 10 minutes")
 	}
 	refRate, capRate := float64(rows)/refTook.Seconds(), float64(rows)/capTook.Seconds()
-	t.Logf("%d-row UPDATE, one transaction, MariaDB binlog (ROW, FULL image and metadata), event ids %s, %s row an event", rows, ids, map[string]string{"every": "every", "none": "no"}[events])
+	t.Logf("%d-row UPDATE of a %s table, one transaction, MariaDB binlog (ROW, FULL image and metadata), event ids %s, %s row an event", rows, shapeName, ids, map[string]string{"every": "every", "none": "no"}[events])
 	t.Logf("mariadb-binlog --raw (a copy of %.1f MiB, nothing decoded): %s, %.0f rows/s; capisync / it: %.3f",
 		float64(rawBytes)/(1<<20), rawTook.Round(time.Millisecond), float64(rows)/rawTook.Seconds(), capRate/(float64(rows)/rawTook.Seconds()))
 	t.Logf("mariadb-binlog -v (every row decoded, to /dev/null): %s, %.0f rows/s (median of %s), CPU %.1f µs per row", refTook.Round(time.Millisecond), refRate, refRuns, refRuns[1].CPU.Seconds()*1e6/float64(rows))

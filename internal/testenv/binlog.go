@@ -3,6 +3,7 @@ package testenv
 import (
 	"cmp"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -11,6 +12,36 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 )
+
+// BinlogTable is a table shape of the binlog benchmarks: its columns and
+// the SELECT list that fills it from MariaDB's sequence table (seq).
+type BinlogTable struct{ Columns, Fill string }
+
+// BinlogTables are the binlog benchmarks' shapes: narrow (5 columns) and
+// wide (14), the logical benchmark's in MariaDB's types.
+var BinlogTables = map[string]BinlogTable{
+	"narrow": {
+		Columns: "id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100), total DECIMAL(12,2), updated_at DATETIME(6)",
+		Fill:    "seq, 'contacted', CONCAT('lead', seq, '@example.com'), (seq % 1000) + 0.99, NOW(6)",
+	},
+	"wide": {
+		Columns: `id BIGINT PRIMARY KEY, status VARCHAR(20), email VARCHAR(100), phone VARCHAR(30), first_name VARCHAR(50), last_name VARCHAR(50),
+			city VARCHAR(50), zip VARCHAR(10), country CHAR(2), total DECIMAL(12,2), score INT, notes TEXT, created_at DATETIME(6), updated_at DATETIME(6)`,
+		Fill: `seq, 'contacted', CONCAT('lead', seq, '@example.com'), CONCAT('+1 650 555 ', LPAD(seq % 10000, 4, '0')),
+			CONCAT('First', seq), CONCAT('Last', seq), 'San Francisco', '94105', 'US', (seq % 1000) + 0.99, seq % 100, 'a short note', NOW(6), NOW(6)`,
+	},
+}
+
+// BinlogTableOf is the shape CAPISYNC_BENCH_TABLE names (narrow when unset).
+func BinlogTableOf(t testing.TB) (string, BinlogTable) {
+	t.Helper()
+	name := cmp.Or(os.Getenv("CAPISYNC_BENCH_TABLE"), "narrow")
+	shape, ok := BinlogTables[name]
+	if !ok {
+		t.Fatalf("CAPISYNC_BENCH_TABLE=%s: narrow or wide", name)
+	}
+	return name, shape
+}
 
 // Decode is one run of mariadb-binlog: its wall time and the CPU it used.
 type Decode struct {
