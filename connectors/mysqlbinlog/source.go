@@ -653,10 +653,15 @@ func (s *Source) streamFrom(ctx context.Context, srv server, startp **position, 
 			if ctx.Err() != nil {
 				return streamed, nil
 			}
+			var me *gomysql.MyError
+			if errors.As(err, &me) && sameServerID(me) {
+				// MariaDB's 4052, MySQL's 1236 with this message: not a
+				// purged binlog, whatever the code.
+				return streamed, fmt.Errorf("another binlog reader connected with this source's server_id %d (a second capisync, or a replica with the same id), and the server dropped this one: give each reader a server_id of its own (%s)", s.o.ServerID, me.Message)
+			}
 			if r.verify {
 				return streamed, &fileStartError{fmt.Errorf("at %s:%d: %w", start.File, start.Pos, err)}
 			}
-			var me *gomysql.MyError
 			if errors.As(err, &me) && me.Code == gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 				return streamed, fmt.Errorf("the server cannot send the binlog after %s (purged, or a GTID it does not have): %s; "+
 					"nothing after it is read. To go on and accept the gap: stop capisync, run capisync slot reset --source %s, start it",
@@ -682,6 +687,12 @@ func (s *Source) streamFrom(ctx context.Context, srv server, startp **position, 
 			return streamed, err
 		}
 	}
+}
+
+// sameServerID says whether the server dropped the connection because
+// another reader registered with the same server_id.
+func sameServerID(me *gomysql.MyError) bool {
+	return me.Code == 4052 || strings.Contains(strings.ToLower(me.Message), "same server_uuid/server_id")
 }
 
 // reader turns events into batches.

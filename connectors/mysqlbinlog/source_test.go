@@ -886,3 +886,22 @@ func TestSavepoints(t *testing.T) {
 		t.Errorf("ids %v, want 1 3 4 5", ids)
 	}
 }
+
+// TestSameServerID: two readers with one server_id (a copied config) drop
+// each other; the one dropped says so and what to change, rather than a
+// read error (MySQL reports it with the code of a purged binlog, whose
+// advice, a slot reset, would lose data).
+func TestSameServerID(t *testing.T) {
+	a, b := newRig(t, shopDDL), newRig(t, shopDDL)
+	b.src.o.ServerID = a.src.o.ServerID
+	a.start(a.now())
+	a.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, 'new', NULL, NULL)", a.table))
+	a.changes(1) // a reads
+	b.start(b.now())
+	want := fmt.Sprintf("another binlog reader connected with this source's server_id %d", a.src.o.ServerID)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(a.src.Status().Err, want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first reader's status after the second connected: %+v", a.src.Status())
+		}
+	}
+}
