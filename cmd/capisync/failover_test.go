@@ -54,15 +54,22 @@ func (d leaseDaemon) standby() bool {
 
 const testLeaseTTL = 3 * time.Second
 
-// newSharedState makes the world of daemons sharing a state; logical: the
-// source is PostgreSQL logical replication, else MariaDB polling.
-func newSharedState(t *testing.T, logical bool) *sharedState {
-	return newSharedStateOn(t, logical, testenv.PostgresDSN(t))
+// The sources of the daemons sharing a state.
+const (
+	mariadbPolling  = "mariadb-polling"
+	postgresLogical = "postgres-logical"
+	mariadbBinlog   = "mariadb-binlog" // every daemon's config has one server_id, as a copied config does
+)
+
+// newSharedState makes the world of daemons sharing a state, their source
+// one of the above.
+func newSharedState(t *testing.T, source string) *sharedState {
+	return newSharedStateOn(t, source, testenv.PostgresDSN(t))
 }
 
 // newSharedStateOn is newSharedState with the state on the server at
 // stateDSN.
-func newSharedStateOn(t *testing.T, logical bool, stateDSN string) *sharedState {
+func newSharedStateOn(t *testing.T, source string, stateDSN string) *sharedState {
 	pgDSN := testenv.PostgresDSN(t)
 	schema := fmt.Sprintf("capisync_failover_%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() {
@@ -76,7 +83,7 @@ func newSharedStateOn(t *testing.T, logical bool, stateDSN string) *sharedState 
 	var db *sql.DB
 	var err error
 	var sourceYAML, ruleTable, now string
-	if logical {
+	if source == postgresLogical {
 		db, err = sql.Open("pgx", pgDSN)
 		if err != nil {
 			t.Fatal(err)
@@ -106,6 +113,13 @@ func newSharedStateOn(t *testing.T, logical bool, stateDSN string) *sharedState 
     initial: emit # rows written before the first poll are changes too
     tables:
       %s: {key: [id], cursor: updated_at, lookback: 5s}`, myDSN, table)
+		if source == mariadbBinlog {
+			sourceYAML = fmt.Sprintf(`    type: mysql_binlog
+    dsn: '%s'
+    server_id: %d
+    initial: emit
+    tables: [%s]`, myDSN, 45000+n%1000, table)
+		}
 		ruleTable, now = table, "NOW(6)"
 	}
 	t.Cleanup(func() { db.Exec("DROP TABLE " + table); db.Close() })
@@ -169,14 +183,13 @@ func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test skipped with -short")
 	}
-	for _, logical := range []bool{false, true} {
-		name := map[bool]string{false: "mariadb-polling", true: "postgres-logical"}[logical]
-		t.Run(name, func(t *testing.T) { failover(t, logical) })
+	for _, source := range []string{mariadbPolling, postgresLogical, mariadbBinlog} {
+		t.Run(source, func(t *testing.T) { failover(t, source) })
 	}
 }
 
-func failover(t *testing.T, logical bool) {
-	w := newSharedState(t, logical)
+func failover(t *testing.T, source string) {
+	w := newSharedState(t, source)
 	fake := metacapitest.New("1234567890", "EAAfailover")
 	defer fake.Close()
 	ttl := testLeaseTTL
@@ -228,7 +241,7 @@ func TestFrozenLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test skipped with -short")
 	}
-	w := newSharedState(t, false)
+	w := newSharedState(t, mariadbPolling)
 	fakeA := metacapitest.New("1234567890", "EAAfailover")
 	defer fakeA.Close()
 	fakeB := metacapitest.New("1234567890", "EAAfailover")
@@ -388,7 +401,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 		t.Skip("failover test skipped with -short")
 	}
 	const changes, kills = 20000, 10
-	w := newSharedState(t, false)
+	w := newSharedState(t, mariadbPolling)
 	fake := metacapitest.New("1234567890", "EAAfailover")
 	defer fake.Close()
 	alive := []leaseDaemon{w.start(fake.URL), w.start(fake.URL)}
@@ -464,7 +477,7 @@ func TestStateServerRestart(t *testing.T) {
 		t.Skip("failover test skipped with -short")
 	}
 	priv := testenv.NewPrivatePostgres(t)
-	w := newSharedStateOn(t, false, priv.DSN)
+	w := newSharedStateOn(t, mariadbPolling, priv.DSN)
 	fake := metacapitest.New("1234567890", "EAAfailover")
 	defer fake.Close()
 	a := w.start(fake.URL)
