@@ -92,7 +92,7 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 			case time.Until(validUntil) <= 0:
 				// Woken from a pause (SIGSTOP, a suspended VM) past the
 				// lease's end, the renewal's own failure is not the reason.
-				why = fmt.Errorf("lost the leader lease (epoch %d): it expired %s ago, before it could be renewed (was this process paused?): %w", epoch, -time.Until(validUntil).Round(time.Millisecond), err)
+				why = fmt.Errorf("%s: %w", expiredLease(epoch, validUntil), err)
 			case time.Until(validUntil) < ttl/4:
 				why = fmt.Errorf("could not renew the leader lease (epoch %d) before it expires: %w", epoch, err)
 			default:
@@ -113,6 +113,12 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 		return err
 	default:
 	}
+	if until := d.validUntil.Load(); err != nil && until != nil && time.Now().After(*until) {
+		// Woken from a pause past the lease's end, whatever failed first
+		// (a state connection the server dropped meanwhile, say) is not
+		// the reason; the lease is no longer this daemon's to release.
+		return fmt.Errorf("%s; then: %w", expiredLease(epoch, *until), err)
+	}
 	rctx, cancel := context.WithTimeout(context.Background(), ttl/2)
 	defer cancel()
 	if rerr := l.Release(rctx, holder, epoch); rerr != nil {
@@ -121,6 +127,11 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 		d.log.Info("released the leader lease")
 	}
 	return err
+}
+
+// expiredLease says that the lease of epoch ran out at until, unrenewed.
+func expiredLease(epoch int64, until time.Time) string {
+	return fmt.Sprintf("lost the leader lease (epoch %d): it expired %s ago, before it could be renewed (was this process paused?)", epoch, time.Since(until).Round(time.Millisecond))
 }
 
 // maySend is the destinations' gate with a shared store: a request goes
