@@ -70,12 +70,14 @@ func readEvents(t *testing.T, r *rig, start position, evs []*replication.BinlogE
 }
 
 // transactionEvents reads the binlog from from and returns the events of
-// the first transaction after it, its GTID event first and its commit last.
+// the first transaction after it that changes r's table, its GTID event
+// first and its commit last.
 func transactionEvents(t *testing.T, r *rig, flavor string, from cdc.Position) []*replication.BinlogEvent {
 	return transactions(t, r, flavor, from, 1)[0]
 }
 
-// transactions is the events of the first n transactions after from.
+// transactions is the events of the first n transactions after from that
+// change r's table (other tests write to the server meanwhile).
 func transactions(t *testing.T, r *rig, flavor string, from cdc.Position, n int) [][]*replication.BinlogEvent {
 	t.Helper()
 	start, err := parsePosition(from)
@@ -103,10 +105,10 @@ func transactions(t *testing.T, r *rig, flavor string, from cdc.Position, n int)
 		case *replication.RotateEvent, *replication.FormatDescriptionEvent, *replication.HeartbeatEvent,
 			*replication.MariadbGTIDListEvent, *replication.MariadbBinlogCheckPointEvent:
 		case *replication.XIDEvent:
-			if len(evs) > 0 {
+			if len(evs) > 0 && touches(evs, r.table) {
 				txs = append(txs, append(evs, ev))
-				evs = nil
 			}
+			evs = nil
 		default:
 			if len(evs) > 0 {
 				evs = append(evs, ev)
@@ -158,4 +160,14 @@ func TestAnonymousTransactions(t *testing.T) {
 	if again := read(); !reflect.DeepEqual(again, first) {
 		t.Errorf("read again, named %q, first %q", again, first)
 	}
+}
+
+// touches says whether events map table.
+func touches(evs []*replication.BinlogEvent, table string) bool {
+	for _, ev := range evs {
+		if tm, ok := ev.Event.(*replication.TableMapEvent); ok && string(tm.Table) == table {
+			return true
+		}
+	}
+	return false
 }

@@ -802,9 +802,8 @@ func TestXATransactions(t *testing.T) {
 	// so one a failed run leaves is rolled back at the end.
 	xid := func(n int) string { return fmt.Sprintf("'%s-x%d'", r.table, n) }
 	t.Cleanup(func() { r.db.Exec("XA ROLLBACK " + xid(2)) })
-	// next is the next batch with changes; checkpoints alone in a batch
-	// are counted.
-	checkpoints := 0
+	// next is the next batch with changes (a checkpoint alone may come
+	// between: the other tests' transactions move it).
 	next := func() cdc.Batch {
 		t.Helper()
 		for {
@@ -813,7 +812,6 @@ func TestXATransactions(t *testing.T) {
 				if len(b.Changes) > 0 {
 					return b
 				}
-				checkpoints++
 			case err := <-r.done:
 				t.Fatalf("Run ended: %v", err)
 			case <-time.After(20 * time.Second):
@@ -842,10 +840,6 @@ func TestXATransactions(t *testing.T) {
 	if b := next(); !reflect.DeepEqual(ids(b), []any{int64(4)}) || b.Position == nil {
 		t.Errorf("after x2's rollback, a one-phase XA: %v, checkpoint %q", ids(b), b.Position)
 	}
-	if checkpoints != 0 {
-		// The rig's idle checkpoints are an hour apart: none expected.
-		t.Errorf("%d checkpoints without changes", checkpoints)
-	}
 }
 
 // TestSavepoints: the SAVEPOINT and ROLLBACK TO statements a transaction
@@ -864,6 +858,9 @@ func TestSavepoints(t *testing.T) {
 	for n := 0; n < 4; {
 		select {
 		case b := <-r.out:
+			if len(b.Changes) == 0 {
+				continue // a checkpoint the other tests' transactions moved
+			}
 			batches = append(batches, b)
 			n += len(b.Changes)
 		case err := <-r.done:
