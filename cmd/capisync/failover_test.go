@@ -241,7 +241,15 @@ func TestFrozenLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test skipped with -short")
 	}
-	w := newSharedState(t, mariadbPolling)
+	// A binlog source's frozen leader keeps its connection to the server
+	// until the new leader, with the same server_id, takes its place.
+	for _, source := range []string{mariadbPolling, mariadbBinlog} {
+		t.Run(source, func(t *testing.T) { frozenLeader(t, source) })
+	}
+}
+
+func frozenLeader(t *testing.T, source string) {
+	w := newSharedState(t, source)
 	fakeA := metacapitest.New("1234567890", "EAAfailover")
 	defer fakeA.Close()
 	fakeB := metacapitest.New("1234567890", "EAAfailover")
