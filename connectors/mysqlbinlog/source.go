@@ -984,7 +984,7 @@ func statementVerb(q string) string {
 }
 
 func (r *reader) begin(gtid string) {
-	r.txGTID, r.changes, r.rows, r.inTx = gtid, nil, 0, false
+	r.txGTID, r.changes, r.rows, r.inTx, r.inXA = gtid, nil, 0, false, false
 }
 
 func (r *reader) rowsEvent(ctx context.Context, h *replication.EventHeader, sh *shape, e *replication.RowsEvent) error {
