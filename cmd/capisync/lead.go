@@ -70,6 +70,7 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 	d.log.Info("leading: this capisync holds the leader lease", "epoch", epoch, "holder", holder, "lease_ttl", ttl)
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	lost := make(chan struct{})
+	var lostWhy error // set before lost is closed
 	go func() {
 		tick := time.NewTicker(ttl / 5)
 		defer tick.Stop()
@@ -100,6 +101,7 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 			}
 			if why != nil {
 				d.role.Store("stepping down")
+				lostWhy = why
 				close(lost)
 				d.abort <- why
 				return
@@ -110,7 +112,13 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 	stopRenew()
 	select {
 	case <-lost:
-		return err
+		// The lease is why the daemon stops, even when another error
+		// (a state connection dropped during a pause, say) ended the
+		// run first.
+		if err == nil || errors.Is(err, lostWhy) || err.Error() == lostWhy.Error() {
+			return lostWhy
+		}
+		return fmt.Errorf("%w; then: %w", lostWhy, err)
 	default:
 	}
 	if until := d.validUntil.Load(); err != nil && until != nil && time.Now().After(*until) {
