@@ -115,7 +115,7 @@ func (d *daemon) lead(ctx context.Context, l state.Leaser, run func(context.Cont
 		// The lease is why the daemon stops, even when another error
 		// (a state connection dropped during a pause, say) ended the
 		// run first.
-		if err == nil || errors.Is(err, lostWhy) || err.Error() == lostWhy.Error() {
+		if err == nil || errors.Is(err, lostWhy) { // the abort itself
 			return lostWhy
 		}
 		return fmt.Errorf("%w; then: %w", lostWhy, err)

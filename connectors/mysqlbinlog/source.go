@@ -907,7 +907,7 @@ func (r *reader) xaPrepare(ctx context.Context, h *replication.EventHeader, data
 	}
 	format := int32(binary.LittleEndian.Uint32(data[1:]))
 	gtrid, bqual := int(binary.LittleEndian.Uint32(data[5:])), int(binary.LittleEndian.Uint32(data[9:]))
-	if gtrid < 0 || bqual < 0 || len(data) < 13+gtrid+bqual {
+	if len(data) < 13+gtrid+bqual {
 		return fmt.Errorf("at %s: an XA prepare event's XID is cut short", r.pos)
 	}
 	if data[0] != 0 { // one phase: committed here
