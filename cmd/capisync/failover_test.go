@@ -107,18 +107,19 @@ func newSharedStateOn(t *testing.T, source string, stateDSN string) *sharedState
 			t.Fatal(err)
 		}
 		mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, status VARCHAR(20) NOT NULL, email VARCHAR(100) NOT NULL, updated_at DATETIME(6) NOT NULL, INDEX (updated_at, id))")
-		sourceYAML = fmt.Sprintf(`    type: mysql
-    dsn: '%s'
-    schedule: "@every 1s"
-    initial: emit # rows written before the first poll are changes too
-    tables:
-      %s: {key: [id], cursor: updated_at, lookback: 5s}`, myDSN, table)
 		if source == mariadbBinlog {
 			sourceYAML = fmt.Sprintf(`    type: mysql_binlog
     dsn: '%s'
     server_id: %d
     initial: emit
     tables: [%s]`, myDSN, 45000+n%1000, table)
+		} else {
+			sourceYAML = fmt.Sprintf(`    type: mysql
+    dsn: '%s'
+    schedule: "@every 1s"
+    initial: emit # rows written before the first poll are changes too
+    tables:
+      %s: {key: [id], cursor: updated_at, lookback: 5s}`, myDSN, table)
 		}
 		ruleTable, now = table, "NOW(6)"
 	}

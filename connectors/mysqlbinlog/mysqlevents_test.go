@@ -130,7 +130,7 @@ func TestAnonymousTransactions(t *testing.T) {
 	flavor := flavorOf(t, r.db)
 	from := r.now()
 	for i := range 2 {
-		r.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, i+1))
+		r.exec(r.insertSQL(i + 1))
 	}
 	var events []*replication.BinlogEvent
 	for _, tx := range transactions(t, r, flavor, from, 2) {

@@ -89,6 +89,11 @@ func (r *rig) tx(qs ...string) {
 	}
 }
 
+// insertSQL inserts a row of shopDDL with id and nothing else set.
+func (r *rig) insertSQL(id int) string {
+	return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, id)
+}
+
 // now is the server's binlog position.
 func (r *rig) now() cdc.Position {
 	r.t.Helper()
@@ -795,9 +800,7 @@ func TestXATransactions(t *testing.T) {
 			}
 		}
 	}
-	insert := func(id int) string {
-		return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, id)
-	}
+	insert := r.insertSQL
 	// XIDs of this run: a prepared XA transaction outlives its session,
 	// so one a failed run leaves is rolled back at the end.
 	xid := func(n int) string { return fmt.Sprintf("'%s-x%d'", r.table, n) }
@@ -850,9 +853,7 @@ func TestXATransactions(t *testing.T) {
 func TestSavepoints(t *testing.T) {
 	r := newRig(t, shopDDL)
 	r.start(r.now())
-	insert := func(id int) string {
-		return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new', NULL, NULL)", r.table, id)
-	}
+	insert := r.insertSQL
 	r.tx(insert(1), "SAVEPOINT a", insert(2), "ROLLBACK TO SAVEPOINT a", insert(3), "SAVEPOINT b", insert(4), "RELEASE SAVEPOINT b", insert(5))
 	var batches []cdc.Batch
 	for n := 0; n < 4; {
@@ -892,7 +893,7 @@ func TestSameServerID(t *testing.T) {
 	a, b := newRig(t, shopDDL), newRig(t, shopDDL)
 	b.src.o.ServerID = a.src.o.ServerID
 	a.start(a.now())
-	a.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, 'new', NULL, NULL)", a.table))
+	a.exec(a.insertSQL(1))
 	a.changes(1) // a reads
 	b.start(b.now())
 	want := fmt.Sprintf("another binlog reader connected with this source's server_id %d", a.src.o.ServerID)
